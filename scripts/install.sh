@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs everything translator-bot needs on a Debian machine with Python >= 3.11:
+# system packages (Janus, espeak-ng, sox, iproute2) and a virtual environment in ./.venv.
+#   scripts/install.sh          runtime only
+#   scripts/install.sh --dev    plus test, lint and type-check tools
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras=""
+[[ "${1:-}" == "--dev" ]] && extras="[dev]"
+
+sudo_cmd=()
+if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || { echo "install.sh: run as root or install sudo" >&2; exit 2; }
+    sudo_cmd=(sudo)
+fi
+
+packages=(janus espeak-ng sox iproute2 util-linux ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+python=${PYTHON:-python3}
+if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
+    missing+=(python3-venv)
+fi
+if ((${#missing[@]})); then
+    echo "install.sh: installing system packages: ${missing[*]}"
+    "${sudo_cmd[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# Debian starts the packaged Janus as a system service; the bot and its tests run their own.
+if command -v systemctl >/dev/null && systemctl is-active --quiet janus 2>/dev/null; then
+    "${sudo_cmd[@]}" systemctl disable --now janus >/dev/null 2>&1 || true
+fi
+
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+    echo "install.sh: Python >= 3.11 is required ($("$python" --version))" >&2; exit 2; }
+[[ -x .venv/bin/python ]] || "$python" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".${extras}"
+echo "install.sh: ready: $(.venv/bin/translator-bot --version)"

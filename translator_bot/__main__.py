@@ -1,0 +1,3 @@
+from translator_bot.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,176 @@
+"""Command line: `translator-bot join MEETING_ID` and friends.
+
+Exit codes (also in the README): 0 clean leave, 1 other failure, 2 usage or settings error,
+3 room error (not found, refused, room server gone), 4 model provider auth or quota error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from translator_bot import __version__
+from translator_bot.errors import ExitCode, TranslatorBotError
+from translator_bot.settings import Settings, load_settings
+
+log = logging.getLogger("translator_bot")
+
+_DESCRIPTION = """\
+Live interpreter for WebRTC meetings. The bot joins a Janus VideoRoom by meeting ID, listens to
+each participant and speaks the other participant's words to them in their own language, using
+the OpenAI Realtime API.
+
+Typical use:
+  export OPENAI_API_KEY=sk-...                # or AZURE_OPENAI_ENDPOINT + AZURE_OPENAI_API_KEY
+  export TRANSLATOR_JANUS_URL=ws://janus.example.org:8188/
+  translator-bot join 1234
+
+Participants declare their language with a display name such as "Beatriz [es]" or a stream
+description {"lang":"es"}. Every setting can also come from the environment or a .env file
+(see .env.example); flags win over both.
+"""
+
+_EPILOG = """\
+exit codes: 0 left cleanly, 1 other failure, 2 usage or settings error,
+            3 room error (not found, refused, room server gone), 4 model provider auth/quota error
+"""
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (override TRANSLATOR_* environment variables)")
+    group.add_argument("--env-file", type=Path, help="read settings from this file instead of ./.env")
+    group.add_argument("--janus-url", help="Janus WebSocket URL (TRANSLATOR_JANUS_URL)")
+    group.add_argument(
+        "--engine",
+        choices=["translate", "realtime"],
+        help="model engine: 'translate' (gpt-realtime-translate, default on OpenAI) or 'realtime' "
+        "(a conversational model steered to interpret; default on Azure)",
+    )
+    group.add_argument(
+        "--output",
+        dest="output_mode",
+        choices=["per-listener", "mixed"],
+        help="one interpreter feed per listener (default) or one mixed feed for clients that cannot pick",
+    )
+    group.add_argument("--default-language", help="language of participants who declare none, e.g. en")
+    group.add_argument("--display-name", help="base display name of the bot's feeds")
+    group.add_argument("--metrics-port", type=int, help="port for /healthz and /metrics (0 turns it off)")
+    group.add_argument("--transcript-dir", type=Path, help="where transcripts are written")
+    group.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
+    group.add_argument("--log-format", choices=["text", "json"])
+
+
+_SETTINGS_FLAGS = (
+    "janus_url",
+    "engine",
+    "output_mode",
+    "default_language",
+    "display_name",
+    "metrics_port",
+    "transcript_dir",
+    "log_level",
+    "log_format",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="translator-bot",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"translator-bot {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    join = commands.add_parser(
+        "join",
+        help="join a meeting and interpret until it ends or the bot is stopped",
+        description="Join the Janus VideoRoom MEETING_ID and interpret between its participants. "
+        "Stop with Ctrl-C or SIGTERM: the bot leaves the room, writes the transcript and exits 0.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    join.add_argument("meeting_id", metavar="MEETING_ID", help="the room to join (numeric or string id)")
+    join.add_argument(
+        "--create-room",
+        action="store_true",
+        help="create the room if it does not exist (needs TRANSLATOR_JANUS_ADMIN_KEY)",
+    )
+    _add_settings_flags(join)
+
+    fake = commands.add_parser(
+        "fake-realtime",
+        help="run the local fake of the OpenAI Realtime API (for demos and tests; no account needed)",
+        description="Serve /v1/realtime and /v1/realtime/translations locally. Point the bot at it with "
+        "OPENAI_BASE_URL=http://HOST:PORT/v1 and any OPENAI_API_KEY.",
+    )
+    fake.add_argument("--host", default="127.0.0.1")
+    fake.add_argument("--port", type=int, default=8765)
+    fake.add_argument("--fixtures", type=Path, help="fixture directory (default: the bundled recordings)")
+    fake.add_argument(
+        "--session-max-seconds", type=float, default=3600.0, help="send session_expired after this long"
+    )
+    fake.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
+                      default="INFO")
+    return parser
+
+
+def _settings_from_args(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {name: getattr(args, name, None) for name in _SETTINGS_FLAGS}
+    return load_settings(overrides, env_file=getattr(args, "env_file", None))
+
+
+def _configure_logs(settings: Settings) -> None:
+    from translator_bot.logs import configure_logging
+
+    secrets = [
+        s.get_secret_value() if s is not None else None
+        for s in (
+            settings.openai_api_key,
+            settings.azure_openai_api_key,
+            settings.janus_api_secret,
+            settings.janus_token,
+            settings.janus_admin_key,
+            settings.turn_password,
+        )
+    ]
+    configure_logging(settings.log_level, settings.log_format, secrets)
+
+
+def _run_join(args: argparse.Namespace) -> int:
+    settings = _settings_from_args(args)
+    settings.require_provider_credentials()
+    _configure_logs(settings)
+    from translator_bot.app import run_join
+
+    return int(run_join(settings, args.meeting_id, create_room=args.create_room))
+
+
+def _run_fake(args: argparse.Namespace) -> int:
+    from translator_bot.fake.server import run_fake_server_cli
+    from translator_bot.logs import configure_logging
+
+    configure_logging(args.log_level, "text")
+    return int(run_fake_server_cli(args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handlers = {"join": _run_join, "fake-realtime": _run_fake}
+    try:
+        return handlers[args.command](args)
+    except TranslatorBotError as exc:
+        print(f"translator-bot: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        return int(ExitCode.OK)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Wire events of the Realtime protocol, validated with the official `openai` SDK's pydantic models.
+
+The SDK's unions carry their discriminator in `PropertyInfo`, which pydantic ignores (smart-union
+mode, 80+ errors for one bad event, and unknown types silently coerced). We re-wrap the same member
+classes as real discriminated unions: a bad event is rejected with one precise error, and an unknown
+`type` is reported as unknown rather than guessed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Union, get_args
+
+from openai.types.realtime import (
+    RealtimeClientEvent,
+    RealtimeServerEvent,
+    RealtimeTranslationClientEvent,
+    RealtimeTranslationServerEvent,
+)
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+
+def _strict(sdk_union: Any) -> TypeAdapter[Any]:
+    members = get_args(get_args(sdk_union)[0])
+    return TypeAdapter(Annotated[Union[members], Field(discriminator="type")])  # noqa: UP007
+
+
+def _types_of(sdk_union: Any) -> frozenset[str]:
+    names: set[str] = set()
+    for member in get_args(get_args(sdk_union)[0]):
+        names.update(get_args(member.model_fields["type"].annotation))
+    return frozenset(names)
+
+
+SERVER_EVENTS = _strict(RealtimeServerEvent)
+CLIENT_EVENTS = _strict(RealtimeClientEvent)
+TRANSLATION_SERVER_EVENTS = _strict(RealtimeTranslationServerEvent)
+TRANSLATION_CLIENT_EVENTS = _strict(RealtimeTranslationClientEvent)
+
+SERVER_EVENT_TYPES = _types_of(RealtimeServerEvent)
+CLIENT_EVENT_TYPES = _types_of(RealtimeClientEvent)
+TRANSLATION_SERVER_EVENT_TYPES = _types_of(RealtimeTranslationServerEvent)
+TRANSLATION_CLIENT_EVENT_TYPES = _types_of(RealtimeTranslationClientEvent)
+
+
+class UnknownEventError(ValueError):
+    """The event's `type` is not one this protocol defines (e.g. a newer server): log, count, skip."""
+
+    def __init__(self, event_type: str) -> None:
+        super().__init__(f"unknown event type {event_type!r}")
+        self.event_type = event_type
+
+
+class MalformedEventError(ValueError):
+    """Not JSON, not an object, or a known type whose fields do not match the SDK's model."""
+
+
+def parse_event(raw: str | bytes, adapter: TypeAdapter[Any], known_types: frozenset[str]) -> BaseModel:
+    """Parse one WebSocket text frame into the SDK's typed event, or raise Unknown/Malformed."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedEventError(f"not JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise MalformedEventError("not a JSON object with a string 'type'")
+    if data["type"] not in known_types:
+        raise UnknownEventError(data["type"])
+    try:
+        event: BaseModel = adapter.validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise MalformedEventError(f"{data['type']}: {where}: {first.get('msg')}") from None
+    return event
+
+
+def encode_event(event: BaseModel) -> str:
+    """Serialise a typed event for the wire (unset optional fields are left out, as the SDK does)."""
+    return event.model_dump_json(exclude_none=True)
+
+
+def parse_server_event(raw: str | bytes) -> BaseModel:
+    return parse_event(raw, SERVER_EVENTS, SERVER_EVENT_TYPES)
+
+
+def parse_client_event(raw: str | bytes) -> BaseModel:
+    return parse_event(raw, CLIENT_EVENTS, CLIENT_EVENT_TYPES)
+
+
+def parse_translation_server_event(raw: str | bytes) -> BaseModel:
+    return parse_event(raw, TRANSLATION_SERVER_EVENTS, TRANSLATION_SERVER_EVENT_TYPES)
+
+
+def parse_translation_client_event(raw: str | bytes) -> BaseModel:
+    return parse_event(raw, TRANSLATION_CLIENT_EVENTS, TRANSLATION_CLIENT_EVENT_TYPES)

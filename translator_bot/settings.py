@@ -1,0 +1,211 @@
+"""All settings, from (lowest to highest priority) defaults, a `.env` file, the environment, CLI flags.
+
+The provider's own variables keep their standard names (`OPENAI_API_KEY`, `OPENAI_BASE_URL`,
+`AZURE_OPENAI_*`) so an existing environment just works; everything that belongs to the bot lives
+under `TRANSLATOR_`. Secrets are `SecretStr`: they print as `**********` everywhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from translator_bot.errors import SettingsError
+from translator_bot.languages import UnknownLanguageError, parse_language
+
+EngineName = Literal["translate", "realtime"]
+OutputMode = Literal["per-listener", "mixed"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LogFormat = Literal["text", "json"]
+VadType = Literal["server_vad", "semantic_vad"]
+Provider = Literal["openai", "azure"]
+
+ENV_PREFIX = "TRANSLATOR_"
+
+
+def _split_list(value: Any) -> Any:
+    """Accept `a,b` or a JSON list for list settings given as one environment variable."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+        populate_by_name=True,
+    )
+
+    # --- model provider (standard variable names, no prefix) -------------------------------------
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str = Field(
+        default="https://api.openai.com/v1",
+        validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url"),
+    )
+    azure_openai_endpoint: str | None = Field(
+        default=None, validation_alias=AliasChoices("AZURE_OPENAI_ENDPOINT", "azure_openai_endpoint")
+    )
+    azure_openai_api_key: SecretStr | None = Field(default=None, validation_alias="AZURE_OPENAI_API_KEY")
+    azure_openai_deployment: str | None = Field(
+        default=None, validation_alias=AliasChoices("AZURE_OPENAI_DEPLOYMENT", "azure_openai_deployment")
+    )
+
+    # --- room ------------------------------------------------------------------------------------
+    janus_url: str = "ws://127.0.0.1:8188/"
+    janus_api_secret: SecretStr | None = None
+    janus_token: SecretStr | None = None
+    janus_admin_key: SecretStr | None = None
+    display_name: str = "Interpreter"
+    ice_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    turn_username: str | None = None
+    turn_password: SecretStr | None = None
+
+    # --- interpretation --------------------------------------------------------------------------
+    engine: EngineName | None = None  # None: `translate` for OpenAI, `realtime` for Azure
+    translate_model: str = "gpt-realtime-translate"
+    realtime_model: str = "gpt-realtime"
+    transcription_model: str = "gpt-4o-transcribe"
+    default_language: str = "en"
+    voice: str = "marin"
+    vad_type: VadType = "server_vad"
+    vad_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    vad_prefix_padding_ms: int = Field(default=300, ge=0, le=5000)
+    vad_silence_duration_ms: int = Field(default=500, ge=100, le=10000)
+    session_max_seconds: float = Field(default=55 * 60, gt=0)
+    output_mode: OutputMode = "per-listener"
+
+    # --- playout ---------------------------------------------------------------------------------
+    playout_cushion_ms: int = Field(default=60, ge=0, le=2000)
+    playout_max_lag_ms: int = Field(default=3000, ge=100, le=60000)
+
+    # --- operations ------------------------------------------------------------------------------
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = Field(default=9464, ge=0, le=65535)  # 0 turns the HTTP server off
+    transcript_dir: Path = Path("transcripts")
+    log_level: LogLevel = "INFO"
+    log_format: LogFormat = "text"
+
+    @field_validator("ice_servers", mode="before")
+    @classmethod
+    def _ice_list(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("ice_servers")
+    @classmethod
+    def _ice_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.split(":", 1)[0] in ("stun", "stuns", "turn", "turns") or ":" not in url:
+                raise ValueError(f"expected stun:/turn:/turns: URLs such as 'turn:turn.example.org:3478', got {url!r}")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("openai_base_url", "janus_url", "azure_openai_endpoint")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https", "ws", "wss") or not parts.netloc:
+            raise ValueError(f"expected an http(s):// or ws(s):// URL, got {value!r}")
+        return value
+
+    @field_validator("default_language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        try:
+            return parse_language(value).tag
+        except UnknownLanguageError as exc:
+            raise ValueError(str(exc)) from exc
+
+    @model_validator(mode="after")
+    def _engine_fits_provider(self) -> Settings:
+        if self.provider == "azure" and self.engine == "translate":
+            raise ValueError(
+                "TRANSLATOR_ENGINE=translate is not offered by Azure OpenAI; use 'realtime' or unset it"
+            )
+        return self
+
+    @property
+    def provider(self) -> Provider:
+        return "azure" if self.azure_openai_endpoint else "openai"
+
+    @property
+    def effective_engine(self) -> EngineName:
+        if self.engine is not None:
+            return self.engine
+        return "realtime" if self.provider == "azure" else "translate"
+
+    def require_provider_credentials(self) -> None:
+        """The key is needed only to talk to the model, so commands that do not are usable without it."""
+        if self.provider == "azure":
+            if self.azure_openai_api_key is None or not self.azure_openai_api_key.get_secret_value():
+                raise SettingsError(
+                    "AZURE_OPENAI_API_KEY is not set: it is required because AZURE_OPENAI_ENDPOINT is set"
+                )
+            return
+        if self.openai_api_key is None or not self.openai_api_key.get_secret_value():
+            raise SettingsError(
+                "OPENAI_API_KEY is not set: export it or put it in .env "
+                "(for the local fake server any value works, e.g. OPENAI_API_KEY=sk-local)"
+            )
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets a field, for error messages."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, str):
+        return alias
+    if isinstance(alias, AliasChoices):
+        first = alias.choices[0]
+        if isinstance(first, str):
+            return first
+    return ENV_PREFIX + field.upper()
+
+
+def load_settings(overrides: dict[str, Any] | None = None, env_file: Path | None = None) -> Settings:
+    """Build settings; CLI flags come in as `overrides` (None values mean "flag not given")."""
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    try:
+        if env_file is not None:
+            if not env_file.is_file():
+                raise SettingsError(f"--env-file: no such file: {env_file}")
+            return Settings(_env_file=env_file, **given)  # type: ignore[call-arg]
+        return Settings(**given)
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc, set(given))) from None
+
+
+def describe_validation_error(exc: ValidationError, from_flags: set[str]) -> str:
+    """One line naming the setting and what it expects; never echoes a secret's value."""
+    err = exc.errors(include_url=False)[0]
+    loc = [str(part) for part in err.get("loc", ()) if not isinstance(part, int)]
+    field = loc[0] if loc else ""
+    name = env_name(field) if field else "settings"
+    if field in from_flags:
+        name = f"--{field.replace('_', '-')}"
+    message = str(err.get("msg", "invalid value"))
+    message = message.removeprefix("Value error, ")
+    field_info = Settings.model_fields.get(field)
+    secret = field_info is not None and "SecretStr" in str(field_info.annotation)
+    got = err.get("input")
+    if secret or got is None or isinstance(got, dict) or repr(got) in message:
+        return f"{name}: {message}"
+    return f"{name}: {message} (got {got!r})"
