@@ -8,5 +8,6 @@ from translator_bot.settings import Settings
 
 def run_join(settings: Settings, meeting_id: str, *, create_room: bool = False) -> ExitCode:
     raise TranslatorBotError(
-        f"settings are valid, but joining meeting {meeting_id!r} needs the room client, which is not built yet"
+        f"settings are valid, but joining meeting {meeting_id!r} needs the room client, "
+        "which is not built yet"
     )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import langcodes
+from langcodes.tag_parser import LanguageTagError
 
 
 class UnknownLanguageError(ValueError):
@@ -44,7 +45,7 @@ def parse_language(value: str) -> Language:
         raise UnknownLanguageError(f"expected a language code such as 'en' or 'es-MX', got {value!r}")
     try:
         lang = langcodes.Language.get(text, normalize=True)
-    except (langcodes.LanguageTagError, ValueError):
+    except (LanguageTagError, ValueError):
         lang = _find_by_name(text, value)
     if not lang.is_valid() or lang.language in (None, "und") or lang.language.startswith("q"):
         raise UnknownLanguageError(f"{value!r} is not a known language code (try e.g. 'en', 'es', 'de-AT')")

@@ -107,8 +107,10 @@ class Settings(BaseSettings):
     @classmethod
     def _ice_urls(cls, value: list[str]) -> list[str]:
         for url in value:
-            if not url.split(":", 1)[0] in ("stun", "stuns", "turn", "turns") or ":" not in url:
-                raise ValueError(f"expected stun:/turn:/turns: URLs such as 'turn:turn.example.org:3478', got {url!r}")
+            if url.split(":", 1)[0] not in ("stun", "stuns", "turn", "turns") or ":" not in url:
+                raise ValueError(
+                    f"expected stun:/turn:/turns: URLs such as 'turn:turn.example.org:3478', got {url!r}"
+                )
         return value
 
     @field_validator("log_level", mode="before")
@@ -170,7 +172,9 @@ class Settings(BaseSettings):
 def env_name(field: str) -> str:
     """The environment variable that sets a field, for error messages."""
     info = Settings.model_fields.get(field)
-    alias = info.validation_alias if info is not None else None
+    if info is None:
+        return field  # errors on aliased fields are reported under the alias, already an env name
+    alias = info.validation_alias
     if isinstance(alias, str):
         return alias
     if isinstance(alias, AliasChoices):
@@ -203,9 +207,18 @@ def describe_validation_error(exc: ValidationError, from_flags: set[str]) -> str
         name = f"--{field.replace('_', '-')}"
     message = str(err.get("msg", "invalid value"))
     message = message.removeprefix("Value error, ")
-    field_info = Settings.model_fields.get(field)
+    field_info = Settings.model_fields.get(field) or _field_by_alias(field)
     secret = field_info is not None and "SecretStr" in str(field_info.annotation)
     got = err.get("input")
     if secret or got is None or isinstance(got, dict) or repr(got) in message:
         return f"{name}: {message}"
     return f"{name}: {message} (got {got!r})"
+
+
+def _field_by_alias(alias: str) -> Any:
+    for info in Settings.model_fields.values():
+        choices = info.validation_alias
+        names = choices.choices if isinstance(choices, AliasChoices) else [choices]
+        if alias in names:
+            return info
+    return None

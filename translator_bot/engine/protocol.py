@@ -9,7 +9,7 @@ classes as real discriminated unions: a bad event is rejected with one precise e
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Union, get_args
+from typing import Annotated, Any, Union, cast, get_args
 
 from openai.types.realtime import (
     RealtimeClientEvent,
@@ -22,7 +22,8 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 def _strict(sdk_union: Any) -> TypeAdapter[Any]:
     members = get_args(get_args(sdk_union)[0])
-    return TypeAdapter(Annotated[Union[members], Field(discriminator="type")])  # noqa: UP007
+    union: Any = Annotated[Union[members], Field(discriminator="type")]  # noqa: UP007
+    return TypeAdapter(cast(Any, union))
 
 
 def _types_of(sdk_union: Any) -> frozenset[str]:
