@@ -52,7 +52,9 @@ ENGINE_UNKNOWN_EVENTS = Counter(
     registry=REGISTRY,
 )
 ENGINE_RECONNECTS = Counter(
-    "translator_engine_reconnects", "Model sessions re-opened after a drop or recycle", ["engine", "reason"],
+    "translator_engine_reconnects",
+    "Model sessions re-opened after a drop or recycle",
+    ["engine", "reason"],
     registry=REGISTRY,
 )
 ENGINE_TOKENS = Counter(
@@ -63,6 +65,41 @@ TRANSLATION_LATENCY = Histogram(
     "translator_translation_latency_seconds",
     "From the end of a source utterance to the first translated audio of it",
     buckets=(0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0),
+    registry=REGISTRY,
+)
+
+
+# room (Janus VideoRoom client)
+ROOM_MALFORMED_EVENTS = Counter(
+    "translator_room_malformed_events",
+    "Messages from the room server that were malformed or unexpected (logged, skipped)",
+    ["reason"],
+    registry=REGISTRY,
+)
+ROOM_METADATA_WARNINGS = Counter(
+    "translator_room_metadata_warnings",
+    "Participant metadata that could not be used (unknown language, malformed description), default used",
+    ["source"],
+    registry=REGISTRY,
+)
+ROOM_SUBSCRIPTIONS = Gauge("translator_room_subscriptions", "Remote audio feeds subscribed", registry=REGISTRY)
+ROOM_SUBSCRIBE_FAILURES = Counter(
+    "translator_room_subscribe_failures", "Remote feeds that could not be subscribed", ["reason"],
+    registry=REGISTRY,
+)
+
+
+# engine clients (input history and lane event queue)
+ENGINE_AUDIO_DROPPED_MS = Counter(
+    "translator_engine_audio_dropped_ms",
+    "Input audio never sent to the model because the bounded history overflowed while disconnected",
+    ["engine"],
+    registry=REGISTRY,
+)
+ENGINE_EVENTS_DROPPED = Counter(
+    "translator_engine_events_dropped",
+    "Engine events dropped because the lane did not consume its bounded event queue",
+    ["engine"],
     registry=REGISTRY,
 )
 

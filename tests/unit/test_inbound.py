@@ -1,0 +1,328 @@
+"""Inbound conversion: room frames of any format -> 24 kHz mono pcm16, stateful across frames."""
+
+from __future__ import annotations
+
+import fractions
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+import soxr
+
+from translator_bot import metrics
+from translator_bot.audio import inbound
+from translator_bot.audio.inbound import InboundConverter
+from translator_bot.fixtures import fixtures_dir, read_wav
+
+STEREO_FIXTURE = "u1-en-48k-stereo.wav"
+
+
+def make_frame(
+    samples: np.ndarray,
+    *,
+    rate: int = 48_000,
+    fmt: str = "s16",
+    pts: int | None = 0,
+    time_base: fractions.Fraction | None = None,
+) -> av.AudioFrame:
+    """A frame from float samples in [-1, 1] shaped (n, channels)."""
+    channels = samples.shape[1]
+    layout = {1: "mono", 2: "stereo", 6: "5.1"}[channels]
+    planar = fmt.endswith("p")
+    base = fmt.rstrip("p")
+    if base == "s16":
+        data: np.ndarray = np.round(samples * 32767).astype(np.int16)
+    elif base == "s32":
+        data = np.round(samples * 2147483647).astype(np.int32)
+    elif base == "flt":
+        data = samples.astype(np.float32)
+    else:
+        raise AssertionError(fmt)
+    array = np.ascontiguousarray(data.T) if planar else data.reshape(1, -1)
+    frame = av.AudioFrame.from_ndarray(array, format=fmt, layout=layout)
+    frame.sample_rate = rate
+    frame.pts = pts
+    frame.time_base = time_base if time_base is not None else fractions.Fraction(1, rate)
+    return frame
+
+
+def frames_of(signal: np.ndarray, rate: int, frame_ms: int = 20, **kwargs: Any) -> Iterator[av.AudioFrame]:
+    step = rate * frame_ms // 1000
+    for start in range(0, len(signal), step):
+        yield make_frame(signal[start : start + step], rate=rate, pts=start, **kwargs)
+
+
+def convert_all(converter: InboundConverter, frames: Iterator[av.AudioFrame]) -> np.ndarray:
+    out = b"".join(converter.convert(frame) for frame in frames) + converter.flush()
+    return np.frombuffer(out, dtype="<i2").astype(np.float64)
+
+
+def tone(
+    freq: float, seconds: float, rate: int, channels: int = 2, amplitude: float = 0.5, fade_ms: float = 0
+) -> np.ndarray:
+    t = np.arange(round(seconds * rate)) / rate
+    mono = amplitude * np.sin(2 * np.pi * freq * t)
+    if fade_ms:
+        # A tone switched on at full level is a broadband click, which is not what is being measured.
+        n = round(fade_ms * rate / 1000)
+        ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, n))
+        mono[:n] *= ramp
+        mono[-n:] *= ramp[::-1]
+    return np.repeat(mono[:, None], channels, axis=1)
+
+
+def snr_db(reference: np.ndarray, test: np.ndarray) -> float:
+    n = min(len(reference), len(test))
+    error = test[:n] - reference[:n]
+    return float(10 * np.log10(np.sum(reference[:n] ** 2) / np.sum(error**2)))
+
+
+def warnings(reason: str) -> float:
+    return metrics.counter_value(metrics.AUDIO_INPUT_WARNINGS, reason=reason)
+
+
+@pytest.fixture(scope="module")
+def stereo_speech() -> np.ndarray:
+    samples, rate = read_wav(fixtures_dir() / STEREO_FIXTURE)
+    assert rate == 48_000 and samples.shape[1] == 2, f"{STEREO_FIXTURE} is not 48 kHz stereo"
+    return samples
+
+
+@pytest.fixture(scope="module")
+def offline_reference(stereo_speech: np.ndarray) -> np.ndarray:
+    """The whole file downmixed and resampled in one go by an independent resampler (soxr VHQ)."""
+    mono = stereo_speech.astype(np.float64).mean(axis=1)
+    return np.asarray(soxr.resample(mono, 48_000, 24_000, quality="VHQ"), dtype=np.float64)
+
+
+def convert_speech_frames(stereo_speech: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    converter = InboundConverter()
+    pieces: list[bytes] = []
+    for start in range(0, len(stereo_speech), 960):
+        chunk = np.ascontiguousarray(stereo_speech[start : start + 960])
+        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="stereo")
+        frame.sample_rate = 48_000
+        frame.pts = start
+        frame.time_base = fractions.Fraction(1, 48_000)
+        pieces.append(converter.convert(frame))
+    pieces.append(converter.flush())
+    sizes = [len(p) // 2 for p in pieces]
+    return np.frombuffer(b"".join(pieces), dtype="<i2").astype(np.float64), sizes
+
+
+def test_frame_by_frame_matches_offline_whole_file_resample(
+    stereo_speech: np.ndarray, offline_reference: np.ndarray
+) -> None:
+    converted, sizes = convert_speech_frames(stereo_speech)
+    # Nothing lost or invented: exactly half the input samples come out once flushed.
+    assert len(converted) == len(offline_reference) == len(stereo_speech) // 2
+    # Low added latency: the first 20 ms frame already yields nearly its 480 samples.
+    assert sizes[0] >= 440
+    assert snr_db(offline_reference, converted) >= 70
+
+
+def boundary_error_ratio(reference: np.ndarray, converted: np.ndarray, frame: int = 480) -> float:
+    """Error energy within 1 ms of each 20 ms frame edge, relative to the error energy elsewhere."""
+    n = min(len(reference), len(converted))
+    error = (converted[:n] - reference[:n]) ** 2
+    position = np.arange(n) % frame
+    near_edge = (position < 24) | (position >= frame - 24)
+    # Skip the very start and end, where both resamplers see the signal edge.
+    middle = (np.arange(n) > 4 * frame) & (np.arange(n) < n - 4 * frame)
+    return float(error[near_edge & middle].mean() / error[~near_edge & middle].mean())
+
+
+def test_no_energy_bump_at_frame_boundaries(stereo_speech: np.ndarray, offline_reference: np.ndarray) -> None:
+    converted, _ = convert_speech_frames(stereo_speech)
+    ratio = boundary_error_ratio(offline_reference, converted)
+    assert ratio < 2.0, f"error near 20 ms edges is {ratio:.1f}x the error elsewhere"
+
+    # The same measure does catch the per-frame stateless approach (soxr restarted on every frame,
+    # which is what a per-frame librosa.resample call does).
+    mono = stereo_speech.astype(np.float64).mean(axis=1)
+    stateless = np.concatenate(
+        [soxr.resample(mono[i : i + 960], 48_000, 24_000, quality="HQ") for i in range(0, len(mono), 960)]
+    )
+    assert boundary_error_ratio(offline_reference, stateless) > 10
+
+
+def test_15khz_tone_is_removed_and_1khz_kept() -> None:
+    high = convert_all(InboundConverter(), frames_of(tone(15_000, 1.0, 48_000, fade_ms=10), 48_000))
+    low = convert_all(InboundConverter(), frames_of(tone(1_000, 1.0, 48_000), 48_000))
+    full_scale_rms = 0.5 * 32767 / np.sqrt(2)
+    high_db = 20 * np.log10(np.sqrt(np.mean(high**2)) / full_scale_rms + 1e-12)
+    low_db = 20 * np.log10(np.sqrt(np.mean(low[2400:-2400] ** 2)) / full_scale_rms)
+    assert high_db < -70, f"15 kHz tone only down {high_db:.1f} dB (aliased into the band)"
+    assert abs(low_db) < 0.1
+
+
+@pytest.mark.parametrize(
+    ("rate", "channels", "fmt"),
+    [
+        (48_000, 2, "s16"),
+        (48_000, 1, "s16"),
+        (48_000, 2, "s16p"),
+        (48_000, 2, "fltp"),
+        (48_000, 1, "flt"),
+        (48_000, 2, "s32"),
+        (48_000, 6, "fltp"),
+        (44_100, 2, "s16"),
+        (16_000, 1, "s16"),
+        (8_000, 1, "flt"),
+        (96_000, 2, "s16"),
+        (24_000, 1, "s16"),
+    ],
+)
+def test_any_format_and_rate_becomes_24k_mono(rate: int, channels: int, fmt: str) -> None:
+    signal = tone(1_000, 0.5, rate, channels=channels, amplitude=0.3)
+    out = convert_all(InboundConverter(), frames_of(signal, rate, fmt=fmt))
+    assert abs(len(out) - 12_000) <= 2
+    expected = 0.3 * 32767 * np.sin(2 * np.pi * 1_000 * np.arange(len(out)) / 24_000)
+    if channels == 6:
+        # A 5.1 downmix scales the level; the pitch and timing must still be right.
+        gain = float(np.dot(out, expected) / np.dot(expected, expected))
+        assert 0.2 < gain < 2.0
+        expected = gain * expected
+    assert snr_db(expected[960:-960], out[960:-960]) > 40
+
+
+def test_format_change_mid_stream_is_absorbed() -> None:
+    before = warnings("format_change")
+    converter = InboundConverter()
+    out = b"".join(converter.convert(f) for f in frames_of(tone(500, 0.2, 48_000), 48_000))
+    second = tone(500, 0.2, 44_100, channels=1)
+    step = 441
+    for i in range(0, len(second), step):
+        out += converter.convert(make_frame(second[i : i + step], rate=44_100, fmt="flt", pts=8820 + i))
+    third = tone(500, 0.2, 16_000, channels=2)
+    for i in range(0, len(third), 320):
+        out += converter.convert(make_frame(third[i : i + 320], rate=16_000, fmt="s16p", pts=None))
+    out += converter.flush()
+    assert abs(len(out) // 2 - 3 * 4_800) <= 3
+    assert warnings("format_change") - before == 2
+
+
+def test_pts_gap_is_filled_with_silence_up_to_a_bound() -> None:
+    before = warnings("pts_gap")
+    converter = InboundConverter(max_gap_fill_ms=1000)
+    signal = tone(1_000, 0.2, 48_000)
+    out = b"".join(converter.convert(f) for f in frames_of(signal, 48_000))
+    # 100 ms of packets lost: the next frame's pts is 100 ms later than expected.
+    gap_start = len(out) // 2
+    out += b"".join(
+        converter.convert(make_frame(signal[i : i + 960], pts=9600 + 4800 + i)) for i in range(0, 9600, 960)
+    )
+    # 5 s without packets: only the bound (1 s) becomes silence.
+    out += b"".join(
+        converter.convert(make_frame(signal[i : i + 960], pts=24_000 + 240_000 + i))
+        for i in range(0, 9600, 960)
+    )
+    out += converter.flush()
+    samples = np.frombuffer(out, dtype="<i2")
+    assert abs(len(samples) - (4_800 + 2_400 + 4_800 + 24_000 + 4_800)) <= 2
+    # The resampler's tail of the audio before the gap (under 1 ms), then silence.
+    assert np.all(samples[gap_start + 48 : gap_start + 2_400] == 0)
+    assert np.abs(samples[gap_start + 2_400 + 40 : gap_start + 2_400 + 400]).max() > 5_000
+    assert warnings("pts_gap") - before == 2
+
+
+def test_backward_pts_and_missing_pts_add_no_silence() -> None:
+    before = warnings("pts_discontinuity")
+    converter = InboundConverter()
+    signal = tone(1_000, 0.2, 48_000)
+    out = b"".join(converter.convert(f) for f in frames_of(signal, 48_000))
+    out += b"".join(converter.convert(make_frame(signal[i : i + 960], pts=i)) for i in range(0, 9600, 960))
+    out += b"".join(converter.convert(make_frame(signal[i : i + 960], pts=None)) for i in range(0, 9600, 960))
+    out += converter.flush()
+    assert abs(len(out) // 2 - 3 * 4_800) <= 2
+    assert warnings("pts_discontinuity") - before == 1
+
+
+def test_time_base_other_than_the_sample_rate() -> None:
+    converter = InboundConverter()
+    signal = tone(1_000, 0.2, 48_000)
+    before = warnings("pts_gap")
+    # Milliseconds as the time base: consecutive 20 ms frames are contiguous, not gaps.
+    out = b"".join(
+        converter.convert(make_frame(signal[i : i + 960], pts=i // 48, time_base=fractions.Fraction(1, 1000)))
+        for i in range(0, len(signal), 960)
+    )
+    out += converter.flush()
+    assert len(out) // 2 == 4_800
+    assert warnings("pts_gap") == before
+
+
+def test_bad_input_never_raises_and_is_counted() -> None:
+    converter = InboundConverter()
+    good = make_frame(tone(1_000, 0.02, 48_000))
+    assert len(converter.convert(good)) > 0
+
+    before_type = warnings("not_audio_frame")
+    assert converter.convert(None) == b""  # type: ignore[arg-type]
+    assert converter.convert(b"\x00\x01" * 960) == b""  # type: ignore[arg-type]
+    assert warnings("not_audio_frame") - before_type == 2
+
+    before_empty = warnings("empty_frame")
+    empty = av.AudioFrame(format="s16", layout="stereo", samples=0)
+    empty.sample_rate = 48_000
+    assert converter.convert(empty) == b""
+    assert warnings("empty_frame") - before_empty == 1
+
+    before_rate = warnings("malformed_frame")
+    no_rate = av.AudioFrame(format="s16", layout="stereo", samples=960)
+    assert converter.convert(no_rate) == b""
+    assert warnings("malformed_frame") - before_rate == 1
+
+    before_big = warnings("oversized_frame")
+    huge = make_frame(np.zeros((48_000 * 6, 2)), pts=960)
+    assert converter.convert(huge) == b""
+    assert warnings("oversized_frame") - before_big == 1
+
+    # The stream carries on afterwards.
+    assert len(converter.convert(make_frame(tone(1_000, 0.02, 48_000), pts=960))) == 960
+
+
+def test_resampler_failure_is_absorbed_and_recovers(monkeypatch: pytest.MonkeyPatch) -> None:
+    converter = InboundConverter()
+    frames = list(frames_of(tone(1_000, 0.1, 48_000), 48_000))
+    assert converter.convert(frames[0])
+
+    class Broken:
+        def __init__(self, rate: int) -> None:
+            pass
+
+        def resample(self, frame: av.AudioFrame | None) -> list[av.AudioFrame]:
+            raise ValueError("Frame does not match AudioResampler setup.")
+
+    before = warnings("convert_error")
+    monkeypatch.setattr(inbound, "MonoResampler", Broken)
+    converter.reset()
+    assert converter.convert(frames[1]) == b""
+    assert warnings("convert_error") - before == 1
+    monkeypatch.undo()
+    out = b"".join(converter.convert(f) for f in frames[2:]) + converter.flush()
+    assert len(out) // 2 == 3 * 480
+
+
+def test_warnings_are_logged_once_per_kind(caplog: pytest.LogCaptureFixture) -> None:
+    converter = InboundConverter()
+    with caplog.at_level("WARNING", logger="translator_bot.audio.inbound"):
+        for _ in range(5):
+            converter.convert(None)  # type: ignore[arg-type]
+    assert len(caplog.records) == 1
+
+
+def test_converters_start_no_threads() -> None:
+    # FFmpeg's default filter graph starts a worker pool per graph; one per track adds up, and creating
+    # it costs milliseconds on the event loop.
+    def threads() -> int:
+        return len(os.listdir("/proc/self/task"))
+
+    before = threads()
+    converters = [InboundConverter() for _ in range(8)]
+    for converter in converters:
+        converter.convert(make_frame(tone(1_000, 0.02, 48_000)))
+    assert threads() == before

@@ -1,0 +1,412 @@
+"""Playout track: pacing, cushion, lag bound, clear(), played-samples accounting, bad chunks."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import random
+import time
+
+import av
+import numpy as np
+import pytest
+import soxr
+from aiortc.mediastreams import MediaStreamError
+
+from translator_bot import metrics
+from translator_bot.audio import playout
+from translator_bot.audio.clock import FakeClock, MonotonicClock
+from translator_bot.audio.playout import FRAME_SAMPLES, PlayoutTrack
+from translator_bot.fixtures import load_manifest, read_pcm
+
+MS = 24  # 24 kHz samples per millisecond
+
+
+def pcm_tone(ms: float, amplitude: float = 0.3, freq: float = 440.0) -> bytes:
+    t = np.arange(round(ms * MS)) / 24_000
+    return (amplitude * 32767 * np.sin(2 * np.pi * freq * t)).astype("<i2").tobytes()
+
+
+def pcm_const(ms: float, value: int) -> bytes:
+    return np.full(round(ms * MS), value, dtype="<i2").tobytes()
+
+
+async def pull(track: PlayoutTrack, frames: int) -> list[av.AudioFrame]:
+    return [await track.recv() for _ in range(frames)]
+
+
+def mono(frames: list[av.AudioFrame]) -> np.ndarray:
+    """The left channel of the frames, checking on the way that right == left."""
+    stereo = np.concatenate([f.to_ndarray().reshape(-1, 2) for f in frames])
+    assert np.array_equal(stereo[:, 0], stereo[:, 1])
+    return stereo[:, 0].astype(np.float64)
+
+
+def audible(frame: av.AudioFrame) -> bool:
+    return bool(np.abs(frame.to_ndarray()).max() > 0)
+
+
+def counter(counter: object, **labels: str) -> float:
+    return metrics.counter_value(counter, **labels)  # type: ignore[arg-type]
+
+
+def new_track(**kwargs: object) -> tuple[PlayoutTrack, FakeClock]:
+    clock = FakeClock(100.0)
+    return PlayoutTrack(clock=clock, **kwargs), clock  # type: ignore[arg-type]
+
+
+# ---- frames and pacing -------------------------------------------------------------------------
+
+
+async def test_frames_have_one_format_and_contiguous_pts() -> None:
+    track, _ = new_track()
+    frames = await pull(track, 3)  # silence
+    track.enqueue(pcm_tone(200), "a")
+    track.end_item("a")
+    frames += await pull(track, 12)  # speech, then silence again
+    assert any(audible(f) for f in frames) and not audible(frames[0]) and not audible(frames[-1])
+    for n, frame in enumerate(frames):
+        assert (frame.format.name, frame.layout.name, frame.sample_rate, frame.samples) == (
+            "s16",
+            "stereo",
+            48_000,
+            FRAME_SAMPLES,
+        )
+        assert frame.pts == n * FRAME_SAMPLES
+        assert frame.time_base == fractions.Fraction(1, 48_000)
+    assert track.frames_sent == 15
+
+
+async def test_deadlines_are_anchored_at_first_recv() -> None:
+    track, clock = new_track()
+    clock.set(250.0)  # time passing before the sender starts does not matter
+    await pull(track, 5)
+    assert clock.sleeps == pytest.approx([250.0, 250.02, 250.04, 250.06, 250.08], abs=1e-9)
+
+
+class JitteryClock(FakeClock):
+    """Every wake-up comes 0-8 ms late, as on a busy machine."""
+
+    def __init__(self) -> None:
+        super().__init__(0.0)
+        self.random = random.Random(7)
+
+    async def sleep_until(self, t: float) -> None:
+        self.sleeps.append(t)
+        self.set(max(self.now(), t) + self.random.uniform(0, 0.008))
+        await asyncio.sleep(0)
+
+
+async def test_late_wakeups_do_not_accumulate_into_drift() -> None:
+    clock = JitteryClock()
+    track = PlayoutTrack(clock=clock)
+    sent_at: list[float] = []
+    for _ in range(3000):  # 60 s of frames
+        await track.recv()
+        sent_at.append(clock.now())
+    deadlines = np.arange(3000) * 0.02
+    lateness = np.array(sent_at) - deadlines
+    # Each frame is at most one wake-up late; the error does not grow with time.
+    assert lateness.min() >= 0
+    assert lateness.max() < 0.0081 * 2
+    assert abs(np.median(lateness[-100:]) - np.median(lateness[:100])) < 0.002
+    # A relative sleep(0.02) loop with the same wake-ups would be ~12 s behind here.
+
+
+async def test_catch_up_after_a_stall_then_back_on_schedule() -> None:
+    track, clock = new_track()
+    await pull(track, 10)
+    clock.advance(0.1)  # the consumer was stalled for 100 ms
+    now = clock.now()
+    await pull(track, 5)
+    assert clock.now() == now  # the five overdue frames went out at once
+    await pull(track, 1)
+    assert clock.sleeps[-1] == pytest.approx(100.0 + 15 * 0.02)
+
+
+async def test_huge_stall_reanchors_without_a_burst_and_keeps_pts() -> None:
+    before = counter(metrics.PLAYOUT_WARNINGS, reason="clock_jump")
+    track, clock = new_track()
+    await pull(track, 3)
+    clock.advance(30.0)  # the process was suspended
+    frames = await pull(track, 3)
+    assert [f.pts for f in frames] == [3 * 960, 4 * 960, 5 * 960]
+    assert clock.sleeps[-1] == pytest.approx(clock.now())  # paced again, not 1500 frames at once
+    assert counter(metrics.PLAYOUT_WARNINGS, reason="clock_jump") - before == 1
+
+
+async def test_stopped_track_raises_media_stream_error() -> None:
+    track, _ = new_track()
+    track.enqueue(pcm_tone(100), "a")
+    track.stop()
+    with pytest.raises(MediaStreamError):
+        await track.recv()
+
+
+# ---- content, cushion, underruns ---------------------------------------------------------------
+
+
+async def test_speech_is_upsampled_without_loss_of_level_or_content() -> None:
+    speech = read_pcm(next(u for u in load_manifest() if u.id == "u1-en"))
+    track, _ = new_track()
+    # Model-sized deltas of irregular length.
+    cuts = np.cumsum(np.random.default_rng(1).integers(1_000, 6_000, size=100))
+    for piece in np.split(speech, cuts[cuts < speech.size]):
+        track.enqueue(piece.astype("<i2").tobytes(), "a")
+    track.end_item("a")
+    frames = await pull(track, speech.size // 480 + 5)
+    out = mono(frames)
+    back = np.asarray(soxr.resample(out, 48_000, 24_000, quality="VHQ"))[: speech.size]
+    error = back - speech
+    snr = 10 * np.log10(np.sum(speech.astype(float) ** 2) / np.sum(error**2))
+    assert snr > 45, snr
+    assert track.played_samples("a") == speech.size
+    assert track.underruns == 0
+
+
+async def test_a_new_item_waits_for_its_cushion() -> None:
+    track, _ = new_track(cushion_ms=60)
+    track.enqueue(pcm_tone(40), "a")
+    frames = await pull(track, 3)
+    assert not any(audible(f) for f in frames)
+    assert track.underruns == 0  # waiting to start is not an underrun
+    track.enqueue(pcm_tone(40), "a")
+    frame = await track.recv()
+    assert audible(frame)
+
+
+async def test_an_ended_short_item_plays_without_waiting_for_the_cushion() -> None:
+    track, _ = new_track(cushion_ms=200)
+    track.enqueue(pcm_const(50, 5000), "a")
+    track.end_item("a")
+    frames = await pull(track, 4)
+    assert [audible(f) for f in frames] == [True, True, True, False]
+    assert track.underruns == 0
+    assert track.played_samples("a") == 50 * MS
+
+
+async def test_underrun_in_the_middle_of_an_item_is_counted_and_rebuffers() -> None:
+    before = counter(metrics.PLAYOUT_UNDERRUNS)
+    track, _ = new_track(cushion_ms=60)
+    track.enqueue(pcm_const(70, 5000), "a")
+    frames = await pull(track, 6)
+    # 70 ms: 3 full frames, half a frame, then nothing: the half-filled frame and the silent ones count.
+    assert [audible(f) for f in frames] == [True, True, True, True, False, False]
+    assert track.underruns == 3
+    track.enqueue(pcm_const(40, 5000), "a")  # less than the cushion: still rebuffering
+    assert not audible(await track.recv())
+    assert track.underruns == 4
+    track.enqueue(pcm_const(40, 5000), "a")
+    assert audible(await track.recv())
+    track.end_item("a")
+    await pull(track, 10)
+    assert track.underruns == 4
+    assert counter(metrics.PLAYOUT_UNDERRUNS) - before == 4
+    assert track.played_samples("a") == 150 * MS
+
+
+async def test_items_play_in_first_enqueue_order_back_to_back() -> None:
+    track, _ = new_track(cushion_ms=0)
+    track.enqueue(pcm_const(30, 1000), "a")
+    track.enqueue(pcm_const(30, 8000), "b")
+    track.enqueue(pcm_const(30, 1000), "a")
+    track.end_item("b")
+    track.end_item("a")
+    out = mono(await pull(track, 8))
+    loud = np.flatnonzero(np.abs(out) > 4000)
+    quiet = np.flatnonzero((np.abs(out) > 500) & (np.abs(out) < 1500))
+    assert quiet.max() < loud.min()  # all of a, then b
+    assert abs(loud.min() - 60 * 48) < 60  # b follows a with no gap
+    assert track.played_samples("a") == 60 * MS and track.played_samples("b") == 30 * MS
+
+
+async def test_played_samples_counts_only_what_recv_emitted() -> None:
+    track, _ = new_track(cushion_ms=60)
+    track.enqueue(pcm_tone(1000), "a")
+    assert track.played_samples("a") == 0
+    await pull(track, 10)
+    assert track.played_samples("a") == 10 * 480
+    assert track.played_samples("unknown") == 0
+
+
+# ---- odd and bad chunks ------------------------------------------------------------------------
+
+
+async def test_odd_length_chunks_play_exactly_like_whole_chunks() -> None:
+    audio = pcm_tone(300)
+    reference, _ = new_track()
+    reference.enqueue(audio, "a")
+    reference.end_item("a")
+    expected = mono(await pull(reference, 20))
+
+    before = counter(metrics.PLAYOUT_WARNINGS, reason="odd_length")
+    track, _ = new_track()
+    rng = random.Random(3)
+    position = 0
+    odd_chunks = 0
+    while position < len(audio):
+        size = rng.randrange(1, 400)
+        odd_chunks += size % 2 and position + size <= len(audio)
+        track.enqueue(audio[position : position + size], "a")
+        position += size
+    track.end_item("a")
+    assert np.array_equal(mono(await pull(track, 20)), expected)
+    assert counter(metrics.PLAYOUT_WARNINGS, reason="odd_length") - before >= odd_chunks > 0
+
+
+async def test_bad_chunks_never_raise_and_are_counted() -> None:
+    track, _ = new_track(cushion_ms=0)
+    cases = {
+        "empty_chunk": (b"", "a"),
+        "bad_chunk": ("not audio", "a"),
+        "bad_item_id": (pcm_tone(20), None),
+        "oversized_chunk": (bytes(24_000 * 2 * 61), "a"),
+    }
+    for reason, (chunk, item_id) in cases.items():
+        before = counter(metrics.PLAYOUT_WARNINGS, reason=reason)
+        track.enqueue(chunk, item_id)  # type: ignore[arg-type]
+        assert counter(metrics.PLAYOUT_WARNINGS, reason=reason) - before == 1, reason
+    assert track.queued_ms() == 0
+    track.enqueue(bytearray(pcm_const(20, 3000)), "a")
+    track.enqueue(memoryview(pcm_const(20, 3000)), "a")
+    track.end_item("a")
+    frames = await pull(track, 3)
+    assert [audible(f) for f in frames] == [True, True, False]
+
+
+async def test_chunks_after_end_item_are_dropped_and_counted() -> None:
+    track, _ = new_track(cushion_ms=0)
+    track.enqueue(pcm_const(20, 3000), "a")
+    track.end_item("a")
+    before = counter(metrics.PLAYOUT_WARNINGS, reason="after_end")
+    track.enqueue(pcm_const(20, 3000), "a")
+    await pull(track, 2)
+    track.enqueue(pcm_const(20, 3000), "a")  # finished and forgotten from the queue, still known
+    assert counter(metrics.PLAYOUT_WARNINGS, reason="after_end") - before == 2
+    assert track.played_samples("a") == 20 * MS
+
+
+async def test_a_failing_on_dropped_callback_does_not_break_playout() -> None:
+    def explode(item_id: str, played: int) -> None:
+        raise RuntimeError("engine bug")
+
+    track, _ = new_track(on_dropped=explode)
+    track.enqueue(pcm_tone(100), "a")
+    assert track.clear() == {"a": 0}
+    track.enqueue(pcm_tone(100), "b")
+    assert audible(await track.recv())
+
+
+# ---- lag bound and clear -----------------------------------------------------------------------
+
+
+async def test_lag_bound_drops_whole_oldest_items_and_reports_them() -> None:
+    dropped: list[tuple[str, int]] = []
+    before = counter(metrics.PLAYOUT_DROPPED_MS, reason="lag")
+    track, _ = new_track(cushion_ms=60, max_lag_ms=500, on_dropped=lambda i, p: dropped.append((i, p)))
+    track.enqueue(pcm_const(400, 1000), "a")
+    track.end_item("a")
+    await pull(track, 5)  # 100 ms of a played
+    track.enqueue(pcm_const(400, 8000), "b")  # 300 + 400 ms queued > 500 ms
+    assert dropped == [("a", 100 * MS)]
+    # (The item's resampler holds back 1.3 ms until end_item.)
+    assert track.queued_ms() == pytest.approx(400, abs=2)
+    assert counter(metrics.PLAYOUT_DROPPED_MS, reason="lag") - before == pytest.approx(300, abs=1)
+    out = mono(await pull(track, 1))
+    assert np.abs(out).min() > 4000  # b right away
+    assert track.played_samples("a") == 100 * MS
+    before_cut = counter(metrics.PLAYOUT_WARNINGS, reason="cut_item")
+    track.enqueue(pcm_const(20, 1000), "a")  # late delta of the dropped item: ignored
+    assert counter(metrics.PLAYOUT_WARNINGS, reason="cut_item") - before_cut == 1
+
+
+async def test_one_continuous_item_is_skipped_ahead_to_the_bound() -> None:
+    dropped: list[tuple[str, int]] = []
+    track, _ = new_track(max_lag_ms=1000, on_dropped=lambda i, p: dropped.append((i, p)))
+    # A stream that arrives faster than real time, e.g. a model sending heartbeat silence.
+    for _ in range(50):
+        track.enqueue(pcm_tone(200), "stream")
+        assert track.queued_ms() <= 1000
+        await pull(track, 2)
+    assert dropped == []  # the item goes on; nothing to truncate
+    assert track.played_samples("stream") == 100 * 480
+
+
+async def test_clear_stops_now_and_reports_played_samples() -> None:
+    dropped: list[tuple[str, int]] = []
+    before = counter(metrics.PLAYOUT_DROPPED_MS, reason="clear")
+    track, _ = new_track(on_dropped=lambda i, p: dropped.append((i, p)))
+    track.enqueue(pcm_tone(1000), "a")
+    track.enqueue(pcm_tone(500), "b")
+    await pull(track, 7)
+    assert track.clear() == {"a": 7 * 480, "b": 0}
+    assert dropped == [("a", 7 * 480), ("b", 0)]
+    assert track.queued_ms() == 0
+    assert counter(metrics.PLAYOUT_DROPPED_MS, reason="clear") - before == pytest.approx(1360, abs=3)
+    assert not audible(await track.recv())
+    track.enqueue(pcm_tone(100), "a")  # still in flight when we cut it: not played
+    assert not audible(await track.recv())
+    assert track.played_samples("a") == 7 * 480
+    track.enqueue(pcm_tone(100), "c")
+    assert audible(await track.recv())
+
+
+async def test_clear_discards_the_resampler_state() -> None:
+    track, _ = new_track(cushion_ms=0)
+    track.enqueue(pcm_const(100, 20000), "a")
+    track.clear()
+    track.enqueue(pcm_const(100, -20000), "b")
+    track.end_item("b")
+    out = mono(await pull(track, 5))
+    assert out.max() <= 0  # nothing of a's tail leaks into b
+
+
+# ---- real clock --------------------------------------------------------------------------------
+
+
+def drift_seconds(lateness: np.ndarray, period: float = 0.02) -> float:
+    """How far the schedule moved over the run: the trend of lateness (least squares), not its jitter."""
+    t = np.arange(lateness.size) * period
+    slope = np.polyfit(t, lateness, 1)[0]
+    return float(slope * t[-1])
+
+
+@pytest.mark.realtime_clock
+async def test_real_clock_drift_under_1ms_over_5s() -> None:
+    track = PlayoutTrack(clock=MonotonicClock())
+    first = time.monotonic()
+    lateness: list[float] = []
+    for n in range(250):
+        track.enqueue(pcm_tone(20), "a")
+        await track.recv()
+        lateness.append(time.monotonic() - first - n * 0.02)
+    drift = drift_seconds(np.array(lateness))
+    assert abs(drift) < 0.001, f"drift {drift * 1000:.2f} ms over 5 s"
+
+
+async def test_upsampler_failure_drops_the_chunk_and_recovers(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Broken:
+        def __init__(self, rate: int) -> None:
+            pass
+
+        def resample(self, frame: av.AudioFrame | None) -> list[av.AudioFrame]:
+            raise ValueError("Frame does not match AudioResampler setup.")
+
+    before = counter(metrics.PLAYOUT_WARNINGS, reason="resample_error")
+    track, _ = new_track(cushion_ms=0)
+    monkeypatch.setattr(playout, "MonoResampler", Broken)
+    track.enqueue(pcm_const(40, 3000), "a")
+    assert counter(metrics.PLAYOUT_WARNINGS, reason="resample_error") - before == 1
+    monkeypatch.undo()
+    track.enqueue(pcm_const(40, 3000), "a")
+    track.end_item("a")
+    frames = await pull(track, 3)
+    assert [audible(f) for f in frames] == [True, True, False]
+
+
+async def test_a_bad_first_chunk_does_not_create_a_blocking_item() -> None:
+    track, _ = new_track(cushion_ms=0)
+    track.enqueue(b"", "x")
+    track.enqueue(bytes(24_000 * 2 * 61), "y")
+    track.enqueue(pcm_const(20, 3000), "z")
+    assert audible(await track.recv())
