@@ -46,9 +46,10 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--janus-url", help="Janus WebSocket URL (TRANSLATOR_JANUS_URL)")
     group.add_argument(
         "--engine",
-        choices=["translate", "realtime"],
-        help="model engine: 'translate' (gpt-realtime-translate, default on OpenAI) or 'realtime' "
-        "(a conversational model steered to interpret; default on Azure)",
+        choices=["translate", "realtime", "passthrough"],
+        help="model engine: 'translate' (gpt-realtime-translate, default on OpenAI), 'realtime' "
+        "(a conversational model steered to interpret; default on Azure) or 'passthrough' (no model: "
+        "plays each utterance back unchanged, to check the room's audio path)",
     )
     group.add_argument(
         "--output",
@@ -115,8 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     fake.add_argument(
         "--session-max-seconds", type=float, default=3600.0, help="send session_expired after this long"
     )
-    fake.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
-                      default="INFO")
+    fake.add_argument(
+        "--first-audio-delay-ms",
+        type=int,
+        default=0,
+        help="hold back the first audio of every response/translation this long (latency tests)",
+    )
+    fake.add_argument(
+        "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper, default="INFO"
+    )
     return parser
 
 

@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from translator_bot.errors import SettingsError
 from translator_bot.languages import UnknownLanguageError, parse_language
 
-EngineName = Literal["translate", "realtime"]
+EngineName = Literal["translate", "realtime", "passthrough"]
 OutputMode = Literal["per-listener", "mixed"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["text", "json"]
@@ -85,11 +85,13 @@ class Settings(BaseSettings):
     vad_prefix_padding_ms: int = Field(default=300, ge=0, le=5000)
     vad_silence_duration_ms: int = Field(default=500, ge=100, le=10000)
     session_max_seconds: float = Field(default=55 * 60, gt=0)
+    # `passthrough` engine only (diagnostics and latency baseline): echo delay after each utterance.
+    passthrough_delay_ms: int = Field(default=0, ge=0, le=10000)
     output_mode: OutputMode = "per-listener"
 
     # --- playout ---------------------------------------------------------------------------------
     playout_cushion_ms: int = Field(default=60, ge=0, le=2000)
-    playout_max_lag_ms: int = Field(default=3000, ge=100, le=60000)
+    playout_max_lag_ms: int = Field(default=8000, ge=100, le=120000)
 
     # --- operations ------------------------------------------------------------------------------
     metrics_host: str = "0.0.0.0"
@@ -156,6 +158,8 @@ class Settings(BaseSettings):
 
     def require_provider_credentials(self) -> None:
         """The key is needed only to talk to the model, so commands that do not are usable without it."""
+        if self.effective_engine == "passthrough":
+            return
         if self.provider == "azure":
             if self.azure_openai_api_key is None or not self.azure_openai_api_key.get_secret_value():
                 raise SettingsError(

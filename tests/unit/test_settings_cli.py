@@ -58,7 +58,7 @@ def test_ice_servers_from_comma_list_or_json(monkeypatch):
     [
         ("TRANSLATOR_METRICS_PORT", "abc", "TRANSLATOR_METRICS_PORT: Input should be a valid integer"),
         ("TRANSLATOR_METRICS_PORT", "70000", "TRANSLATOR_METRICS_PORT: Input should be less than or equal"),
-        ("TRANSLATOR_ENGINE", "whisper", "TRANSLATOR_ENGINE: Input should be 'translate' or 'realtime'"),
+        ("TRANSLATOR_ENGINE", "whisper", "TRANSLATOR_ENGINE: Input should be 'translate', 'realtime' or 'passthrough'"),
         ("TRANSLATOR_DEFAULT_LANGUAGE", "xx", "TRANSLATOR_DEFAULT_LANGUAGE: 'xx' is not a known language"),
         ("OPENAI_BASE_URL", "api.openai.com", "OPENAI_BASE_URL: expected an http(s):// or ws(s):// URL"),
         ("TRANSLATOR_LOG_FORMAT", "xml", "TRANSLATOR_LOG_FORMAT: Input should be 'text' or 'json'"),

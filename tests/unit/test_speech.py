@@ -1,0 +1,40 @@
+import numpy as np
+
+from translator_bot.interpreter.speech import SpeechEndTracker
+
+
+def tone(ms: int, amplitude: float = 0.3) -> bytes:
+    t = np.arange(ms * 24) / 24_000
+    return (np.sin(2 * np.pi * 220 * t) * amplitude * 32767).astype("<i2").tobytes()
+
+
+def silence(ms: int) -> bytes:
+    return bytes(ms * 48)
+
+
+def test_speech_end_is_the_last_voiced_frame_not_the_detection_time():
+    tracker = SpeechEndTracker(hangover_ms=200)
+    now = 0.0
+    for chunk in [silence(100), tone(1000), silence(100)]:
+        now += len(chunk) / 48_000
+        tracker.feed(chunk, now)
+    assert tracker.speaking and tracker.last_speech_end is None  # still within the hangover
+    now += 0.2
+    tracker.feed(silence(200), now)
+    assert not tracker.speaking
+    assert tracker.last_speech_end is not None
+    assert abs(tracker.last_speech_end - 1.1) < 0.021
+
+
+def test_odd_sized_chunks_and_quiet_noise():
+    tracker = SpeechEndTracker()
+    data = tone(500) + silence(400)
+    now = 0.0
+    for start in range(0, len(data), 333):  # odd sizes split samples and frames
+        chunk = data[start : start + 333]
+        now += len(chunk) / 48_000
+        tracker.feed(chunk, now)
+    assert tracker.last_speech_end is not None and abs(tracker.last_speech_end - 0.5) < 0.03
+    quiet = SpeechEndTracker()
+    quiet.feed(tone(500, amplitude=0.001), 0.5)
+    assert not quiet.speaking

@@ -1,0 +1,182 @@
+"""One lane: a speaker's audio into one model session, its translation out to the listeners' feeds.
+
+The lane owns its engine session and the single task that consumes the session's events. Where the
+audio and captions go is the router's business (per-listener or mixed feeds), so the same lane
+serves two-party and larger meetings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from translator_bot.engine.base import (
+    EngineSession,
+    LaneSpec,
+    SourceTranscript,
+    SpeechStarted,
+    SpeechStopped,
+    TranslatedAudio,
+    TranslationDone,
+    TranslationTranscript,
+    Usage,
+)
+from translator_bot.errors import ProviderFatalError
+from translator_bot.interpreter.plan import LaneKey, LanePlan
+from translator_bot.interpreter.speech import SpeechEndTracker
+from translator_bot.interpreter.transcript import LaneInfo, Transcript
+from translator_bot.metrics import ENGINE_TOKENS, TRANSLATION_LATENCY
+
+log = logging.getLogger(__name__)
+
+
+class LaneRouter(Protocol):
+    """Where a lane's output goes; implemented by the meeting, which knows the feeds."""
+
+    def deliver_audio(self, key: LaneKey, item: str, pcm: bytes) -> None: ...
+
+    def end_item(self, key: LaneKey, item: str) -> None: ...
+
+    def caption(self, key: LaneKey, message: dict[str, object]) -> None: ...
+
+
+def spec_for(plan: LanePlan) -> LaneSpec:
+    return LaneSpec(
+        lane_id=str(plan.key),
+        speaker_name=plan.speaker.name,
+        source=plan.speaker.language,
+        listener_name=" and ".join(m.name for m in plan.listeners),
+        target=plan.target,
+    )
+
+
+def lane_info(plan: LanePlan) -> LaneInfo:
+    return LaneInfo(
+        lane=str(plan.key),
+        speaker_id=plan.speaker.id,
+        speaker_name=plan.speaker.name,
+        source_language=plan.speaker.language.tag,
+        target_language=plan.target.tag,
+        listener_ids=plan.listener_ids,
+    )
+
+
+class Lane:
+    def __init__(
+        self,
+        plan: LanePlan,
+        engine: EngineSession,
+        router: LaneRouter,
+        transcript: Transcript,
+        *,
+        on_fatal: Callable[[ProviderFatalError], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.plan = plan
+        self.engine = engine
+        self._router = router
+        self._transcript = transcript
+        self._on_fatal = on_fatal
+        self._clock = clock
+        self._speech = SpeechEndTracker()
+        self._measured_end: float | None = None
+        self._items_started: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+        self.latencies: list[float] = []
+        transcript.lane_opened(lane_info(plan))
+
+    @property
+    def key(self) -> LaneKey:
+        return self.plan.key
+
+    async def start(self) -> None:
+        """Connect the session (a fatal provider error propagates) and start consuming its events."""
+        await self.engine.start()
+        self._task = asyncio.create_task(self._pump(), name=f"lane {self.key}")
+
+    def push_audio(self, pcm: bytes) -> None:
+        self._speech.feed(pcm, self._clock())
+        self.engine.send_audio(pcm)
+
+    def update(self, plan: LanePlan) -> None:
+        self.plan = plan
+        self._transcript.lane_opened(lane_info(plan))
+        self.engine.update_spec(spec_for(plan))
+
+    def interrupted(self, item: str, played_samples: int) -> None:
+        """Playout dropped the rest of `item`: the model must not believe the listener heard it."""
+        self.engine.report_interrupted(item, played_samples)
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.engine.aclose()
+
+    async def _pump(self) -> None:
+        try:
+            async for event in self.engine.events():
+                self._handle(event)
+        except ProviderFatalError as exc:
+            self._on_fatal(exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A bug in one lane must not take the meeting down; the lane goes quiet and says so.
+            log.exception("lane %s stopped after an unexpected error", self.key)
+
+    def _handle(self, event: object) -> None:
+        lane = str(self.key)
+        match event:
+            case TranslatedAudio(item_id=item, pcm=pcm):
+                if item not in self._items_started:
+                    self._items_started.add(item)
+                    self._first_audio(item)
+                self._router.deliver_audio(self.key, item, pcm)
+            case TranslationDone(item_id=item):
+                self._router.end_item(self.key, item)
+            case SourceTranscript(text=text, final=final):
+                self._transcript.source_text(lane, text, final)
+            case TranslationTranscript(item_id=item, text=text, final=final):
+                entry = self._transcript.translation_text(lane, item, text, final)
+                if entry is not None:
+                    self._router.caption(
+                        self.key,
+                        {
+                            "type": "caption",
+                            "lane": lane,
+                            "item": item,
+                            "speaker": entry.speaker_id,
+                            "speaker_name": entry.speaker_name,
+                            "for": entry.listener_ids,
+                            "source_lang": entry.source_language,
+                            "lang": entry.target_language,
+                            "original": entry.original,
+                            "translation": entry.translation,
+                            "final": final,
+                        },
+                    )
+            case Usage(input_tokens=tokens_in, output_tokens=tokens_out, cached_tokens=cached):
+                ENGINE_TOKENS.labels(lane, "input").inc(tokens_in)
+                ENGINE_TOKENS.labels(lane, "output").inc(tokens_out)
+                ENGINE_TOKENS.labels(lane, "cached").inc(cached)
+            case SpeechStarted() | SpeechStopped():
+                pass
+            case _:
+                log.debug("lane %s: ignoring %r", lane, event)
+
+    def _first_audio(self, item: str) -> None:
+        self._transcript.translation_started(str(self.key), item)
+        end = self._speech.last_speech_end
+        if end is None or end == self._measured_end or self._speech.speaking:
+            return  # simultaneous interpretation began before the speaker paused: nothing to measure
+        self._measured_end = end
+        latency = self._clock() - end
+        self.latencies.append(latency)
+        TRANSLATION_LATENCY.observe(latency)
