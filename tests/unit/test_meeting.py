@@ -113,7 +113,7 @@ def passthrough(settings: Settings, spec: LaneSpec) -> PassthroughSession:
 
 async def wait_for(predicate, seconds: float = 10.0) -> None:
     async with asyncio.timeout(seconds):
-        while not predicate():
+        while not predicate():  # noqa: ASYNC110 - polls state owned by the code under test
             await asyncio.sleep(0.01)
 
 
