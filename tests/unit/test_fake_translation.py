@@ -1,0 +1,123 @@
+"""`/v1/realtime/translations` of the fake server."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+
+from translator_bot.fake.probe import ProbeClient, types
+from translator_bot.fake.server import FakeRealtimeServer
+from translator_bot.fake.state import FakeOptions
+from translator_bot.fixtures import fixtures_dir, read_pcm, read_wav, utterance
+
+
+def silence(ms: int) -> np.ndarray:
+    return np.zeros(24 * ms, np.int16)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeRealtimeServer]:
+    fake = FakeRealtimeServer(options=FakeOptions(translation_speed=50.0, heartbeat_ms=0))
+    await fake.start()
+    yield fake
+    await fake.stop()
+    assert fake.state.internal_errors == []
+
+
+async def connect(
+    server: FakeRealtimeServer, language: str | None = "es", transcription: bool = True
+) -> ProbeClient:
+    client = await ProbeClient.connect(
+        server.websocket_base_url + "/realtime/translations?model=gpt-realtime-translate"
+    )
+    created = (await client.until("session.created"))[-1]
+    assert created.session.type == "translation"
+    audio: dict[str, object] = {"output": {"language": language}}
+    if transcription:
+        audio["input"] = {"transcription": {"model": "gpt-4o-transcribe"}}
+    await client.send({"type": "session.update", "session": {"audio": audio}})
+    await client.until("session.updated")
+    return client
+
+
+def joined(events, kind: str) -> str:
+    return "".join(e.delta for e in events if e.type == kind)
+
+
+def audio(events) -> bytes:
+    return b"".join(base64.b64decode(e.delta) for e in events if e.type == "session.output_audio.delta")
+
+
+async def test_translates_an_utterance_into_the_session_language_and_closes_cleanly(server):
+    async with await connect(server, "es-MX") as client:
+        await client.append(
+            np.concatenate([silence(400), read_pcm(utterance("u1-en")), silence(1000)]), chunk_ms=200
+        )
+        await client.send({"type": "session.close"})
+        events = await client.until("session.closed")
+        assert await client.close_code() == 1000
+    assert audio(events) == read_pcm(utterance("u1-es")).tobytes()
+    assert joined(events, "session.input_transcript.delta") == utterance("u1-en").text
+    assert joined(events, "session.output_transcript.delta") == utterance("u1-es").text
+    deltas = [e for e in events if e.type == "session.output_audio.delta"]
+    assert all(e.sample_rate == 24_000 and e.channels == 1 and e.format == "pcm16" for e in deltas)
+    assert max(len(base64.b64decode(e.delta)) for e in deltas) == 200 * 48
+    record = server.state.sessions[0]
+    assert (record.endpoint, record.target_language, record.recognised) == ("translations", "es", ["u1-en"])
+    assert record.close_reason == "session.close" and record.contract_violations == []
+
+
+async def test_close_flushes_an_utterance_still_in_progress(server):
+    async with await connect(server, "de", transcription=False) as client:
+        await client.append(read_pcm(utterance("u2-es")))  # no trailing silence: VAD still open
+        await client.send({"type": "session.close"})
+        events = await client.until("session.closed")
+    assert audio(events) == read_pcm(utterance("u2-de")).tobytes()
+    assert "session.input_transcript.delta" not in types(events)  # transcription is off
+
+
+async def test_speech_in_the_target_language_and_wrong_layout_get_no_audio(server):
+    async with await connect(server, "en") as client:
+        await client.append(np.concatenate([read_pcm(utterance("u3-en")), silence(800)]))
+        stereo, _ = read_wav(fixtures_dir() / "u1-en-48k-stereo.wav")
+        await client.append(np.concatenate([stereo.reshape(-1), silence(800)]))  # interleaved stereo as mono
+        await client.send({"type": "session.close"})
+        events = await client.until("session.closed")
+    assert audio(events) == b""
+    heard = joined(events, "session.input_transcript.delta")
+    assert heard.startswith(utterance("u3-en").text + "[unrecognised speech]")
+    record = server.state.sessions[0]
+    # At a quarter speed the pauses between words are long enough to split the turn.
+    assert (record.recognised, record.same_language) == (["u3-en"], 1) and record.unrecognised >= 1
+
+
+async def test_heartbeats_are_all_zero_audio_while_idle():
+    fake = FakeRealtimeServer(options=FakeOptions(heartbeat_ms=30))
+    await fake.start()
+    try:
+        async with await connect(fake, "de") as client:
+            beats = [e for e in [await client.recv() for _ in range(3)]]
+            assert types(beats) == ["session.output_audio.delta"] * 3
+            assert audio(beats) == bytes(3 * 200 * 48)
+        assert fake.state.sessions[0].heartbeats_sent >= 3
+    finally:
+        await fake.stop()
+
+
+async def test_invalid_events_and_missing_language(server):
+    client = await ProbeClient.connect(
+        server.websocket_base_url + "/realtime/translations?model=gpt-realtime-translate", validate_sent=False
+    )
+    async with client:
+        await client.until("session.created")
+        await client.send({"type": "input_audio_buffer.append", "audio": "", "event_id": "evt_ga"})
+        error = (await client.until("error"))[-1].error
+        assert (error.code, error.event_id) == ("invalid_value", "evt_ga")
+        await client.append(np.concatenate([read_pcm(utterance("u4-de")), silence(800)]))
+        assert (await client.until("error"))[-1].error.code == "no_target_language"
+    assert [v.event_type for v in server.state.sessions[0].contract_violations] == [
+        "input_audio_buffer.append"
+    ]
