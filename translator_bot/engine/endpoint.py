@@ -47,7 +47,9 @@ def endpoint_for(settings: Settings, engine: EngineName) -> Endpoint:
         assert settings.azure_openai_endpoint is not None and settings.azure_openai_api_key is not None
         deployment = settings.azure_openai_deployment or settings.realtime_model
         base = settings.azure_openai_endpoint.rstrip("/")
-        if not base.endswith("/openai/v1"):
+        if base.endswith("/openai"):
+            base += "/v1"
+        elif not base.endswith("/openai/v1"):
             base += "/openai/v1"
         return Endpoint(
             url=websocket_url(base, "/realtime", {"model": deployment}),

@@ -1,0 +1,110 @@
+"""Engine `translate` against a scripted server: configuration, chunking, heartbeats, items."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any
+
+from pydantic import SecretStr
+
+from tests.unit.scripted_ws import ScriptedConn, ScriptedServer, pcm_tone, silence
+from translator_bot.engine.base import (
+    EngineEvent,
+    LaneSpec,
+    SourceTranscript,
+    SpeechStarted,
+    TranslatedAudio,
+    TranslationDone,
+    TranslationTranscript,
+)
+from translator_bot.engine.endpoint import endpoint_for
+from translator_bot.engine.translate import TranslateSession
+from translator_bot.languages import parse_language
+from translator_bot.settings import Settings
+
+KEY = "sk-test-translate-0123456789"
+
+
+def make(server: ScriptedServer) -> TranslateSession:
+    s = Settings(openai_api_key=SecretStr(KEY), openai_base_url=server.base_url)
+    assert s.effective_engine == "translate"  # the default for OpenAI
+    spec = LaneSpec("ana->es", "Ana", None, "Bruno", parse_language("es-MX"))
+    return TranslateSession(endpoint_for(s, "translate"), spec, s, give_up_after_s=3)
+
+
+def audio(pcm: bytes) -> dict[str, Any]:
+    return {
+        "type": "session.output_audio.delta",
+        "delta": base64.b64encode(pcm).decode(),
+        "sample_rate": 24000,
+    }
+
+
+async def test_streams_200ms_chunks_groups_items_and_drops_heartbeats() -> None:
+    voice1, voice2, voice3 = pcm_tone(200), pcm_tone(200, freq=300), pcm_tone(200, freq=400)
+
+    async def script(conn: ScriptedConn) -> None:
+        await conn.session_updated()
+        await conn.wait_audio_ms(1000)
+        await conn.send(audio(silence(200)))  # heartbeat before anything
+        await conn.send({"type": "session.input_transcript.delta", "delta": "Good morning"})
+        await conn.send(audio(voice1))
+        await conn.send({"type": "session.output_transcript.delta", "delta": "Buenos "})
+        await conn.send(audio(voice2))
+        await conn.send({"type": "session.output_transcript.delta", "delta": "días"})
+        await conn.send(audio(silence(200)))  # heartbeat: the item ends
+        await conn.send(audio(silence(200)))
+        await conn.send(audio(voice3))  # a new item, ended by the idle timer
+        await conn.closed.wait()
+
+    server = ScriptedServer([script])
+    await server.start()
+    session = make(server)
+    out: list[EngineEvent] = []
+    try:
+        await session.start()
+        session.send_audio(silence(300) + pcm_tone(500) + silence(700) + b"\x00")  # odd byte: kept for later
+        async with asyncio.timeout(10):
+            async for ev in session.events():
+                out.append(ev)
+                if sum(isinstance(e, TranslationDone) for e in out) == 2:
+                    break
+    finally:
+        await session.aclose()
+        await server.stop()
+    assert server.script_errors == []
+    conn = server.conns[0]
+    assert conn.path == "/v1/realtime/translations" and conn.query == {"model": "gpt-realtime-translate"}
+    assert conn.sent_of("session.update")[0].session.audio.output.language == "es-MX"
+    appends = conn.sent_of("session.input_audio_buffer.append")
+    assert appends and all(len(base64.b64decode(a.audio)) == 9600 for a in appends)
+    assert conn.violations == []
+    assert isinstance(out[0], SpeechStarted)
+    audio_events = [e for e in out if isinstance(e, TranslatedAudio)]
+    assert [e.pcm for e in audio_events] == [voice1, voice2, voice3]  # no heartbeat passed on
+    first, second = audio_events[0].item_id, audio_events[2].item_id
+    assert audio_events[1].item_id == first != second
+    assert SourceTranscript(first, "Good morning", final=False) in out
+    assert TranslationTranscript(first, "Buenos días", final=True) in out
+    assert [e.item_id for e in out if isinstance(e, TranslationDone)] == [first, second]
+    session.report_interrupted(first, 10)  # nothing to truncate on this endpoint, and no error
+
+
+async def test_audio_in_another_format_is_skipped() -> None:
+    async def script(conn: ScriptedConn) -> None:
+        await conn.session_updated()
+        await conn.send({**audio(pcm_tone(100)), "sample_rate": 16000})
+        await conn.send(audio(pcm_tone(100)))
+        await conn.closed.wait()
+
+    server = ScriptedServer([script])
+    await server.start()
+    session = make(server)
+    try:
+        await session.start()
+        first = await asyncio.wait_for(anext(aiter(session.events())), 5)
+    finally:
+        await session.aclose()
+        await server.stop()
+    assert isinstance(first, TranslatedAudio) and first.pcm == pcm_tone(100)

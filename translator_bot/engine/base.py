@@ -1,0 +1,168 @@
+"""What a lane sees of a model session: the lane's spec, the events it yields, and the session interface.
+
+Both engines (`translate`, `realtime`) implement `EngineSession`; the lane code never touches the wire
+protocol. Audio in and out is always 24 kHz mono signed 16-bit little-endian.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Union
+
+from translator_bot.languages import Language
+
+if TYPE_CHECKING:
+    from translator_bot.engine.endpoint import Endpoint
+    from translator_bot.settings import Settings
+
+SAMPLE_RATE = 24_000
+BYTES_PER_SAMPLE = 2
+BYTES_PER_MS = SAMPLE_RATE * BYTES_PER_SAMPLE // 1000  # 48
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class LaneSpec:
+    """One direction of interpretation: what `speaker_name` says, rendered in `target` for `listener_name`."""
+
+    lane_id: str
+    speaker_name: str
+    source: Language | None  # None: unknown, the model detects it
+    listener_name: str
+    target: Language
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    at: float  # clock() when the start was reported
+
+
+@dataclass(frozen=True)
+class SpeechStopped:
+    at: float
+
+
+@dataclass(frozen=True)
+class TranslatedAudio:
+    item_id: str
+    pcm: bytes  # 24 kHz mono s16le; never an all-zero heartbeat chunk
+
+
+@dataclass(frozen=True)
+class TranslationDone:
+    item_id: str  # no more audio will come for this item
+
+
+@dataclass(frozen=True)
+class SourceTranscript:
+    item_id: str
+    text: str
+    final: bool  # False: a delta to append; True: the whole text of the item
+
+
+@dataclass(frozen=True)
+class TranslationTranscript:
+    item_id: str
+    text: str
+    final: bool
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cached_tokens + other.cached_tokens,
+        )
+
+
+EngineEvent = Union[  # noqa: UP007 (a runtime alias used in isinstance-free matching)
+    SpeechStarted,
+    SpeechStopped,
+    TranslatedAudio,
+    TranslationDone,
+    SourceTranscript,
+    TranslationTranscript,
+    Usage,
+]
+
+
+class EngineState(enum.Enum):
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    CLOSED = "closed"
+
+
+class EngineSession(abc.ABC):
+    """One model session per lane, kept alive across drops and provider session caps.
+
+    `send_audio` and the `update_*` methods are plain calls that never block and never raise; the
+    session applies them when it can. `events()` is meant to be consumed by exactly one task.
+    """
+
+    reconnects: int
+    usage_total: Usage
+    state: EngineState
+
+    @abc.abstractmethod
+    def __init__(
+        self, endpoint: Endpoint, spec: LaneSpec, settings: Settings, *, clock: Clock = time.monotonic
+    ) -> None: ...
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Connect and configure; raises ProviderFatalError on a bad key or no quota."""
+
+    @abc.abstractmethod
+    def send_audio(self, pcm: bytes) -> None:
+        """Queue 24 kHz mono s16le audio of any size."""
+
+    @abc.abstractmethod
+    def events(self) -> AsyncIterator[EngineEvent]:
+        """Events until `aclose()`; raises ProviderFatalError if the session dies for good."""
+
+    @abc.abstractmethod
+    def update_spec(self, spec: LaneSpec) -> None:
+        """New names or target language; sent now if connected, else on connect."""
+
+    def set_target_language(self, lang: Language) -> None:
+        spec = self.spec
+        self.update_spec(LaneSpec(spec.lane_id, spec.speaker_name, spec.source, spec.listener_name, lang))
+
+    @property
+    @abc.abstractmethod
+    def spec(self) -> LaneSpec: ...
+
+    @abc.abstractmethod
+    def report_interrupted(self, item_id: str, played_samples: int) -> None:
+        """Playout stopped `item_id` after `played_samples`: make the model's context match what was heard."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None: ...
+
+
+def create_engine(settings: Settings, spec: LaneSpec) -> EngineSession:
+    """The session for the configured (or provider-default) engine, pointed at its endpoint."""
+    from translator_bot.engine.endpoint import endpoint_for
+    from translator_bot.engine.realtime import RealtimeSession
+    from translator_bot.engine.translate import TranslateSession
+
+    engine = settings.effective_engine
+    if engine == "passthrough":
+        from translator_bot.engine.passthrough import PassthroughSession
+
+        return PassthroughSession(None, spec, settings)
+    endpoint = endpoint_for(settings, engine)
+    if engine == "translate":
+        return TranslateSession(endpoint, spec, settings)
+    return RealtimeSession(endpoint, spec, settings)

@@ -1,0 +1,129 @@
+"""The input audio of one lane: a bounded history with absolute sample positions, and a speech gate.
+
+Audio is written once (`push`) and read by whichever socket is current (`take`). Keeping the recent
+past, instead of a queue that forgets what was sent, is what lets a new socket hear an utterance
+again from its start after a drop, or pick up mid-speech at a recycle, without anything lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import numpy as np
+
+from translator_bot.engine.base import BYTES_PER_SAMPLE, SAMPLE_RATE
+
+log = logging.getLogger(__name__)
+
+_BLOCK = SAMPLE_RATE // 50  # 20 ms: the gate decides per block
+_GATE_RMS = 300.0  # about -40 dBFS: above room noise, below any voice close to a microphone
+_HANGOVER_BLOCKS = 25  # 500 ms of quiet ends a run of speech
+
+
+def samples_to_ms(samples: int) -> int:
+    """Whole milliseconds contained in `samples` (rounded down, so never more than there is)."""
+    return samples * 1000 // SAMPLE_RATE
+
+
+def ms_to_samples(ms: int) -> int:
+    return ms * SAMPLE_RATE // 1000
+
+
+class AudioFeed:
+    """Bounded history of the lane's input; positions are absolute sample indexes since the lane began."""
+
+    def __init__(
+        self, max_seconds: float = 20.0, *, on_speech_start: Callable[[], None] | None = None
+    ) -> None:
+        self._max_samples = int(max_seconds * SAMPLE_RATE)
+        self._buf = bytearray()
+        self._start = 0  # absolute index of the first sample in _buf
+        self._carry = b""  # odd trailing byte of the last push
+        self.sent_upto = 0  # absolute index of the next sample to hand to a socket
+        self.dropped_samples = 0  # never sent because the history overflowed while nobody read it
+        self._gate_pos = 0
+        self._quiet_blocks = _HANGOVER_BLOCKS
+        self.voiced = False
+        self.run_start: int | None = None  # start of the current or last run of speech
+        self.run_end: int | None = None  # end of the last voiced block of that run
+        self._on_speech_start = on_speech_start
+
+    @property
+    def end(self) -> int:
+        return self._start + len(self._buf) // BYTES_PER_SAMPLE
+
+    @property
+    def start(self) -> int:
+        return self._start
+
+    def push(self, pcm: bytes) -> None:
+        data = self._carry + pcm
+        if len(data) % BYTES_PER_SAMPLE:
+            self._carry, data = data[-1:], data[:-1]
+        else:
+            self._carry = b""
+        self._buf += data
+        self._run_gate()
+        excess = len(self._buf) // BYTES_PER_SAMPLE - self._max_samples
+        if excess > 0:
+            del self._buf[: excess * BYTES_PER_SAMPLE]
+            self._start += excess
+            if self.sent_upto < self._start:
+                self.dropped_samples += self._start - self.sent_upto
+                self.sent_upto = self._start
+
+    def available(self) -> int:
+        """Samples pushed but not yet handed to a socket."""
+        return self.end - self.sent_upto
+
+    def take(self, max_samples: int) -> bytes:
+        count = min(max_samples, self.available())
+        offset = (self.sent_upto - self._start) * BYTES_PER_SAMPLE
+        chunk = bytes(self._buf[offset : offset + count * BYTES_PER_SAMPLE])
+        self.sent_upto += count
+        return chunk
+
+    def rewind(self, position: int) -> int:
+        """Hand audio from `position` again (clamped to what is kept); returns where reading resumes."""
+        self.sent_upto = max(self._start, min(self.sent_upto, position))
+        return self.sent_upto
+
+    def recent_speech_start(self, within_samples: int, pad_samples: int) -> int | None:
+        """Start (minus padding) of speech that is going on or ended within `within_samples` of now."""
+        if self.run_start is None:
+            return None
+        if not self.voiced and (self.run_end is None or self.end - self.run_end > within_samples):
+            return None
+        return max(self._start, self.run_start - pad_samples)
+
+    def quiet_for(self) -> int:
+        """Samples of continuous quiet at the end of the history."""
+        if self.voiced:
+            return 0
+        if self.run_end is None:
+            return self.end - self._start
+        return self.end - self.run_end
+
+    def _run_gate(self) -> None:
+        while self._gate_pos + _BLOCK <= self.end:
+            offset = (self._gate_pos - self._start) * BYTES_PER_SAMPLE
+            if offset < 0:  # the history was trimmed past unexamined audio
+                self._gate_pos = self._start
+                continue
+            block = np.frombuffer(self._buf, dtype="<i2", count=_BLOCK, offset=offset)
+            rms = float(np.sqrt(np.mean(block.astype(np.float32) ** 2)))
+            loud = rms >= _GATE_RMS
+            if loud:
+                if not self.voiced:
+                    self.voiced = True
+                    self.run_start = self._gate_pos
+                    if self._on_speech_start is not None:
+                        self._on_speech_start()
+                self._quiet_blocks = 0
+                self.run_end = self._gate_pos + _BLOCK
+            elif self.voiced:
+                self._quiet_blocks += 1
+                if self._quiet_blocks >= _HANGOVER_BLOCKS:
+                    self.voiced = False
+            self._gate_pos += _BLOCK
