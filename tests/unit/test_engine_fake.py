@@ -29,6 +29,7 @@ from translator_bot.engine.session import ManagedSession
 from translator_bot.engine.translate import TranslateSession
 from translator_bot.errors import ProviderFatalError
 from translator_bot.fake.server import FakeRealtimeServer
+from translator_bot.fake.state import FakeOptions
 from translator_bot.fixtures import read_pcm
 from translator_bot.fixtures import utterance as fixture_utterance
 from translator_bot.languages import parse_language
@@ -260,3 +261,34 @@ async def test_malformed_event_does_not_kill_the_session(
     assert skipped() > before
     assert session.reconnects == 0
     assert_is_translation(audio_of(out), "u2-es")
+
+
+async def test_sentence_ending_during_the_previous_translation_is_still_translated() -> None:
+    """interrupt_response is off so a speaker who talks on does not cancel the last translation; the
+    server then makes no response for a turn that ends while one is running. Both must come back."""
+    server = FakeRealtimeServer(options=FakeOptions(realtime_speed=1.0, heartbeat_ms=0))
+    await server.start()
+    session = make(server, "realtime")
+    try:
+        await session.start()
+        out: list[EngineEvent] = []
+        speech = silence(300) + pcm_of("u1-en") + silence(700) + pcm_of("u3-en") + silence(3000)
+        feeder = asyncio.create_task(feed_realtime_pace(session, speech))
+        try:
+            await asyncio.wait_for(gather_until_done(session, out, 2), 30)
+        finally:
+            feeder.cancel()
+            await asyncio.gather(feeder, return_exceptions=True)
+        items = list(dict.fromkeys(e.item_id for e in out if isinstance(e, TranslatedAudio)))
+        assert len(items) == 2
+        for item, uid in zip(items, ["u1-es", "u3-es"], strict=True):
+            assert_is_translation(
+                b"".join(e.pcm for e in out if isinstance(e, TranslatedAudio) and e.item_id == item), uid
+            )
+        (record,) = server.state.sessions
+        assert record.recognised == ["u1-en", "u3-en"]
+        assert record.contract_violations == []
+    finally:
+        await session.aclose()
+        await server.stop()
+    assert server.state.internal_errors == []

@@ -94,6 +94,7 @@ class RealtimeLinkState:
     speech_starts: list[int] = field(default_factory=list)  # starts of speech not yet answered
     last_speech_end: int = 0
     committed_end: int = 0
+    catch_ups: int = 0  # responses we asked for because the server skipped a turn
     covers: dict[str, int] = field(default_factory=dict)  # response id -> input it answers (up to)
     active: set[str] = field(default_factory=set)  # responses in progress
     answered_upto: int = 0
@@ -345,9 +346,24 @@ class RealtimeSession(ManagedSession[RealtimeLinkState]):
             st.answered_upto = max(st.answered_upto, covered)
             st.speech_starts = [s for s in st.speech_starts if s >= st.answered_upto]
             st.retries = 0
+            self._answer_missed_turn(link)
         elif resp.status == "failed":
             self._maybe_retry(link, resp.status_details)
         self._bound_context(link)
+
+    def _answer_missed_turn(self, link: Link[RealtimeLinkState]) -> None:
+        """With `interrupt_response` off, a sentence that ends while the previous translation is still
+        being generated gets no response from the server. Ask for it once nothing is active, so a
+        speaker who talks on never loses a sentence. (No race with server VAD: it creates responses
+        only at a commit, and a late duplicate is refused as `conversation_already_has_active_response`.)"""
+        st = link.state
+        if st.active or st.committed_end <= st.answered_upto:
+            return
+        st.catch_ups += 1
+        log.info("lane %s: translating a sentence that ended during the previous one", self._spec.lane_id)
+        link.queue(
+            ResponseCreateEvent(type="response.create", event_id=f"retry_turn_{link.serial}_{st.catch_ups}")
+        )
 
     def _maybe_retry(self, link: Link[RealtimeLinkState], details: object) -> None:
         error = getattr(details, "error", None)
