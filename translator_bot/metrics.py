@@ -82,9 +82,13 @@ ROOM_METADATA_WARNINGS = Counter(
     ["source"],
     registry=REGISTRY,
 )
-ROOM_SUBSCRIPTIONS = Gauge("translator_room_subscriptions", "Remote audio feeds subscribed", registry=REGISTRY)
+ROOM_SUBSCRIPTIONS = Gauge(
+    "translator_room_subscriptions", "Remote audio feeds subscribed", registry=REGISTRY
+)
 ROOM_SUBSCRIBE_FAILURES = Counter(
-    "translator_room_subscribe_failures", "Remote feeds that could not be subscribed", ["reason"],
+    "translator_room_subscribe_failures",
+    "Remote feeds that could not be subscribed",
+    ["reason"],
     registry=REGISTRY,
 )
 

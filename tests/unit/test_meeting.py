@@ -98,6 +98,7 @@ async def drain(track: MediaStreamTrack, frames: int) -> np.ndarray:
     out = []
     for _ in range(frames):
         frame = await track.recv()
+        assert isinstance(frame, av.AudioFrame)
         out.append(frame.to_ndarray().reshape(-1, 2)[:, 0])
     return np.concatenate(out)
 

@@ -34,7 +34,9 @@ def test_defaults_are_usable_without_any_file():
 
 
 def test_precedence_default_dotenv_env_flag(monkeypatch, tmp_path):
-    (tmp_path / ".env").write_text("TRANSLATOR_VOICE=cedar\nTRANSLATOR_DEFAULT_LANGUAGE=de\nOPENAI_API_KEY=sk-env-file\n")
+    (tmp_path / ".env").write_text(
+        "TRANSLATOR_VOICE=cedar\nTRANSLATOR_DEFAULT_LANGUAGE=de\nOPENAI_API_KEY=sk-env-file\n"
+    )
     assert load_settings().voice == "cedar"
     monkeypatch.setenv("TRANSLATOR_VOICE", "ash")
     s = load_settings()
@@ -58,7 +60,11 @@ def test_ice_servers_from_comma_list_or_json(monkeypatch):
     [
         ("TRANSLATOR_METRICS_PORT", "abc", "TRANSLATOR_METRICS_PORT: Input should be a valid integer"),
         ("TRANSLATOR_METRICS_PORT", "70000", "TRANSLATOR_METRICS_PORT: Input should be less than or equal"),
-        ("TRANSLATOR_ENGINE", "whisper", "TRANSLATOR_ENGINE: Input should be 'translate', 'realtime' or 'passthrough'"),
+        (
+            "TRANSLATOR_ENGINE",
+            "whisper",
+            "TRANSLATOR_ENGINE: Input should be 'translate', 'realtime' or 'passthrough'",
+        ),
         ("TRANSLATOR_DEFAULT_LANGUAGE", "xx", "TRANSLATOR_DEFAULT_LANGUAGE: 'xx' is not a known language"),
         ("OPENAI_BASE_URL", "api.openai.com", "OPENAI_BASE_URL: expected an http(s):// or ws(s):// URL"),
         ("TRANSLATOR_LOG_FORMAT", "xml", "TRANSLATOR_LOG_FORMAT: Input should be 'text' or 'json'"),
@@ -87,7 +93,7 @@ def test_secrets_never_printed(monkeypatch):
 
 
 def test_missing_key_is_a_settings_error_naming_the_variable():
-    with pytest.raises(SettingsError, match="^OPENAI_API_KEY is not set"):
+    with pytest.raises(SettingsError, match=r"^OPENAI_API_KEY is not set"):
         load_settings().require_provider_credentials()
 
 

@@ -1,0 +1,153 @@
+"""`translator-bot join` as a process, in the test's private network namespace, against a real Janus."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from translator_bot.testbed.janus import JanusServer
+from translator_bot.testbed.participant import SimParticipant, fixture_speech
+
+pytestmark = [pytest.mark.janus, pytest.mark.timeout(60)]
+
+BOT = Path(sys.executable).with_name("translator-bot")
+
+
+class BotProcess:
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self._changed = asyncio.Event()
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc.stderr is not None
+        async for raw in self.proc.stderr:
+            self.lines.append(raw.decode(errors="replace").rstrip())
+            self._changed.set()
+        self._changed.set()
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    async def wait_line(self, pattern: str, timeout_s: float = 15.0) -> str:
+        regex = re.compile(pattern)
+        try:
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    for line in self.lines:
+                        if regex.search(line):
+                            return line
+                    if self._reader.done():
+                        raise AssertionError(
+                            f"bot exited ({self.proc.returncode}) before {pattern!r}:\n{self.text}"
+                        )
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            raise AssertionError(f"no line matching {pattern!r} within {timeout_s}s:\n{self.text}") from None
+
+    async def wait(self, timeout_s: float = 15.0) -> int:
+        async with asyncio.timeout(timeout_s):
+            code = await self.proc.wait()
+            await self._reader
+        return code
+
+    async def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+        await self._reader
+
+
+async def start_bot(janus: JanusServer, *args: str, admin_key: bool = False) -> BotProcess:
+    env = janus.environ()
+    env["OPENAI_API_KEY"] = "sk-local-test-key"
+    env["TRANSLATOR_LOG_LEVEL"] = "INFO"
+    if not admin_key:
+        env.pop("TRANSLATOR_JANUS_ADMIN_KEY", None)
+    assert BOT.exists(), f"console script missing: {BOT}"
+    proc = await asyncio.create_subprocess_exec(
+        str(BOT),
+        "join",
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd="/tmp",
+    )
+    return BotProcess(proc)
+
+
+async def test_unknown_room_exits_3_with_a_clear_message(janus: JanusServer) -> None:
+    for meeting in ("999999", "not-a-number"):
+        bot = await start_bot(janus, meeting)
+        try:
+            assert await bot.wait() == 3, bot.text
+        finally:
+            await bot.kill()
+        assert re.search(r"translator-bot: meeting .* (does not exist|is not valid)", bot.text), bot.text
+
+
+async def test_join_receive_and_leave_on_sigterm(janus: JanusServer) -> None:
+    alice = SimParticipant(
+        janus.url, janus.room, "Alice", "en", schedule=[fixture_speech("u1-en")], loop=True
+    )
+    beatriz = SimParticipant(
+        janus.url, janus.room, "Beatriz", "es-MX", schedule=[fixture_speech("u2-es")], loop=True
+    )
+    await alice.join()
+    bot = await start_bot(janus, str(janus.room))
+    try:
+        await bot.wait_line(r"joined meeting 1234")
+        await beatriz.join()
+        await bot.wait_line(r"receiving .* from Alice")
+        await bot.wait_line(r"receiving .* from Beatriz")
+        assert re.search(r"Beatriz speaks Spanish \(Mexico\)", bot.text), bot.text
+        await asyncio.sleep(1.0)
+        bot.proc.send_signal(signal.SIGTERM)
+        assert await bot.wait() == 0, bot.text
+    finally:
+        await bot.kill()
+        await alice.close()
+        await beatriz.close()
+    counts = [int(m) for m in re.findall(r"(\d+) frames received", bot.text)]
+    assert len(counts) == 2 and all(c > 20 for c in counts), bot.text
+    assert "Traceback" not in bot.text, bot.text
+
+
+async def test_create_room_then_sigint(janus: JanusServer) -> None:
+    bot = await start_bot(janus, "7777", "--create-room", admin_key=True)
+    try:
+        await bot.wait_line(r"created meeting 7777")
+        await bot.wait_line(r"joined meeting 7777")
+        bot.proc.send_signal(signal.SIGINT)
+        assert await bot.wait() == 0, bot.text
+    finally:
+        await bot.kill()
+    assert janus.admin_key not in bot.text
+
+
+async def test_janus_killed_mid_call_bot_exits_3(janus: JanusServer) -> None:
+    alice = SimParticipant(
+        janus.url, janus.room, "Alice", "en", schedule=[fixture_speech("u1-en")], loop=True
+    )
+    await alice.join()
+    bot = await start_bot(janus, str(janus.room))
+    try:
+        await bot.wait_line(r"receiving .* from Alice")
+        await asyncio.sleep(0.5)
+        janus.kill()
+        assert await bot.wait() == 3, bot.text
+    finally:
+        await bot.kill()
+        await alice.close()
+    assert re.search(r"translator-bot: lost the room server", bot.text), bot.text
+    assert "Traceback" not in bot.text, bot.text

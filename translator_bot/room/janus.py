@@ -1,0 +1,353 @@
+"""Janus core API over WebSocket: one session, its plugin handles, transactions and keepalives.
+
+Janus mixes replies and unsolicited events on one socket, so every request carries a transaction id
+and waits for the reply with that id; everything else is routed to the handle it names (`sender`).
+A plugin request that Janus processes asynchronously is answered with `ack` first and its real result
+later under the same transaction, so `ack` only completes requests that expect nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from translator_bot import metrics
+
+log = logging.getLogger(__name__)
+
+JsonObject = dict[str, Any]
+EventListener = Callable[[JsonObject], None]
+
+SUBPROTOCOL = "janus-protocol"
+DEFAULT_TIMEOUT = 10.0
+
+
+class JanusError(Exception):
+    """Janus answered a request with an error (core or plugin)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"{reason} (Janus error {code})")
+        self.code = code
+        self.reason = reason
+
+
+class JanusConnectionLost(JanusError):
+    """The WebSocket to Janus closed or stopped answering; the session is gone."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(0, reason)
+
+
+@dataclass(frozen=True)
+class PluginReply:
+    data: JsonObject
+    jsep: JsonObject | None
+
+
+@dataclass
+class _Pending:
+    future: asyncio.Future[JsonObject]
+    ack_completes: bool
+
+
+@dataclass
+class _Credentials:
+    api_secret: str | None = None
+    token: str | None = None
+
+    def apply(self, payload: JsonObject) -> None:
+        if self.api_secret:
+            payload["apisecret"] = self.api_secret
+        if self.token:
+            payload["token"] = self.token
+
+
+@dataclass
+class JanusSession:
+    """Use `await JanusSession.connect(url)`; close with `await session.destroy()` on every path."""
+
+    url: str
+    _http: aiohttp.ClientSession
+    _own_http: bool
+    _ws: aiohttp.ClientWebSocketResponse
+    _credentials: _Credentials
+    id: int = 0
+    _pending: dict[str, _Pending] = field(default_factory=dict)
+    _handles: dict[int, JanusHandle] = field(default_factory=dict)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _closed: asyncio.Event = field(default_factory=asyncio.Event)
+    close_reason: str | None = None
+    _closer: asyncio.Task[None] | None = None
+    _close_listeners: list[Callable[[str], None]] = field(default_factory=list)
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        *,
+        api_secret: str | None = None,
+        token: str | None = None,
+        keepalive_interval: float = 25.0,
+        timeout_s: float = DEFAULT_TIMEOUT,
+    ) -> JanusSession:
+        http = aiohttp.ClientSession()
+        try:
+            ws = await http.ws_connect(
+                url,
+                protocols=(SUBPROTOCOL,),
+                timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
+                heartbeat=None,
+                max_msg_size=16 * 1024 * 1024,
+            )
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            await http.close()
+            raise JanusConnectionLost(f"cannot reach the room server at {url}: {_describe(exc)}") from None
+        session = cls(
+            url=url, _http=http, _own_http=True, _ws=ws, _credentials=_Credentials(api_secret, token)
+        )
+        session._tasks.append(asyncio.create_task(session._read_loop(), name="janus-reader"))
+        try:
+            reply = await session._request({"janus": "create"}, timeout_s=timeout_s)
+            session.id = int(reply["data"]["id"])
+        except BaseException:
+            await session._shutdown("session could not be created")
+            raise
+        session._tasks.append(
+            asyncio.create_task(session._keepalive_loop(keepalive_interval), name="janus-keepalive")
+        )
+        log.debug("janus session %s created on %s", session.id, url)
+        return session
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    async def wait_closed(self) -> str:
+        await self._closed.wait()
+        return self.close_reason or "closed"
+
+    def on_close(self, listener: Callable[[str], None]) -> None:
+        """Called once, with a reason, when the session ends for any cause."""
+        self._close_listeners.append(listener)
+
+    async def attach(self, plugin: str, listener: EventListener | None = None) -> JanusHandle:
+        reply = await self._request({"janus": "attach", "plugin": plugin})
+        handle = JanusHandle(self, int(reply["data"]["id"]), plugin, listener)
+        self._handles[handle.id] = handle
+        return handle
+
+    async def destroy(self) -> None:
+        """Tell Janus the session is over (it frees every handle) and close the socket."""
+        if not self.closed and self.id:
+            with contextlib.suppress(JanusError, asyncio.TimeoutError):
+                await self._request({"janus": "destroy"}, timeout_s=2.0)
+        await self._shutdown("session destroyed")
+        if self._closer is not None and self._closer is not asyncio.current_task():
+            await self._closer
+
+    # --- plumbing ----------------------------------------------------------------------------------
+
+    async def _request(
+        self,
+        payload: JsonObject,
+        *,
+        handle_id: int | None = None,
+        ack_completes: bool = False,
+        timeout_s: float = DEFAULT_TIMEOUT,
+    ) -> JsonObject:
+        if self.closed:
+            raise JanusConnectionLost(self.close_reason or "the Janus session is closed")
+        transaction = secrets.token_hex(8)
+        message = dict(payload, transaction=transaction)
+        if self.id:
+            message["session_id"] = self.id
+        if handle_id is not None:
+            message["handle_id"] = handle_id
+        self._credentials.apply(message)
+        future: asyncio.Future[JsonObject] = asyncio.get_running_loop().create_future()
+        self._pending[transaction] = _Pending(future, ack_completes)
+        try:
+            await self._send(message)
+            async with asyncio.timeout(timeout_s):
+                reply = await future
+        except TimeoutError:
+            raise JanusError(0, f"no answer to {payload.get('janus')!r} within {timeout_s:.0f}s") from None
+        finally:
+            self._pending.pop(transaction, None)
+        if reply.get("janus") == "error":
+            error = reply.get("error") or {}
+            raise JanusError(int(error.get("code", 0)), str(error.get("reason", "unknown error")))
+        return reply
+
+    async def _send(self, message: JsonObject) -> None:
+        try:
+            async with self._send_lock:
+                await self._ws.send_str(json.dumps(message))
+        except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
+            await self._shutdown(f"lost the connection to the room server: {_describe(exc)}")
+            raise JanusConnectionLost(self.close_reason or "connection lost") from None
+
+    async def _read_loop(self) -> None:
+        reason = "the room server closed the connection"
+        try:
+            async for msg in self._ws:
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    self._dispatch(msg.data)
+                elif msg.type == aiohttp.WSMsgType.ERROR:
+                    reason = f"room server connection failed: {_describe(self._ws.exception())}"
+                    break
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            reason = f"room server connection failed: {_describe(exc)}"
+        # Never await our own cancellation from inside this task: schedule the shutdown instead.
+        if not self.closed:
+            self._mark_closed(reason)
+            self._spawn_shutdown(reason)
+
+    def _dispatch(self, text: str) -> None:
+        try:
+            message = json.loads(text)
+        except ValueError:
+            log.warning("ignoring a message from Janus that is not JSON (%d bytes)", len(text))
+            metrics.ROOM_MALFORMED_EVENTS.labels(reason="not_json").inc()
+            return
+        if not isinstance(message, dict):
+            metrics.ROOM_MALFORMED_EVENTS.labels(reason="not_object").inc()
+            return
+        kind = message.get("janus")
+        transaction = message.get("transaction")
+        pending = self._pending.get(transaction) if isinstance(transaction, str) else None
+        if pending is not None and not pending.future.done():
+            if kind != "ack" or pending.ack_completes:
+                pending.future.set_result(message)
+            return
+        if kind == "timeout":
+            self._mark_closed("the room server timed the session out")
+            self._spawn_shutdown(self.close_reason or "timeout")
+            return
+        if kind in ("ack", "keepalive", "server_info"):
+            return
+        sender = message.get("sender")
+        handle = self._handles.get(sender) if isinstance(sender, int) else None
+        if handle is None:
+            log.debug("janus message for no known handle: %s", kind)
+            return
+        if kind == "detached":
+            self._handles.pop(handle.id, None)
+        handle._deliver(message)
+
+    async def _keepalive_loop(self, interval: float) -> None:
+        while not self.closed:
+            await asyncio.sleep(interval)
+            try:
+                await self._request({"janus": "keepalive"}, ack_completes=True, timeout_s=interval)
+            except JanusConnectionLost:
+                return
+            except JanusError as exc:
+                # A session Janus no longer knows is as dead as a closed socket.
+                await self._shutdown(f"the room server stopped answering keepalives: {exc.reason}")
+                return
+
+    def _spawn_shutdown(self, reason: str) -> None:
+        if self._closer is None:
+            self._closer = asyncio.get_running_loop().create_task(self._shutdown(reason), name="janus-close")
+
+    def _mark_closed(self, reason: str) -> None:
+        if self.closed:
+            return
+        self.close_reason = reason
+        self._closed.set()
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(JanusConnectionLost(reason))
+        for listener in self._close_listeners:
+            try:
+                listener(reason)
+            except Exception:
+                log.exception("janus close listener failed")
+
+    async def _shutdown(self, reason: str) -> None:
+        self._mark_closed(reason)
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
+        for task in self._tasks:
+            if task is not current:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._tasks.clear()
+        await self._ws.close()
+        if self._own_http:
+            await self._http.close()
+
+
+class JanusHandle:
+    """One plugin handle; unsolicited messages for it go to `listener` (set it before they matter)."""
+
+    def __init__(
+        self, session: JanusSession, handle_id: int, plugin: str, listener: EventListener | None
+    ) -> None:
+        self.session = session
+        self.id = handle_id
+        self.plugin = plugin
+        self.listener = listener
+        self.detached = False
+
+    def _deliver(self, message: JsonObject) -> None:
+        if message.get("janus") == "detached":
+            self.detached = True
+        if self.listener is None:
+            return
+        try:
+            self.listener(message)
+        except Exception:
+            # A bug in one listener must not stop the socket reader that serves every handle.
+            log.exception("handling a Janus event failed")
+
+    async def message(
+        self, body: JsonObject, jsep: JsonObject | None = None, *, timeout_s: float = DEFAULT_TIMEOUT
+    ) -> PluginReply:
+        """Send a plugin request; a plugin-level error (e.g. 426 No such room) raises JanusError."""
+        payload: JsonObject = {"janus": "message", "body": body}
+        if jsep is not None:
+            payload["jsep"] = jsep
+        reply = await self.session._request(payload, handle_id=self.id, timeout_s=timeout_s)
+        plugindata = reply.get("plugindata")
+        data = plugindata.get("data") if isinstance(plugindata, dict) else None
+        if not isinstance(data, dict):
+            raise JanusError(0, f"Janus answered {body.get('request')!r} without plugin data")
+        if "error_code" in data or "error" in data:
+            raise JanusError(int(data.get("error_code") or 0), str(data.get("error", "plugin error")))
+        reply_jsep = reply.get("jsep")
+        return PluginReply(data, reply_jsep if isinstance(reply_jsep, dict) else None)
+
+    async def trickle_completed(self) -> None:
+        await self.session._request(
+            {"janus": "trickle", "candidate": {"completed": True}}, handle_id=self.id, ack_completes=True
+        )
+
+    async def detach(self) -> None:
+        """Free the handle in Janus; quiet if the session or handle is already gone."""
+        self.session._handles.pop(self.id, None)
+        if self.detached or self.session.closed:
+            self.detached = True
+            return
+        self.detached = True
+        with contextlib.suppress(JanusError, asyncio.TimeoutError):
+            await self.session._request({"janus": "detach"}, handle_id=self.id, timeout_s=3.0)
+
+
+def _describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown error"
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
