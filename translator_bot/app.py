@@ -1,4 +1,8 @@
-"""The `join` command: wires room -> audio in -> engine -> playout -> room for one meeting."""
+"""The `join` command: wires room -> audio in -> engine -> playout -> room for one meeting.
+
+Owns the process-level concerns: signals, the ops HTTP server, the order of shutdown (stop the
+meeting, close lanes and feeds, leave the room, write the transcript) and the exit code.
+"""
 
 from __future__ import annotations
 
@@ -6,106 +10,154 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import AsyncIterator
+from typing import Any
 
-import av
-from aiortc.mediastreams import MediaStreamError
+from aiortc.mediastreams import MediaStreamTrack
 
-from translator_bot import metrics
-from translator_bot.audio.inbound import InboundConverter
 from translator_bot.errors import ExitCode
-from translator_bot.room.session import (
-    FeedId,
-    FeedTrackArrived,
-    FeedTrackGone,
-    ParticipantJoined,
-    ParticipantLeft,
-    ParticipantUpdated,
-    RoomClosed,
-    RoomSession,
-)
+from translator_bot.interpreter import meeting as mt
+from translator_bot.interpreter.plan import Member
+from translator_bot.ops import OpsServer
+from translator_bot.room import session as rs
+from translator_bot.room.metadata import Participant
 from translator_bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
+SHUTDOWN_BUDGET_S = 4.0  # SIGTERM must end in an exit within 5 s, transcript written
+
+
+class _Feed:
+    """A published interpreter feed, as the meeting sees it."""
+
+    def __init__(self, bridge: RoomBridge, publication: rs.Publication, for_id: str | None) -> None:
+        self._bridge, self._publication, self._for_id = bridge, publication, for_id
+
+    def send_data(self, text: str) -> bool:
+        return self._publication.send_data(text)
+
+    async def relabel(self, lang: str) -> None:
+        await self._publication.relabel(self._bridge.participant(self._for_id), lang)
+
+    async def aclose(self) -> None:
+        await self._publication.aclose()
+
+
+class RoomBridge:
+    """Presents a RoomSession as the meeting's RoomPort: participants become Members, interpreters
+    (ours or another bot's) are invisible, and the room's ids become strings."""
+
+    def __init__(self, room: rs.RoomSession) -> None:
+        self._room = room
+        self._by_key: dict[str, Participant] = {}
+
+    def participant(self, key: str | None) -> Participant | None:
+        return None if key is None else self._by_key.get(key)
+
+    async def events(self) -> AsyncIterator[mt.RoomEvent]:
+        async for event in self._room.events():
+            translated = self._translate(event)
+            if translated is not None:
+                yield translated
+            if isinstance(event, rs.RoomClosed):
+                return
+
+    def _translate(self, event: rs.RoomEvent) -> mt.RoomEvent | None:
+        match event:
+            case rs.ParticipantJoined(participant=p) | rs.ParticipantUpdated(participant=p):
+                key = str(p.id)
+                if p.is_interpreter:
+                    # Someone who turned into an interpreter is no longer a participant to translate.
+                    return mt.PeerLeft(key) if self._by_key.pop(key, None) is not None else None
+                self._by_key[key] = p
+                return mt.PeerChanged(Member(key, p.name, p.language))
+            case rs.ParticipantLeft(participant=p):
+                self._by_key.pop(str(p.id), None)
+                return mt.PeerLeft(str(p.id))
+            case rs.FeedTrackArrived(participant=p, track=track):
+                return None if p.is_interpreter else mt.PeerAudio(str(p.id), track)
+            case rs.FeedTrackGone(participant=p):
+                return mt.PeerAudioGone(str(p.id))
+            case rs.RoomClosed(error=error):
+                return mt.RoomClosed(str(error)) if error is not None else None
+        return None
+
+    async def publish_feed(self, track: MediaStreamTrack, *, for_id: str | None, lang: str) -> _Feed:
+        publication = await self._room.publish_feed(track, self.participant(for_id), lang)
+        return _Feed(self, publication, for_id)
+
 
 def run_join(settings: Settings, meeting_id: str, *, create_room: bool = False) -> ExitCode:
-    """Join the meeting and follow it until SIGTERM/SIGINT (exit 0) or the room is lost (RoomError)."""
+    """Join and interpret until SIGTERM/SIGINT (exit 0); RoomError and ProviderFatalError propagate
+    to the CLI, which turns them into exit codes 3 and 4."""
     return asyncio.run(_join(settings, meeting_id, create_room))
 
 
 async def _join(settings: Settings, meeting_id: str, create_room: bool) -> ExitCode:
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    room = RoomSession.from_settings(settings, meeting_id, create_room=create_room)
+    room = rs.RoomSession.from_settings(settings, meeting_id, create_room=create_room)
+    meeting: mt.Meeting | None = None
+    ops: OpsServer | None = None
     try:
+        if settings.metrics_port:
+            ops = OpsServer(settings.metrics_host, settings.metrics_port, lambda: _health(room, meeting))
+            await ops.start()
         await room.join()
-        follower = asyncio.create_task(_follow(room), name="follow-room")
-        stopper = asyncio.create_task(stop.wait(), name="wait-signal")
-        await asyncio.wait({follower, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        log.info("joined meeting %s as %r", room.room_id, settings.display_name)
+        meeting = mt.Meeting(settings, RoomBridge(room), meeting_id)
+        runner = asyncio.create_task(meeting.run(), name="meeting")
+        stopper = asyncio.create_task(stop.wait(), name="wait for signal")
+        await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if stop.is_set():
             log.info("stopping: leaving meeting %s", room.room_id)
-        await room.leave()
+            meeting.stop()
         stopper.cancel()
-        await follower
+        await runner  # re-raises RoomError / ProviderFatalError
+        return ExitCode.OK
     finally:
-        await room.leave()
+        await _shutdown(room, meeting, ops, settings)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-    if room.error is not None:
-        raise room.error
-    return ExitCode.OK
 
 
-async def _follow(room: RoomSession) -> None:
-    readers: dict[FeedId, asyncio.Task[None]] = {}
+async def _shutdown(
+    room: rs.RoomSession, meeting: mt.Meeting | None, ops: OpsServer | None, settings: Settings
+) -> None:
     try:
-        async for event in room.events():
-            if isinstance(event, ParticipantJoined | ParticipantUpdated):
-                p = event.participant
-                role = " (interpreter, ignored)" if p.is_interpreter else ""
-                log.info("participant %s: %s speaks %s%s", p.id, p.name, p.language.display, role)
-            elif isinstance(event, ParticipantLeft):
-                log.info("participant %s (%s) left", event.participant.id, event.participant.name)
-            elif isinstance(event, FeedTrackArrived):
-                readers[event.feed] = asyncio.create_task(_read_feed(event), name=f"read-{event.feed}")
-            elif isinstance(event, FeedTrackGone):
-                task = readers.pop(event.feed, None)
-                if task is not None:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
-            elif isinstance(event, RoomClosed):
-                return
+        async with asyncio.timeout(SHUTDOWN_BUDGET_S):
+            if meeting is not None:
+                await meeting.aclose()
+            await room.leave()
+    except TimeoutError:
+        log.warning("leaving took longer than %.0f s; exiting anyway", SHUTDOWN_BUDGET_S)
     finally:
-        for task in readers.values():
-            task.cancel()
-        for task in readers.values():
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if meeting is not None:
+            _write_transcript(meeting, settings)
+        if ops is not None:
+            with contextlib.suppress(Exception):
+                await ops.stop()
 
 
-async def _read_feed(event: FeedTrackArrived) -> None:
-    """Until the interpretation lanes consume it, convert each feed and count what arrives."""
-    converter = InboundConverter()
-    frames = 0
-    pcm_bytes = 0
+def _write_transcript(meeting: mt.Meeting, settings: Settings) -> None:
+    if not meeting.transcript.utterances:
+        log.info("nothing was interpreted: no transcript written")
+        return
     try:
-        while True:
-            frame = await event.track.recv()
-            if not isinstance(frame, av.AudioFrame):
-                continue
-            frames += 1
-            metrics.FRAMES_IN.inc()
-            pcm_bytes += len(converter.convert(frame))
-    except MediaStreamError:
-        pass
-    finally:
-        log.info(
-            "feed %s from %s: %d frames received, %.1f s of 24 kHz audio",
-            event.feed,
-            event.participant.name,
-            frames,
-            pcm_bytes / 48_000,
-        )
+        jsonl, text = meeting.transcript.write(settings.transcript_dir)
+    except OSError as exc:
+        log.error("cannot write the transcript to %s: %s", settings.transcript_dir, exc)
+        return
+    log.info("transcript written: %s and %s", jsonl, text)
+
+
+def _health(room: rs.RoomSession, meeting: mt.Meeting | None) -> tuple[bool, dict[str, Any]]:
+    joined = room.room_id is not None and not room.closed
+    details: dict[str, Any] = {"room": "joined" if joined else "not joined"}
+    if meeting is None:
+        return joined, details
+    ok, more = meeting.health()
+    return joined and ok, {**details, **more}

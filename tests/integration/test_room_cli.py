@@ -70,6 +70,9 @@ async def start_bot(janus: JanusServer, *args: str, admin_key: bool = False) -> 
     env = janus.environ()
     env["OPENAI_API_KEY"] = "sk-local-test-key"
     env["TRANSLATOR_LOG_LEVEL"] = "INFO"
+    # The room side alone: no model, each utterance is played back (the interpreter tests use the fake).
+    env["TRANSLATOR_ENGINE"] = "passthrough"
+    env["TRANSLATOR_METRICS_PORT"] = "0"
     if not admin_key:
         env.pop("TRANSLATOR_JANUS_ADMIN_KEY", None)
     assert BOT.exists(), f"console script missing: {BOT}"
@@ -108,8 +111,8 @@ async def test_join_receive_and_leave_on_sigterm(janus: JanusServer) -> None:
     try:
         await bot.wait_line(r"joined meeting 1234")
         await beatriz.join()
-        await bot.wait_line(r"receiving .* from Alice")
-        await bot.wait_line(r"receiving .* from Beatriz")
+        await bot.wait_line(r"receiving audio from participant .* \(Alice\)")
+        await bot.wait_line(r"receiving audio from participant .* \(Beatriz\)")
         assert re.search(r"Beatriz speaks Spanish \(Mexico\)", bot.text), bot.text
         await asyncio.sleep(1.0)
         bot.proc.send_signal(signal.SIGTERM)
@@ -118,7 +121,7 @@ async def test_join_receive_and_leave_on_sigterm(janus: JanusServer) -> None:
         await bot.kill()
         await alice.close()
         await beatriz.close()
-    counts = [int(m) for m in re.findall(r"(\d+) frames received", bot.text)]
+    counts = [int(m) for m in re.findall(r"ended: (\d+) frames received", bot.text)]
     assert len(counts) == 2 and all(c > 20 for c in counts), bot.text
     assert "Traceback" not in bot.text, bot.text
 
@@ -142,7 +145,7 @@ async def test_janus_killed_mid_call_bot_exits_3(janus: JanusServer) -> None:
     await alice.join()
     bot = await start_bot(janus, str(janus.room))
     try:
-        await bot.wait_line(r"receiving .* from Alice")
+        await bot.wait_line(r"receiving audio from participant .* \(Alice\)")
         await asyncio.sleep(0.5)
         janus.kill()
         assert await bot.wait() == 3, bot.text

@@ -58,13 +58,16 @@ class SpeakerTrack(MediaStreamTrack):
 
 
 class FakePublication:
-    def __init__(self, track, for_id, lang, display) -> None:
-        self.track, self.for_id, self.lang, self.display = track, for_id, lang, display
+    def __init__(self, track, for_id, lang) -> None:
+        self.track, self.for_id, self.lang = track, for_id, lang
         self.data: list[str] = []
         self.closed = False
 
     def send_data(self, text: str) -> None:
         self.data.append(text)
+
+    async def relabel(self, lang: str) -> None:
+        self.lang = lang
 
     async def aclose(self) -> None:
         self.closed = True
@@ -79,8 +82,8 @@ class FakeRoom:
         while True:
             yield await self.queue.get()
 
-    async def publish_feed(self, track, *, for_id, lang, display):
-        pub = FakePublication(track, for_id, lang, display)
+    async def publish_feed(self, track, *, for_id, lang):
+        pub = FakePublication(track, for_id, lang)
         self.publications.append(pub)
         return pub
 
@@ -128,7 +131,7 @@ async def test_each_listener_hears_only_the_other_speaker(settings):
         await wait_for(lambda: len(meeting.lanes) == 2 and len(meeting.feeds) == 2)
         assert set(meeting.lanes) == {LaneKey("a", "es"), LaneKey("b", "en")}
         to_b, to_a = room.feed_for("b"), room.feed_for("a")
-        assert to_b.display == "Interpreter -> Beatriz (es-MX)" and to_b.lang == "es-MX"
+        assert to_b.lang == "es-MX" and to_a.lang == "en"
 
         speech = read_pcm(utterance("u1-en"))
         await room.queue.put(PeerAudio("a", SpeakerTrack(speech)))
@@ -169,7 +172,8 @@ async def test_lanes_follow_language_changes_and_leaves(settings):
         await room.queue.put(PeerChanged(member("b", "Bob", "es")))
         await wait_for(lambda: set(meeting.lanes) == {LaneKey("a", "es"), LaneKey("b", "en")})
         assert meeting.lanes[LaneKey("b", "en")].engine.spec.source == parse_language("es")
-        assert room.feed_for("b") is old_b_feed  # the listener's feed stays; only the lane changes
+        assert room.feed_for("b") is old_b_feed  # the listener's feed stays, relabelled; lanes change
+        assert old_b_feed.lang == "es"
         await room.queue.put(PeerLeft("b"))
         await wait_for(lambda: not meeting.lanes and not meeting.feeds)
         assert all(p.closed for p in room.publications)
@@ -200,7 +204,6 @@ async def test_mixed_output_publishes_one_feed_for_everyone():
         await room.queue.put(PeerChanged(member("b", "Bea", "es")))
         await wait_for(lambda: len(meeting.lanes) == 2)
         assert [p.for_id for p in room.publications] == [None]
-        assert room.publications[0].display == "Interpreter (all languages)"
     finally:
         meeting.stop()
         await runner

@@ -93,10 +93,10 @@ class Lane:
     def key(self) -> LaneKey:
         return self.plan.key
 
-    async def start(self) -> None:
-        """Connect the session (a fatal provider error propagates) and start consuming its events."""
-        await self.engine.start()
-        self._task = asyncio.create_task(self._pump(), name=f"lane {self.key}")
+    def start(self) -> None:
+        """Connect the session and consume its events in the lane's own task, so a slow or retrying
+        connection never holds up the meeting; audio pushed meanwhile is buffered by the engine."""
+        self._task = asyncio.create_task(self._run(), name=f"lane {self.key}")
 
     def push_audio(self, pcm: bytes) -> None:
         self._speech.feed(pcm, self._clock())
@@ -119,8 +119,9 @@ class Lane:
             self._task = None
         await self.engine.aclose()
 
-    async def _pump(self) -> None:
+    async def _run(self) -> None:
         try:
+            await self.engine.start()
             async for event in self.engine.events():
                 self._handle(event)
         except ProviderFatalError as exc:

@@ -64,6 +64,8 @@ class PeerAudioGone:
 
 @dataclass(frozen=True, slots=True)
 class RoomClosed:
+    """The room ended under the bot; `reason` is shown to the user as is."""
+
     reason: str
 
 
@@ -71,7 +73,9 @@ RoomEvent = PeerChanged | PeerLeft | PeerAudio | PeerAudioGone | RoomClosed
 
 
 class Publication(Protocol):
-    def send_data(self, text: str) -> None: ...
+    def send_data(self, text: str) -> object: ...
+
+    async def relabel(self, lang: str) -> None: ...
 
     async def aclose(self) -> None: ...
 
@@ -79,9 +83,9 @@ class Publication(Protocol):
 class RoomPort(Protocol):
     def events(self) -> AsyncIterator[RoomEvent]: ...
 
-    async def publish_feed(
-        self, track: MediaStreamTrack, *, for_id: str | None, lang: str | None, display: str
-    ) -> Publication: ...
+    async def publish_feed(self, track: MediaStreamTrack, *, for_id: str | None, lang: str) -> Publication:
+        """Publish `track` labelled for one listener (None: for everyone) in language `lang`."""
+        ...
 
 
 EngineFactory = Callable[[Settings, LaneSpec], EngineSession]
@@ -93,6 +97,7 @@ class _Feed:
     track: PlayoutTrack
     publication: Publication | None
     lanes: tuple[LaneKey, ...]
+    lang: str
 
 
 class Meeting(LaneRouter):
@@ -197,7 +202,7 @@ class Meeting(LaneRouter):
             case PeerAudioGone(participant_id=pid):
                 self._stop_inbound(pid)
             case RoomClosed(reason=reason):
-                raise RoomError(f"the room is gone: {reason}")
+                raise RoomError(reason)
 
     def _stop_inbound(self, pid: str) -> None:
         task = self._inbound.pop(pid, None)
@@ -206,21 +211,30 @@ class Meeting(LaneRouter):
 
     async def _pump_inbound(self, pid: str, track: MediaStreamTrack) -> None:
         converter = InboundConverter()
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                log.info("audio of participant %s ended", pid)
-                return
-            FRAMES_IN.inc()
-            if not isinstance(frame, av.AudioFrame):
-                continue  # an audio track yields audio frames; anything else is not ours to convert
-            pcm = converter.convert(frame)
-            if not pcm:
-                continue
-            for lane in self.lanes.values():
-                if lane.plan.speaker.id == pid:
-                    lane.push_audio(pcm)
+        name = self.members[pid].name if pid in self.members else pid
+        log.info("receiving audio from participant %s (%s)", pid, name)
+        frames = 0
+        try:
+            while True:
+                try:
+                    frame = await track.recv()
+                except MediaStreamError:
+                    return
+                frames += 1
+                self._route_inbound(pid, converter, frame)
+        finally:
+            log.info("audio of participant %s (%s) ended: %d frames received", pid, name, frames)
+
+    def _route_inbound(self, pid: str, converter: InboundConverter, frame: object) -> None:
+        FRAMES_IN.inc()
+        if not isinstance(frame, av.AudioFrame):
+            return  # an audio track yields audio frames; anything else is not ours to convert
+        pcm = converter.convert(frame)
+        if not pcm:
+            return
+        for lane in self.lanes.values():
+            if lane.plan.speaker.id == pid:
+                lane.push_audio(pcm)
 
     # --- lanes and feeds -----------------------------------------------------------------------
 
@@ -240,11 +254,11 @@ class Meeting(LaneRouter):
                     log.info("re-configuring lane %s -> %s", plan.key, plan.target.tag)
                     self.lanes[plan.key].update(plan)
             for plan in changes.opened:
-                await self._open_lane(plan)
+                self._open_lane(plan)
             LANES.set(len(self.lanes))
             await self._reconcile_feeds()
 
-    async def _open_lane(self, plan: LanePlan) -> None:
+    def _open_lane(self, plan: LanePlan) -> None:
         log.info(
             "opening lane %s: %s (%s) -> %s for %s",
             plan.key,
@@ -255,12 +269,7 @@ class Meeting(LaneRouter):
         )
         engine = self._engine_factory(self._settings, spec_for(plan))
         lane = Lane(plan, engine, self, self.transcript, on_fatal=self._fatal_error, clock=self._clock)
-        try:
-            await lane.start()
-        except ProviderFatalError as exc:
-            await engine.aclose()
-            self._fatal_error(exc)
-            return
+        lane.start()
         self.lanes[plan.key] = lane
 
     async def _reconcile_feeds(self) -> None:
@@ -271,35 +280,37 @@ class Meeting(LaneRouter):
             if feed.publication is not None:
                 await feed.publication.aclose()
         for feed_id, lanes in wanted.items():
+            lang = self._feed_language(feed_id)
             existing = self.feeds.get(feed_id)
-            if existing is not None:
-                existing.lanes = lanes
+            if existing is None:
+                await self._publish(feed_id, lanes, lang)
                 continue
-            await self._publish(feed_id, lanes)
+            existing.lanes = lanes
+            if existing.lang != lang and existing.publication is not None:
+                existing.lang = lang
+                await existing.publication.relabel(lang)  # the listener switched language
 
-    async def _publish(self, feed_id: str, lanes: tuple[LaneKey, ...]) -> None:
+    def _feed_language(self, feed_id: str) -> str:
+        if feed_id == MIXED_FEED:
+            return self._settings.default_language
+        return self.members[feed_id].language.tag
+
+    async def _publish(self, feed_id: str, lanes: tuple[LaneKey, ...], lang: str) -> None:
         track = PlayoutTrack(
             cushion_ms=self._settings.playout_cushion_ms,
             max_lag_ms=self._settings.playout_max_lag_ms,
             clock=self._playout_clock,
             on_dropped=lambda item, played: self._on_dropped(feed_id, item, played),
         )
-        feed = _Feed(feed_id, track, None, lanes)
+        feed = _Feed(feed_id, track, None, lanes, lang)
         self.feeds[feed_id] = feed
-        base = self._settings.display_name
-        if feed_id == MIXED_FEED:
-            display, for_id, lang = f"{base} (all languages)", None, None
-        else:
-            listener = self.members[feed_id]
-            display = f"{base} -> {listener.name} ({listener.language.tag})"
-            for_id, lang = feed_id, listener.language.tag
+        for_id = None if feed_id == MIXED_FEED else feed_id
         try:
-            feed.publication = await self._room.publish_feed(track, for_id=for_id, lang=lang, display=display)
+            feed.publication = await self._room.publish_feed(track, for_id=for_id, lang=lang)
         except RoomError:
             self.feeds.pop(feed_id, None)
             track.stop()
             raise
-        log.info("publishing feed %r", display)
 
     def _feeds_of(self, key: LaneKey) -> list[_Feed]:
         return [feed for feed in self.feeds.values() if key in feed.lanes]
