@@ -5,65 +5,14 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-import sys
-from pathlib import Path
 
 import pytest
 
+from translator_bot.testbed.bot import BotProcess
 from translator_bot.testbed.janus import JanusServer
 from translator_bot.testbed.participant import SimParticipant, fixture_speech
 
 pytestmark = [pytest.mark.janus, pytest.mark.timeout(60)]
-
-BOT = Path(sys.executable).with_name("translator-bot")
-
-
-class BotProcess:
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: list[str] = []
-        self._changed = asyncio.Event()
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc.stderr is not None
-        async for raw in self.proc.stderr:
-            self.lines.append(raw.decode(errors="replace").rstrip())
-            self._changed.set()
-        self._changed.set()
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-    async def wait_line(self, pattern: str, timeout_s: float = 15.0) -> str:
-        regex = re.compile(pattern)
-        try:
-            async with asyncio.timeout(timeout_s):
-                while True:
-                    for line in self.lines:
-                        if regex.search(line):
-                            return line
-                    if self._reader.done():
-                        raise AssertionError(
-                            f"bot exited ({self.proc.returncode}) before {pattern!r}:\n{self.text}"
-                        )
-                    self._changed.clear()
-                    await self._changed.wait()
-        except TimeoutError:
-            raise AssertionError(f"no line matching {pattern!r} within {timeout_s}s:\n{self.text}") from None
-
-    async def wait(self, timeout_s: float = 15.0) -> int:
-        async with asyncio.timeout(timeout_s):
-            code = await self.proc.wait()
-            await self._reader
-        return code
-
-    async def kill(self) -> None:
-        if self.proc.returncode is None:
-            self.proc.kill()
-            await self.proc.wait()
-        await self._reader
 
 
 async def start_bot(janus: JanusServer, *args: str, admin_key: bool = False) -> BotProcess:
@@ -75,18 +24,7 @@ async def start_bot(janus: JanusServer, *args: str, admin_key: bool = False) -> 
     env["TRANSLATOR_METRICS_PORT"] = "0"
     if not admin_key:
         env.pop("TRANSLATOR_JANUS_ADMIN_KEY", None)
-    assert BOT.exists(), f"console script missing: {BOT}"
-    proc = await asyncio.create_subprocess_exec(
-        str(BOT),
-        "join",
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd="/tmp",
-    )
-    return BotProcess(proc)
+    return await BotProcess.start(["join", *args], env)
 
 
 async def test_unknown_room_exits_3_with_a_clear_message(janus: JanusServer) -> None:

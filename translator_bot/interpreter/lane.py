@@ -142,8 +142,8 @@ class Lane:
                 self._router.deliver_audio(self.key, item, pcm)
             case TranslationDone(item_id=item):
                 self._router.end_item(self.key, item)
-            case SourceTranscript(text=text, final=final):
-                self._transcript.source_text(lane, text, final)
+            case SourceTranscript(item_id=item, text=text, final=final):
+                self._transcript.source_text(lane, item, text, final)
             case TranslationTranscript(item_id=item, text=text, final=final):
                 entry = self._transcript.translation_text(lane, item, text, final)
                 if entry is not None:

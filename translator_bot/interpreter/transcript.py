@@ -2,9 +2,10 @@
 as JSON lines (for machines) and plain text (for people) when the meeting ends.
 
 Engines report what the speaker said and what the translation says as separate streams, and the
-input transcription may arrive before or after the translated audio. Per lane, source text waits
-until a translation item claims it; text that arrives late goes to the newest utterance that still
-has none.
+input transcription may arrive before or after the translated audio. Source text is kept per source
+item until a translation claims it: the item with the same id (engines that pair them), otherwise
+everything pending on the lane. Text for a source item already claimed replaces what was claimed;
+text that arrives after its translation goes to the newest utterance that has none.
 """
 
 from __future__ import annotations
@@ -52,8 +53,7 @@ class Utterance:
 @dataclass(slots=True)
 class _LaneText:
     info: LaneInfo
-    pending_final: list[str] = field(default_factory=list)
-    pending_partial: str = ""
+    pending: dict[str, str] = field(default_factory=dict)  # source item -> text not yet claimed
 
 
 def _iso(ts: float) -> str:
@@ -67,6 +67,7 @@ class Transcript:
         self._now = wall_clock
         self._lanes: dict[str, _LaneText] = {}
         self._by_item: dict[tuple[str, str], Utterance] = {}
+        self._by_source: dict[tuple[str, str], Utterance] = {}
         self.utterances: list[Utterance] = []
 
     def lane_opened(self, info: LaneInfo) -> None:
@@ -76,20 +77,22 @@ class Transcript:
         else:
             existing.info = info
 
-    def source_text(self, lane: str, text: str, final: bool) -> None:
+    def source_text(self, lane: str, item_id: str, text: str, final: bool) -> None:
         state = self._lanes.get(lane)
         if state is None or not text:
             return
-        if not final:
-            state.pending_partial += text
+        entry = self._by_item.get((lane, item_id)) or self._by_source.get((lane, item_id))
+        if entry is not None:
+            entry.original = text.strip() if final else (entry.original + text)
             return
-        # A final transcript replaces the partial deltas of the same segment.
-        state.pending_partial = ""
         orphan = self._newest_without_original(lane)
         if orphan is not None:
-            orphan.original = text.strip()
+            # The translation began before the transcription of what it translates: pair them now.
+            earlier = state.pending.pop(item_id, "")
+            orphan.original = text.strip() if final else earlier + text
+            self._by_source[(lane, item_id)] = orphan
             return
-        state.pending_final.append(text.strip())
+        state.pending[item_id] = text.strip() if final else state.pending.get(item_id, "") + text
 
     def translation_text(self, lane: str, item_id: str, text: str, final: bool) -> Utterance | None:
         entry = self._entry(lane, item_id)
@@ -115,9 +118,11 @@ class Transcript:
             return entry
         info = state.info
         now = self._now()
-        original = " ".join(state.pending_final) or state.pending_partial.strip()
-        state.pending_final.clear()
-        state.pending_partial = ""
+        if item_id in state.pending:
+            claimed = [item_id]
+        else:
+            claimed = list(state.pending)
+        original = " ".join(state.pending.pop(source).strip() for source in claimed).strip()
         entry = Utterance(
             lane=lane,
             item_id=item_id,
@@ -131,6 +136,8 @@ class Transcript:
             original=original,
         )
         self._by_item[(lane, item_id)] = entry
+        for source in claimed:
+            self._by_source[(lane, source)] = entry
         self.utterances.append(entry)
         return entry
 

@@ -84,11 +84,20 @@ class ScheduleTrack(MediaStreamTrack):
         self._frames = 0
         self.spoken: list[SpokenUtterance] = []
 
+    def say(self, speech: Speech) -> None:
+        """Speak `speech` once whatever is playing now has finished (after its `pause_before`)."""
+        if speech.pause_before > 0:
+            self._segments.append(("", np.zeros(int(speech.pause_before * RATE), dtype=np.int16)))
+        self._segments.append((speech.label, upsample_24k_to_48k(speech.pcm24k)))
+
+    @property
+    def busy(self) -> bool:
+        """Still speaking, or with something queued to say."""
+        return bool(self._segments) or bool(self._label and self._pos < len(self._buffer))
+
     def _queue_schedule(self) -> None:
         for speech in self._schedule:
-            if speech.pause_before > 0:
-                self._segments.append(("", np.zeros(int(speech.pause_before * RATE), dtype=np.int16)))
-            self._segments.append((speech.label, upsample_24k_to_48k(speech.pcm24k)))
+            self.say(speech)
 
     def _next_samples(self, due: float) -> Pcm:
         out = np.zeros(FRAME_SAMPLES, dtype=np.int16)
@@ -361,6 +370,12 @@ class SimParticipant:
         if reply.jsep is None:
             raise RuntimeError("Janus accepted the publish without an answer")
         await self._pc.setRemoteDescription(from_jsep(reply.jsep))
+
+    def say(self, utterance_id: str, pause_before: float = 0.0) -> None:
+        """Speak a fixture utterance now (after what is already being said)."""
+        if self.track is None:
+            raise RuntimeError(f"{self.name} does not publish audio")
+        self.track.say(fixture_speech(utterance_id, pause_before))
 
     async def configure_language(self, language: str) -> None:
         """Declare a new language the way a client would: new display name and stream description."""

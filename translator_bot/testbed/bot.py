@@ -1,0 +1,74 @@
+"""`translator-bot join` as a child process, the way a user runs it, with its log lines collected."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+BOT = Path(sys.executable).with_name("translator-bot")
+
+
+class BotProcess:
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self._changed = asyncio.Event()
+        self._reader = asyncio.create_task(self._read(), name="bot log reader")
+
+    @classmethod
+    async def start(cls, args: list[str], env: Mapping[str, str], cwd: str | Path = "/tmp") -> BotProcess:
+        if not BOT.exists():
+            raise FileNotFoundError(f"console script missing: {BOT} (install the package: pip install -e .)")
+        proc = await asyncio.create_subprocess_exec(
+            str(BOT),
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env=dict(env),
+            cwd=str(cwd),
+        )
+        return cls(proc)
+
+    async def _read(self) -> None:
+        assert self.proc.stderr is not None
+        async for raw in self.proc.stderr:
+            self.lines.append(raw.decode(errors="replace").rstrip())
+            self._changed.set()
+        self._changed.set()
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    async def wait_line(self, pattern: str, timeout_s: float = 15.0) -> str:
+        regex = re.compile(pattern)
+        try:
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    for line in self.lines:
+                        if regex.search(line):
+                            return line
+                    if self._reader.done():
+                        raise AssertionError(
+                            f"bot exited ({self.proc.returncode}) before {pattern!r}:\n{self.text}"
+                        )
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            raise AssertionError(f"no line matching {pattern!r} within {timeout_s}s:\n{self.text}") from None
+
+    async def wait(self, timeout_s: float = 15.0) -> int:
+        async with asyncio.timeout(timeout_s):
+            code = await self.proc.wait()
+            await self._reader
+        return code
+
+    async def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+        await self._reader

@@ -1,0 +1,122 @@
+"""A whole interpreted meeting on this machine: Janus, the fake model server, the bot as a process
+(`translator-bot join`, as a user runs it) and simulated participants who speak recorded fixtures
+and record the interpreter feed meant for them. Used by the end-to-end tests and benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from translator_bot.fake.server import FakeRealtimeServer
+from translator_bot.fake.state import FakeOptions
+from translator_bot.testbed.bot import BotProcess
+from translator_bot.testbed.janus import JanusServer
+from translator_bot.testbed.participant import Listening, SimParticipant
+
+FAKE_KEY = "sk-local-fake-key-0000"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Person:
+    sim: SimParticipant
+    listening: Listening | None = None
+
+
+@dataclass
+class InterpreterRig:
+    janus: JanusServer
+    engine: str
+    transcript_dir: Path
+    fake_options: FakeOptions | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    fake: FakeRealtimeServer | None = None
+    bot: BotProcess | None = None
+    people: dict[str, Person] = field(default_factory=dict)
+    metrics_port: int = 0
+    stop_seconds: float | None = None  # SIGTERM -> exit
+
+    async def start(self, people: Sequence[tuple[str, str]]) -> None:
+        if self.engine != "passthrough":
+            self.fake = FakeRealtimeServer(options=self.fake_options)
+            await self.fake.start()
+        for name, language in people:
+            sim = SimParticipant(self.janus.url, self.janus.room, name, language)
+            await sim.join()
+            self.people[name] = Person(sim)
+        self.metrics_port = free_port()
+        env = self.janus.environ()
+        env.update(
+            {
+                "OPENAI_API_KEY": FAKE_KEY,
+                "TRANSLATOR_ENGINE": self.engine,
+                "TRANSLATOR_TRANSCRIPT_DIR": str(self.transcript_dir),
+                "TRANSLATOR_METRICS_HOST": "127.0.0.1",
+                "TRANSLATOR_METRICS_PORT": str(self.metrics_port),
+                "TRANSLATOR_LOG_LEVEL": "INFO",
+            }
+        )
+        if self.fake is not None:
+            env["OPENAI_BASE_URL"] = self.fake.base_url
+        env.update(self.env)
+        self.bot = await BotProcess.start(["join", str(self.janus.room)], env)
+        await self.bot.wait_line(r"joined meeting", 20)
+        for person in self.people.values():
+            person.listening = await person.sim.subscribe_interpreter(timeout_s=20)
+            recorder = await person.listening.wait_track(20)
+            await recorder.wait_first_frame(20)
+
+    def say(self, name: str, utterance_id: str) -> None:
+        self.people[name].sim.say(utterance_id)
+
+    def spoken(self, name: str) -> list[tuple[str, float, float | None]]:
+        return [(u.label, u.start, u.end) for u in self.people[name].sim.spoken]
+
+    async def quiet(self, seconds: float = 30.0) -> None:
+        """Wait until every participant has finished what they were told to say."""
+        async with asyncio.timeout(seconds):
+            while any(p.sim.track is not None and p.sim.track.busy for p in self.people.values()):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+
+    async def metrics(self) -> dict[str, float]:
+        """The bot's /metrics as {sample name with labels: value}."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        async with aiohttp.ClientSession() as http, http.get(url) as reply:
+            text = await reply.text()
+        values: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                with contextlib.suppress(ValueError):
+                    values[name] = float(value)
+        return values
+
+    async def stop_bot(self) -> int:
+        assert self.bot is not None
+        started = time.monotonic()
+        self.bot.proc.send_signal(signal.SIGTERM)
+        code = await self.bot.wait(15)
+        self.stop_seconds = time.monotonic() - started
+        return code
+
+    async def aclose(self) -> None:
+        if self.bot is not None:
+            await self.bot.kill()
+        for person in self.people.values():
+            with contextlib.suppress(Exception):
+                await person.sim.close()
+        if self.fake is not None:
+            await self.fake.stop()
