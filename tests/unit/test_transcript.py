@@ -1,11 +1,12 @@
 import json
+from collections.abc import Callable
 
 from translator_bot.interpreter.transcript import LaneInfo, Transcript
 
 LANE = LaneInfo("a->es", "a", "Alice", "en", "es", ("b",))
 
 
-def clock():
+def clock() -> Callable[[], float]:
     t = [1_700_000_000.0]
 
     def now() -> float:

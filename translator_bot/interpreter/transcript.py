@@ -118,10 +118,8 @@ class Transcript:
             return entry
         info = state.info
         now = self._now()
-        if item_id in state.pending:
-            claimed = [item_id]
-        else:
-            claimed = list(state.pending)
+        # Engines that pair ids (translate) claim their own item; others claim all that is pending.
+        claimed = [item_id] if item_id in state.pending else list(state.pending)
         original = " ".join(state.pending.pop(source).strip() for source in claimed).strip()
         entry = Utterance(
             lane=lane,
