@@ -91,6 +91,7 @@ class Settings(BaseSettings):
 
     # --- playout ---------------------------------------------------------------------------------
     playout_cushion_ms: int = Field(default=60, ge=0, le=2000)
+    playout_hold_ms: int | None = Field(default=None, ge=0, le=2000)  # None: chosen for the engine
     playout_max_lag_ms: int = Field(default=8000, ge=100, le=120000)
 
     # --- operations ------------------------------------------------------------------------------
@@ -155,6 +156,15 @@ class Settings(BaseSettings):
         if self.engine is not None:
             return self.engine
         return "realtime" if self.provider == "azure" else "translate"
+
+    @property
+    def effective_hold_ms(self) -> int:
+        """The translate endpoint streams in real time, one ~200 ms delta per 200 ms: a new utterance
+        waits a little after its first delta to absorb the next one's arrival jitter. Models that send
+        faster than real time build their own cushion and need no hold."""
+        if self.playout_hold_ms is not None:
+            return self.playout_hold_ms
+        return 80 if self.effective_engine == "translate" else 0
 
     def require_provider_credentials(self) -> None:
         """The key is needed only to talk to the model, so commands that do not are usable without it."""

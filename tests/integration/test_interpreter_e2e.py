@@ -66,6 +66,8 @@ async def test_two_people_hear_each_other_in_their_language(
         await settle(rig)
 
         metrics = await rig.metrics()
+        status, health = await rig.health()
+        assert status == 200 and health["room"] == "joined" and len(health["lanes"]) == 2, health
         assert await rig.stop_bot() == 0, rig.bot.text
         assert rig.stop_seconds is not None and rig.stop_seconds < 5.0
     finally:
@@ -87,6 +89,13 @@ async def test_two_people_hear_each_other_in_their_language(
         ["u1-es", "u4-es", "u3-es", "u1-de"],
         ["u1-es", "u4-es", "u2-es", "u3-es", "u1-de"],
     ), report
+
+    # Live captions reached each listener on the data channel of the feed meant for them.
+    captions = [json.loads(text) for _, text in beatriz.messages]
+    final = {c["translation"].strip() for c in captions if c.get("type") == "caption" and c["final"]}
+    assert utterance("u1-es").text in final and utterance("u1-de").text in final, captions[-3:]
+    assert all(c["speaker_name"] == "Alice" for c in captions)
+    assert {json.loads(text)["speaker_name"] for _, text in alice.messages} == {"Beatriz"}
 
     # The bot reconnected rather than giving up, and the fake saw only valid client events.
     assert metrics.get(

@@ -175,6 +175,25 @@ async def test_a_new_item_waits_for_its_cushion() -> None:
     assert audible(frame)
 
 
+async def test_hold_absorbs_the_jitter_of_a_source_that_streams_in_real_time() -> None:
+    """200 ms deltas at real-time pace, the second one 40 ms late: with a 60 ms hold, no gap."""
+    track, _ = new_track(cushion_ms=60, hold_ms=60)
+    track.enqueue(pcm_tone(200), "a")
+    frames = await pull(track, 3)
+    assert not any(audible(f) for f in frames)  # held for 60 ms although 200 ms are queued
+    assert track.underruns == 0
+    # The next delta was due 200 ms after the first; it comes 40 ms late, at 240 ms, while the first
+    # (started at 60 ms) still has 20 ms to play.
+    frames = await pull(track, 9)
+    track.enqueue(pcm_tone(200), "a")
+    frames += await pull(track, 6)
+    assert all(audible(f) for f in frames) and track.underruns == 0
+    unheld, _ = new_track(cushion_ms=60)
+    unheld.enqueue(pcm_tone(200), "a")
+    early = await pull(unheld, 11)
+    assert audible(early[0]) and not audible(early[10]) and unheld.underruns >= 1
+
+
 async def test_an_ended_short_item_plays_without_waiting_for_the_cushion() -> None:
     track, _ = new_track(cushion_ms=200)
     track.enqueue(pcm_const(50, 5000), "a")

@@ -74,6 +74,7 @@ class _Item:
     ended: bool = False
     started: bool = False
     buffering: bool = True  # waiting for the cushion before (re)starting
+    first_at: float | None = None  # clock time its first audio was queued
 
     def played_model_samples(self) -> int:
         # The resampler keeps timing, so 2 output samples = 1 input sample; never report more than
@@ -88,6 +89,7 @@ class PlayoutTrack(MediaStreamTrack):
         self,
         *,
         cushion_ms: float = 60,
+        hold_ms: float = 0,
         max_lag_ms: float = 3000,
         clock: Clock | None = None,
         on_dropped: DroppedCallback | None = None,
@@ -98,6 +100,10 @@ class PlayoutTrack(MediaStreamTrack):
                 f"need 0 <= cushion_ms and max_lag_ms >= cushion_ms + 20, got {cushion_ms}, {max_lag_ms}"
             )
         self._cushion = round(cushion_ms * _SAMPLES_PER_MS)
+        # A source that streams in real time (one delta per its own length) never builds a cushion
+        # larger than one delta; holding a new item briefly after its first audio absorbs the arrival
+        # jitter of the next delta at a cost of `hold_ms`, instead of a whole delta's worth of cushion.
+        self._hold = hold_ms / 1000
         self._max_lag = round(max_lag_ms * _SAMPLES_PER_MS)
         self._clock: Clock = clock if clock is not None else MonotonicClock()
         self._on_dropped = on_dropped
@@ -247,6 +253,8 @@ class PlayoutTrack(MediaStreamTrack):
         self._enforce_lag_bound()
 
     def _append(self, item: _Item, samples: Int16Array) -> None:
+        if item.first_at is None:
+            item.first_at = self._clock.now()
         if samples.size:
             item.chunks.append(samples)
             item.queued += samples.size
@@ -319,7 +327,8 @@ class PlayoutTrack(MediaStreamTrack):
         while filled < FRAME_SAMPLES and self._items:
             item = next(iter(self._items.values()))
             if item.buffering:
-                if item.queued >= self._cushion or item.ended:
+                held = item.first_at is not None and self._clock.now() - item.first_at >= self._hold
+                if (item.queued >= self._cushion and held) or item.ended:
                     item.buffering = False
                     item.started = True
                 else:

@@ -36,6 +36,7 @@ from translator_bot.settings import Settings
 
 _CHUNK_SAMPLES = 4800  # 200 ms, like the real endpoints' deltas
 _MAX_UTTERANCE_SAMPLES = 24_000 * 30
+_LEAD_IN_MS = 50
 
 
 class PassthroughSession(EngineSession):
@@ -76,7 +77,9 @@ class PassthroughSession(EngineSession):
         for event in self._vad.feed(samples):
             now = self._clock()
             if isinstance(event, VadStarted):
-                self._utterance_start_ms = event.audio_start_ms
+                # Start where the voice starts (with the short lead-in recordings have), not at the
+                # VAD's prefix padding: the baseline must not begin with padding no model returns.
+                self._utterance_start_ms = max(0, event.voiced_ms - _LEAD_IN_MS)
                 self._events.put_nowait(SpeechStarted(now))
             elif self._utterance_start_ms is not None:
                 self._events.put_nowait(SpeechStopped(now))

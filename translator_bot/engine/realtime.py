@@ -103,7 +103,7 @@ class RealtimeLinkState:
 
 class RealtimeSession(ManagedSession[RealtimeLinkState]):
     engine_name = "realtime"
-    chunk_ms = 100  # small appends keep server VAD responsive
+    chunk_ms = 40  # small appends keep server VAD responsive: a turn ends at most 40 ms late
 
     def __init__(
         self,

@@ -298,6 +298,7 @@ class Meeting(LaneRouter):
     async def _publish(self, feed_id: str, lanes: tuple[LaneKey, ...], lang: str) -> None:
         track = PlayoutTrack(
             cushion_ms=self._settings.playout_cushion_ms,
+            hold_ms=self._settings.effective_hold_ms,
             max_lag_ms=self._settings.playout_max_lag_ms,
             clock=self._playout_clock,
             on_dropped=lambda item, played: self._on_dropped(feed_id, item, played),

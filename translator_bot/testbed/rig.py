@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -43,20 +44,20 @@ class InterpreterRig:
     transcript_dir: Path
     fake_options: FakeOptions | None = None
     env: Mapping[str, str] = field(default_factory=dict)
-    fake: FakeRealtimeServer | None = None
+    fake: FakeRealtimeServer | None = None  # given: shared with other rigs, not stopped by this one
+    room: str | None = None  # None: the Janus server's static room; otherwise created by the bot
     bot: BotProcess | None = None
     people: dict[str, Person] = field(default_factory=dict)
     metrics_port: int = 0
     stop_seconds: float | None = None  # SIGTERM -> exit
+    _own_fake: bool = False
 
     async def start(self, people: Sequence[tuple[str, str]]) -> None:
-        if self.engine != "passthrough":
+        if self.engine != "passthrough" and self.fake is None:
             self.fake = FakeRealtimeServer(options=self.fake_options)
+            self._own_fake = True
             await self.fake.start()
-        for name, language in people:
-            sim = SimParticipant(self.janus.url, self.janus.room, name, language)
-            await sim.join()
-            self.people[name] = Person(sim)
+        room: str | int = self.room if self.room is not None else self.janus.room
         self.metrics_port = free_port()
         env = self.janus.environ()
         env.update(
@@ -72,8 +73,13 @@ class InterpreterRig:
         if self.fake is not None:
             env["OPENAI_BASE_URL"] = self.fake.base_url
         env.update(self.env)
-        self.bot = await BotProcess.start(["join", str(self.janus.room)], env)
+        args = ["join", str(room)] + (["--create-room"] if self.room is not None else [])
+        self.bot = await BotProcess.start(args, env)
         await self.bot.wait_line(r"joined meeting", 20)
+        for name, language in people:
+            sim = SimParticipant(self.janus.url, room, name, language)
+            await sim.join()
+            self.people[name] = Person(sim)
         for person in self.people.values():
             person.listening = await person.sim.subscribe_interpreter(timeout_s=20)
             recorder = await person.listening.wait_track(20)
@@ -90,6 +96,11 @@ class InterpreterRig:
         async with asyncio.timeout(seconds):
             while any(p.sim.track is not None and p.sim.track.busy for p in self.people.values()):  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
+
+    async def health(self) -> tuple[int, dict[str, Any]]:
+        url = f"http://127.0.0.1:{self.metrics_port}/healthz"
+        async with aiohttp.ClientSession() as http, http.get(url) as reply:
+            return reply.status, await reply.json()
 
     async def metrics(self) -> dict[str, float]:
         """The bot's /metrics as {sample name with labels: value}."""
@@ -118,5 +129,5 @@ class InterpreterRig:
         for person in self.people.values():
             with contextlib.suppress(Exception):
                 await person.sim.close()
-        if self.fake is not None:
+        if self.fake is not None and self._own_fake:
             await self.fake.stop()

@@ -1,0 +1,209 @@
+"""Meeting-level figures through real Janus, the bot as a process and the fake model server.
+
+    python -m tests.bench.bench_meeting latency  [--utterances 8]
+    python -m tests.bench.bench_meeting capacity [--max-meetings 4] [--seconds 40]
+
+`latency`: from the end of each source utterance at the speaker to the first translated audio at the
+listener, for the pass-through engine (same room path, the input returned unchanged after the same
+turn detection) and for both model engines against the fake, measured in the same run; prints p50 /
+p95 and what each engine adds over the pass-through baseline, plus playout underruns.
+`capacity`: N two-party meetings in one Janus, both people talking in turns; prints each bot's CPU
+(percent of one core) and the underruns, for N = 1.. until underruns appear or --max-meetings.
+Needs root (or user namespaces) for the private network namespace, like the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from translator_bot.fake.catalog import load_catalog
+from translator_bot.fake.server import FakeRealtimeServer
+from translator_bot.fake.state import FakeOptions
+from translator_bot.fixtures import utterance
+from translator_bot.testbed.janus import JanusServer
+from translator_bot.testbed.netns import enter_private_network
+from translator_bot.testbed.rig import InterpreterRig
+
+SENTENCES = ["u1", "u2", "u3", "u4"]
+UNDERRUNS = "translator_playout_underruns_total"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def first_audio_after(rig: InterpreterRig, listener: str, after: float) -> float | None:
+    listening = rig.people[listener].listening
+    assert listening is not None
+    rec = listening.recording
+    for chunk, at in zip(list(rec.chunks), list(rec.arrivals), strict=False):
+        if at > after and chunk.size and float((chunk.astype("float64") ** 2).mean()) ** 0.5 > 500:
+            return at
+    return None
+
+
+def model_delay_ms() -> int:
+    """What the fake spends per turn before it can answer (recognising the sentence): the delay the
+    pass-through baseline waits too, so the difference is what the bot's own path adds."""
+    catalog = load_catalog()
+    costs = []
+    for uid in catalog.recognizer.ids:
+        started = time.perf_counter()
+        catalog.recognise(catalog.pcm(uid))
+        costs.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(costs))
+
+
+async def measure_engine(
+    janus: JanusServer, engine: str, count: int, workdir: Path, env: dict[str, str] | None = None
+) -> dict[str, object]:
+    rig = InterpreterRig(
+        janus, engine, workdir / engine, fake_options=FakeOptions(heartbeat_ms=1000), env=env or {}
+    )
+    latencies: list[float] = []
+    missing = 0
+    try:
+        await rig.start([("Alice", "en"), ("Beatriz", "es")])
+        await asyncio.sleep(1.0)
+        for index in range(count):
+            uid = f"{SENTENCES[index % len(SENTENCES)]}-en"
+            rig.say("Alice", uid)
+            await rig.quiet()
+            end = rig.people["Alice"].sim.spoken[-1].end
+            assert end is not None
+            # turn detection + the longest translation + playout, before the next sentence
+            await asyncio.sleep(0.6 + utterance(uid).duration_ms / 1000 * 1.4 + 1.0)
+            arrival = first_audio_after(rig, "Beatriz", end)
+            if arrival is None:
+                missing += 1
+            else:
+                latencies.append(arrival - end)
+        metrics = await rig.metrics()
+        await rig.stop_bot()
+    finally:
+        await rig.aclose()
+    return {
+        "engine": engine,
+        "latencies": latencies,
+        "missing": missing,
+        "underruns": metrics.get(UNDERRUNS, float("nan")),
+    }
+
+
+async def latency(args: argparse.Namespace) -> None:
+    delay = model_delay_ms()
+    print(f"model (fake recogniser) delay per turn: {delay} ms; the pass-through baseline waits as long")
+    with tempfile.TemporaryDirectory() as tmp:
+        async with JanusServer() as janus:
+            results = [
+                await measure_engine(
+                    janus,
+                    "passthrough",
+                    args.utterances,
+                    Path(tmp),
+                    {"TRANSLATOR_PASSTHROUGH_DELAY_MS": str(delay)},
+                )
+            ]
+            for engine in ("translate", "realtime"):
+                results.append(await measure_engine(janus, engine, args.utterances, Path(tmp)))
+    base = results[0]["latencies"]
+    assert isinstance(base, list)
+    print(
+        f"\nspeech end at the speaker -> first translated audio at the listener ({args.utterances} sentences)"
+    )
+    header = ("engine", "p50 ms", "p95 ms", "+p50 ms", "+p95 ms", "missing", "underruns")
+    print(f"{header[0]:<12} " + " ".join(f"{h:>8}" for h in header[1:]))
+    for result in results:
+        values = result["latencies"]
+        assert isinstance(values, list)
+        if not values:
+            print(f"{result['engine']:<12} no translated audio arrived")
+            continue
+        p50, p95 = percentile(values, 50) * 1000, percentile(values, 95) * 1000
+        add50 = p50 - percentile(base, 50) * 1000 if base else float("nan")
+        add95 = p95 - percentile(base, 95) * 1000 if base else float("nan")
+        print(
+            f"{result['engine']:<12} {p50:8.0f} {p95:8.0f} {add50:+8.0f} {add95:+8.0f} "
+            f"{result['missing']:>8} {result['underruns']:>10.0f}"
+        )
+    print("(+ columns: added over the pass-through baseline measured in the same run; target +p95 <= 40 ms)")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def talk(rig: InterpreterRig, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    turn = 0
+    while time.monotonic() < deadline:
+        speaker, lang = ("Alice", "en") if turn % 2 == 0 else ("Beatriz", "es")
+        uid = f"{SENTENCES[turn % len(SENTENCES)]}-{lang}"
+        rig.say(speaker, uid)
+        await rig.quiet()
+        await asyncio.sleep(0.6 + utterance(uid).duration_ms / 1000 * 1.4 + 0.5)
+        turn += 1
+
+
+async def capacity(args: argparse.Namespace) -> None:
+    print(f"{'meetings':>8} {'bot CPU % of a core (each)':>30} {'underruns':>10}")
+    with tempfile.TemporaryDirectory() as tmp:
+        async with JanusServer() as janus:
+            fake = FakeRealtimeServer(options=FakeOptions(heartbeat_ms=1000))
+            await fake.start()
+            try:
+                for count in range(1, args.max_meetings + 1):
+                    rigs = [
+                        InterpreterRig(
+                            janus, "translate", Path(tmp) / f"{count}-{i}", fake=fake, room=f"{count}{i:02d}"
+                        )
+                        for i in range(count)
+                    ]
+                    try:
+                        for rig in rigs:
+                            await rig.start([("Alice", "en"), ("Beatriz", "es")])
+                        before = [cpu_seconds(rig.bot.proc.pid) for rig in rigs if rig.bot]
+                        started = time.monotonic()
+                        await asyncio.gather(*(talk(rig, args.seconds) for rig in rigs))
+                        elapsed = time.monotonic() - started
+                        after = [cpu_seconds(rig.bot.proc.pid) for rig in rigs if rig.bot]
+                        metrics = [await rig.metrics() for rig in rigs]
+                    finally:
+                        for rig in rigs:
+                            await rig.aclose()
+                    cpu = [100 * (b - a) / elapsed for a, b in zip(before, after, strict=True)]
+                    underruns = sum(m.get(UNDERRUNS, 0.0) for m in metrics)
+                    cpu_text = " ".join(f"{c:.0f}" for c in cpu)
+                    print(f"{count:>8} {cpu_text:>30} {underruns:>10.0f}")
+                    if underruns > 0:
+                        break
+            finally:
+                await fake.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="what", required=True)
+    lat = sub.add_parser("latency")
+    lat.add_argument("--utterances", type=int, default=8)
+    cap = sub.add_parser("capacity")
+    cap.add_argument("--max-meetings", type=int, default=4)
+    cap.add_argument("--seconds", type=float, default=40.0)
+    args = parser.parse_args()
+    enter_private_network()  # before any thread exists
+    asyncio.run(latency(args) if args.what == "latency" else capacity(args))
+
+
+if __name__ == "__main__":
+    main()
