@@ -164,7 +164,11 @@ async def capacity(args: argparse.Namespace) -> None:
                 for count in range(1, args.max_meetings + 1):
                     rigs = [
                         InterpreterRig(
-                            janus, "translate", Path(tmp) / f"{count}-{i}", fake=fake, room=f"{count}{i:02d}"
+                            janus,
+                            "translate",
+                            Path(tmp) / f"{count}-{i}",
+                            fake=fake,
+                            room=int(f"{count}{i:02d}"),
                         )
                         for i in range(count)
                     ]

@@ -45,7 +45,7 @@ class InterpreterRig:
     fake_options: FakeOptions | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     fake: FakeRealtimeServer | None = None  # given: shared with other rigs, not stopped by this one
-    room: str | None = None  # None: the Janus server's static room; otherwise created by the bot
+    room: str | int | None = None  # None: the Janus server's static room; otherwise created by the bot
     bot: BotProcess | None = None
     people: dict[str, Person] = field(default_factory=dict)
     metrics_port: int = 0
