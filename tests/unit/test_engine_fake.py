@@ -94,6 +94,21 @@ async def gather_until_done(session: ManagedSession[Any], out: list[EngineEvent]
             return
 
 
+async def speak_and_collect(
+    session: ManagedSession[Any], pcm: bytes, items: int, seconds: float = 30
+) -> list[EngineEvent]:
+    """Speak `pcm` into the session (accelerated real-time pace) and collect events until `items`
+    translations are complete."""
+    out: list[EngineEvent] = []
+    feeder = asyncio.create_task(feed_realtime_pace(session, pcm))
+    try:
+        await asyncio.wait_for(gather_until_done(session, out, items), seconds)
+    finally:
+        feeder.cancel()
+        await asyncio.gather(feeder, return_exceptions=True)
+    return out
+
+
 def audio_of(out: list[EngineEvent]) -> bytes:
     return b"".join(e.pcm for e in out if isinstance(e, TranslatedAudio))
 
@@ -112,13 +127,9 @@ def assert_is_translation(received: bytes, uid: str) -> None:
 async def test_right_translation_comes_back(fake: FakeRealtimeServer, engine: EngineName) -> None:
     session = make(fake, engine)
     await session.start()
-    out: list[EngineEvent] = []
-    feeder = asyncio.create_task(feed_realtime_pace(session, silence(300) + pcm_of("u2-en") + silence(4000)))
     try:
-        await asyncio.wait_for(gather_until_done(session, out, 1), 30)
+        out = await speak_and_collect(session, silence(300) + pcm_of("u2-en") + silence(4000), 1, 30)
     finally:
-        feeder.cancel()
-        await asyncio.gather(feeder, return_exceptions=True)
         await session.aclose()
     assert_is_translation(audio_of(out), "u2-es")
     text = "".join(e.text for e in out if isinstance(e, TranslationTranscript) and not e.final)
@@ -136,13 +147,9 @@ async def test_reconnect_after_a_drop_mid_utterance(fake: FakeRealtimeServer, en
     await session.start()
     lead = 400
     await fake.control({"action": "drop", "after_audio_ms": lead + 800})
-    out: list[EngineEvent] = []
-    feeder = asyncio.create_task(feed_realtime_pace(session, silence(lead) + pcm_of("u1-en") + silence(4000)))
     try:
-        await asyncio.wait_for(gather_until_done(session, out, 1), 30)
+        out = await speak_and_collect(session, silence(lead) + pcm_of("u1-en") + silence(4000), 1, 30)
     finally:
-        feeder.cancel()
-        await asyncio.gather(feeder, return_exceptions=True)
         await session.aclose()
     assert session.reconnects == 1
     assert len(fake.state.sessions) == 2
@@ -250,13 +257,9 @@ async def test_malformed_event_does_not_kill_the_session(
 
     before = skipped()
     await fake.control({"action": "malformed"})
-    out: list[EngineEvent] = []
-    feeder = asyncio.create_task(feed_realtime_pace(session, silence(300) + pcm_of("u2-en") + silence(4000)))
     try:
-        await asyncio.wait_for(gather_until_done(session, out, 1), 30)
+        out = await speak_and_collect(session, silence(300) + pcm_of("u2-en") + silence(4000), 1, 30)
     finally:
-        feeder.cancel()
-        await asyncio.gather(feeder, return_exceptions=True)
         await session.aclose()
     assert skipped() > before
     assert session.reconnects == 0
@@ -271,14 +274,8 @@ async def test_sentence_ending_during_the_previous_translation_is_still_translat
     session = make(server, "realtime")
     try:
         await session.start()
-        out: list[EngineEvent] = []
         speech = silence(300) + pcm_of("u1-en") + silence(700) + pcm_of("u3-en") + silence(3000)
-        feeder = asyncio.create_task(feed_realtime_pace(session, speech))
-        try:
-            await asyncio.wait_for(gather_until_done(session, out, 2), 30)
-        finally:
-            feeder.cancel()
-            await asyncio.gather(feeder, return_exceptions=True)
+        out = await speak_and_collect(session, speech, 2)
         items = list(dict.fromkeys(e.item_id for e in out if isinstance(e, TranslatedAudio)))
         assert len(items) == 2
         for item, uid in zip(items, ["u1-es", "u3-es"], strict=True):

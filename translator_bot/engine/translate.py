@@ -14,7 +14,6 @@ import asyncio
 import base64
 import binascii
 import logging
-import time
 from dataclasses import dataclass
 
 from openai.types.realtime import (
@@ -39,20 +38,16 @@ from pydantic import BaseModel
 from translator_bot.engine.base import (
     BYTES_PER_SAMPLE,
     SAMPLE_RATE,
-    Clock,
-    LaneSpec,
     SourceTranscript,
     TranslatedAudio,
     TranslationDone,
     TranslationTranscript,
 )
 from translator_bot.engine.connection import Parser
-from translator_bot.engine.endpoint import Endpoint
 from translator_bot.engine.feed import ms_to_samples
 from translator_bot.engine.protocol import parse_translation_server_event
 from translator_bot.engine.session import Link, ManagedSession
 from translator_bot.metrics import ENGINE_UNKNOWN_EVENTS
-from translator_bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -79,25 +74,7 @@ class TranslateSession(ManagedSession[TranslateLinkState]):
     engine_name = "translate"
     chunk_ms = 100  # half the endpoint's own ~200 ms frame: speech reaches it at most 100 ms late
 
-    def __init__(
-        self,
-        endpoint: Endpoint,
-        spec: LaneSpec,
-        settings: Settings,
-        *,
-        clock: Clock = time.monotonic,
-        give_up_after_s: float = 120.0,
-        recycle_grace_s: float = 20.0,
-    ) -> None:
-        super().__init__(
-            endpoint,
-            spec,
-            settings,
-            clock=clock,
-            give_up_after_s=give_up_after_s,
-            recycle_grace_s=recycle_grace_s,
-        )
-        self._items = 0
+    _items = 0  # synthetic items numbered per session, across reconnects
 
     def _parser(self) -> Parser:
         return parse_translation_server_event
