@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -301,7 +301,7 @@ class Meeting(LaneRouter):
             hold_ms=self._settings.effective_hold_ms,
             max_lag_ms=self._settings.playout_max_lag_ms,
             clock=self._playout_clock,
-            on_dropped=lambda item, played: self._on_dropped(feed_id, item, played),
+            on_dropped=self._on_dropped,
         )
         feed = _Feed(feed_id, track, None, lanes, lang)
         self.feeds[feed_id] = feed
@@ -316,7 +316,7 @@ class Meeting(LaneRouter):
     def _feeds_of(self, key: LaneKey) -> list[_Feed]:
         return [feed for feed in self.feeds.values() if key in feed.lanes]
 
-    def _on_dropped(self, feed_id: str, item: str, played: int) -> None:
+    def _on_dropped(self, item: str, played: int) -> None:
         key_text, _, engine_item = item.partition("|")
         for key, lane in self.lanes.items():
             if str(key) == key_text:
@@ -352,6 +352,3 @@ class Meeting(LaneRouter):
                 "feeds": sorted(self.feeds),
             },
         )
-
-    def lane_plans(self) -> Mapping[LaneKey, LanePlan]:
-        return dict(self._plans)
