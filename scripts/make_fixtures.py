@@ -1,4 +1,4 @@
-"""Synthesise the recorded speech fixtures in tests/fixtures with espeak-ng.
+"""Synthesise the recorded speech fixtures in translator_bot/recordings with espeak-ng.
 
 Four sentences (u1..u4), each spoken in English, Spanish and German, so a test can send one language
 and check the other two. Every file is 24 kHz mono s16 (what the translation endpoint takes and returns),
@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 import soxr
 
-OUT_DIR = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+OUT_DIR = Path(__file__).resolve().parent.parent / "translator_bot" / "recordings"
 RATE = 24_000
 STEREO_RATE = 48_000
 PEAK_DBFS = -3.0

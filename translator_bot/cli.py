@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +125,32 @@ def build_parser() -> argparse.ArgumentParser:
     fake.add_argument(
         "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper, default="INFO"
     )
+    from translator_bot import demo, doctor, web
+
+    demo.configure_parser(
+        commands.add_parser(
+            "demo",
+            help="run a whole interpreted meeting on this machine with recorded speakers (no account needed)",
+            description=demo.DESCRIPTION,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
+    doctor.configure_parser(
+        commands.add_parser(
+            "doctor",
+            help="check prerequisites and settings (secrets masked)",
+            description=doctor.DESCRIPTION,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
+    web.configure_parser(
+        commands.add_parser(
+            "web",
+            help="serve the meeting page: join from a browser and hear the other person in your language",
+            description=web.DESCRIPTION,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
     return parser
 
 
@@ -170,7 +196,15 @@ def _run_fake(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"join": _run_join, "fake-realtime": _run_fake}
+    from translator_bot import demo, doctor, web
+
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {
+        "join": _run_join,
+        "fake-realtime": _run_fake,
+        "demo": demo.run,
+        "doctor": doctor.run,
+        "web": web.run,
+    }
     try:
         return handlers[args.command](args)
     except TranslatorBotError as exc:

@@ -38,19 +38,18 @@ class Utterance:
 
 
 def fixtures_dir() -> Path:
-    """The fixture directory: $TRANSLATOR_FIXTURES_DIR, else the source tree's tests/fixtures."""
+    """The fixture directory: $TRANSLATOR_FIXTURES_DIR, else the recordings shipped in the package."""
     configured = os.environ.get(ENV_VAR)
     if configured:
         directory = Path(configured)
         if not (directory / MANIFEST).is_file():
             raise FileNotFoundError(f"{ENV_VAR}={configured!r} has no {MANIFEST}")
         return directory
-    # Present when running from a checkout or an editable install; a wheel does not ship tests/.
-    in_tree = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
-    if (in_tree / MANIFEST).is_file():
-        return in_tree
+    bundled = Path(__file__).resolve().parent / "recordings"
+    if (bundled / MANIFEST).is_file():
+        return bundled
     raise FileNotFoundError(
-        f"speech fixtures not found at {in_tree}; set {ENV_VAR} to a directory holding {MANIFEST}"
+        f"speech fixtures not found at {bundled}; set {ENV_VAR} to a directory holding {MANIFEST}"
     )
 
 
