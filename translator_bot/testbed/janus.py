@@ -38,13 +38,21 @@ class JanusServerError(RuntimeError):
     """The Janus binary is missing or did not come up; the message says why and quotes its log."""
 
 
-def _lib_dir() -> Path:
+def find_lib_dir() -> Path | None:
+    """The Janus library folder holding the VideoRoom plugin, or None when no known folder has it."""
     for candidate in _LIB_DIRS:
         if (Path(candidate) / "plugins" / "libjanus_videoroom.so").exists():
             return Path(candidate)
-    raise JanusServerError(
-        "Janus plugins not found (looked in " + ", ".join(_LIB_DIRS) + "): apt-get install janus"
-    )
+    return None
+
+
+def _lib_dir() -> Path:
+    found = find_lib_dir()
+    if found is None:
+        raise JanusServerError(
+            "Janus plugins not found (looked in " + ", ".join(_LIB_DIRS) + "): apt-get install janus"
+        )
+    return found
 
 
 def _die_with_parent() -> None:
