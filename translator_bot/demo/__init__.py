@@ -1,15 +1,131 @@
-"""`translator-bot demo`: run a whole interpreted meeting on this machine."""
+"""`translator-bot demo`: a whole interpreted meeting on this machine, no account needed.
+
+Imports stay inside `run()`: the CLI builds every subcommand's parser on each start.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Literal
 
-DESCRIPTION = "Run a whole interpreted meeting on this machine."
+DESCRIPTION = """\
+Run a whole interpreted meeting on this machine: a local Janus, the local fake model server (or the
+OpenAI API when OPENAI_API_KEY is set), the bot started exactly as `translator-bot join`, and two
+simulated people who take turns speaking recorded sentences in their own languages.
+
+Progress is shown as it happens. ./demo-output/ receives what each person heard (WAV), the meeting
+transcript, the bot's log and a summary. Exit 0 when every utterance reached the other person in
+their language, 1 when one did not, 2 when a prerequisite is missing.
+"""
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Add this command's flags."""
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("demo-output"),
+        help="where results go (default ./demo-output)",
+    )
+    parser.add_argument(
+        "--languages",
+        default="en,es",
+        help="the two people's languages, from the recordings: en, es, de (default en,es)",
+    )
+    parser.add_argument("--turns", type=int, default=4, help="sentences spoken, alternating (default 4)")
+    parser.add_argument(
+        "--engine",
+        choices=["translate", "realtime", "passthrough"],
+        help="model engine (default: translate; realtime on Azure OpenAI)",
+    )
+    parser.add_argument(
+        "--model",
+        choices=["auto", "fake", "openai"],
+        default="auto",
+        help="auto (default): the OpenAI API when OPENAI_API_KEY or AZURE_OPENAI_API_KEY is set, "
+        "else the local fake server",
+    )
+    parser.add_argument(
+        "--network",
+        choices=["auto", "private", "host"],
+        default="auto",
+        help="where WebRTC runs: a private network namespace (default with the fake model) or this "
+        "machine's own address (default with the real API, which needs the internet)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        type=str.upper,
+        default="WARNING",
+        help="log level of the demo's own parts (the bot's log goes to bot.log at INFO)",
+    )
+    parser.add_argument(
+        "--turn-timeout", type=float, default=20.0, help="seconds to wait for each translation (default 20)"
+    )
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"translator-bot demo: {message}", file=sys.stderr)
+    return code
+
+
+def _show(line: str) -> None:
+    print(line, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("translator-bot demo is not built yet")
+    has_key = bool(os.environ.get("OPENAI_API_KEY") or os.environ.get("AZURE_OPENAI_API_KEY"))
+    provider: Literal["fake", "openai"] = (
+        ("openai" if has_key else "fake")
+        if args.model == "auto"
+        else ("openai" if args.model == "openai" else "fake")
+    )
+    if provider == "openai" and not has_key:
+        return _fail("--model openai needs OPENAI_API_KEY (or AZURE_OPENAI_ENDPOINT + AZURE_OPENAI_API_KEY)")
+    on_azure = provider == "openai" and bool(os.environ.get("AZURE_OPENAI_ENDPOINT"))
+    engine = args.engine or ("realtime" if on_azure else "translate")
+    from translator_bot.demo.script import ScriptError, people_for, plan_turns
+    from translator_bot.fixtures import load_manifest
+
+    recordings = load_manifest()
+    try:
+        people = people_for(args.languages.split(","), sorted({u.language for u in recordings}))
+        plan = plan_turns(people, recordings, args.turns, translated=engine != "passthrough")
+    except ScriptError as exc:
+        return _fail(str(exc))
+    if shutil.which("janus") is None:
+        return _fail(
+            "Janus is not installed: run `sudo apt-get install janus` (or `bash scripts/install.sh`)"
+        )
+
+    # The namespace must be entered before anything starts a thread (asyncio's executor included).
+    from translator_bot.demo.network import NetworkError, prepare_network
+
+    try:
+        network = prepare_network(args.network, needs_internet=provider == "openai")
+    except NetworkError as exc:
+        return _fail(str(exc))
+
+    import asyncio
+
+    from translator_bot.demo.runner import DemoConfig, DemoFailed, run_demo
+    from translator_bot.logs import configure_logging
+
+    # The demo's own peers log at WARNING; the bot's log goes to demo-output/bot.log.
+    configure_logging(args.log_level, "text", [])
+    config = DemoConfig(
+        output_dir=args.output_dir,
+        people=people,
+        plan=plan,
+        engine=engine,
+        provider=provider,
+        network=network,
+        turn_timeout_s=args.turn_timeout,
+    )
+    try:
+        return asyncio.run(run_demo(config, _show))
+    except DemoFailed as exc:
+        return _fail(str(exc), 1)

@@ -46,6 +46,7 @@ class InterpreterRig:
     env: Mapping[str, str] = field(default_factory=dict)
     fake: FakeRealtimeServer | None = None  # given: shared with other rigs, not stopped by this one
     room: str | int | None = None  # None: the Janus server's static room; otherwise created by the bot
+    use_fake: bool = True  # False: the bot talks to the provider its environment names
     bot: BotProcess | None = None
     people: dict[str, Person] = field(default_factory=dict)
     metrics_port: int = 0
@@ -53,16 +54,17 @@ class InterpreterRig:
     _own_fake: bool = False
 
     async def start(self, people: Sequence[tuple[str, str]]) -> None:
-        if self.engine != "passthrough" and self.fake is None:
+        if self.engine != "passthrough" and self.fake is None and self.use_fake:
             self.fake = FakeRealtimeServer(options=self.fake_options)
             self._own_fake = True
             await self.fake.start()
         room: str | int = self.room if self.room is not None else self.janus.room
         self.metrics_port = free_port()
         env = self.janus.environ()
+        if self.use_fake:
+            env["OPENAI_API_KEY"] = FAKE_KEY
         env.update(
             {
-                "OPENAI_API_KEY": FAKE_KEY,
                 "TRANSLATOR_ENGINE": self.engine,
                 "TRANSLATOR_TRANSCRIPT_DIR": str(self.transcript_dir),
                 "TRANSLATOR_METRICS_HOST": "127.0.0.1",

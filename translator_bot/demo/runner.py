@@ -1,0 +1,174 @@
+"""The demo meeting itself: Janus, the model (local fake or the real API), the bot as `translator-bot
+join`, and two simulated people taking turns; progress is shown as it happens and the results are
+left in the output directory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from translator_bot.demo.network import DemoNetwork
+from translator_bot.demo.observe import finished_speaking, observe, wait_for_translation, write_wav
+from translator_bot.demo.report import TurnResult, summarise, summary_text, write_summary
+from translator_bot.demo.script import Person, Turn
+from translator_bot.languages import parse_language
+from translator_bot.testbed.janus import JanusServer, JanusServerError
+from translator_bot.testbed.participant import Recording
+from translator_bot.testbed.rig import InterpreterRig
+
+Show = Callable[[str], None]
+Provider = Literal["fake", "openai"]
+
+MEETING_ID = 1234
+# Files from an earlier run that this run replaces; anything else in the directory is left alone.
+OWNED_PATTERNS = ("*-heard.wav", "summary.json", "summary.txt", "bot.log", "meeting-*.jsonl", "meeting-*.txt")
+
+
+class DemoFailed(RuntimeError):
+    """The meeting could not be set up; the message says what failed and what to look at."""
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    output_dir: Path
+    people: tuple[Person, Person]
+    plan: list[Turn]
+    engine: str
+    provider: Provider
+    network: DemoNetwork
+    turn_timeout_s: float = 20.0
+
+
+def _language_name(base: str) -> str:
+    return parse_language(base).name
+
+
+def _clear_previous_run(directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for pattern in OWNED_PATTERNS:
+        for path in directory.glob(pattern):
+            path.unlink()
+
+
+async def _play_turn(rig: InterpreterRig, turn: Turn, timeout_s: float, show: Show) -> TurnResult:
+    speaker = rig.people[turn.speaker.name]
+    listener = rig.people[turn.listener.name]
+    assert speaker.listening is not None and listener.listening is not None
+    already_said = len(speaker.sim.spoken)
+    start = time.monotonic()
+    show(f'[{turn.number}] {turn.speaker.name} ({_language_name(turn.speaker.language)}) says: "{turn.text}"')
+    rig.say(turn.speaker.name, turn.utterance_id)
+    spoken = await finished_speaking(speaker.sim, already_said, timeout_s=30)
+    assert spoken.end is not None
+    await wait_for_translation(listener.listening.recording, start, spoken.end, timeout_s)
+    seen = await observe(
+        listener.listening.recording,
+        speaker.listening.recording,
+        listener.listening.messages,
+        start,
+        turn.expected_id,
+    )
+    latency = None if seen.first_arrival is None else round((seen.first_arrival - spoken.end) * 1000)
+    result = TurnResult(
+        turn=turn,
+        spoken_ms=round((spoken.end - spoken.start) * 1000),
+        heard_id=seen.heard_id,
+        heard_ms=seen.heard_ms,
+        latency_ms=latency,
+        caption=seen.caption,
+        leaked_ms=seen.leaked_ms,
+        recognised=rig.fake is not None or rig.engine == "passthrough",
+    )
+    what = seen.caption or (turn.expected_text if result.delivered else None)
+    heard = f'"{what}"' if what else ("speech" if seen.heard_ms else "nothing")
+    late = "" if latency is None else f", {latency / 1000:.2f} s after {turn.speaker.name} stopped"
+    show(
+        f"    {turn.listener.name} hears ({_language_name(turn.listener.language)}): {heard}{late}"
+        f"  [{result.verdict}]"
+    )
+    return result
+
+
+async def run_demo(config: DemoConfig, show: Show) -> int:
+    """Play the meeting; 0 when every utterance reached the other person in their language."""
+    people, plan = config.people, config.plan
+    _clear_previous_run(config.output_dir)
+    janus = JanusServer(room=MEETING_ID, ice_address=config.network.ice_address)
+    rig: InterpreterRig | None = None
+    results: list[TurnResult] = []
+    bot_code: int | None = None
+    try:
+        try:
+            await janus.start()
+        except JanusServerError as exc:
+            raise DemoFailed(f"Janus did not start: {exc}") from exc
+        show(f"Janus is up at {janus.url}, meeting {MEETING_ID}; WebRTC in a {config.network.describe()}")
+        rig = InterpreterRig(
+            janus,
+            config.engine,
+            transcript_dir=config.output_dir.resolve(),
+            use_fake=config.provider == "fake",
+        )
+        show(
+            f"starting the bot: translator-bot join {MEETING_ID} --engine {config.engine} "
+            + ("(model: the local fake server)" if config.provider == "fake" else "(model: the OpenAI API)")
+        )
+        try:
+            await _start(rig, people)
+        except (AssertionError, TimeoutError) as exc:
+            raise DemoFailed(f"the meeting did not come together: {exc}") from exc
+        if rig.fake is not None:
+            show(f"local fake model server at {rig.fake.base_url}")
+        show(
+            "in the meeting: "
+            + " and ".join(f"{p.name} ({_language_name(p.language)})" for p in people)
+            + ", each listening to the interpreter feed meant for them"
+        )
+        for turn in plan:
+            results.append(await _play_turn(rig, turn, config.turn_timeout_s, show))
+            await asyncio.sleep(0.5)
+        bot_code = await rig.stop_bot()
+        show(f"the bot left the meeting (exit code {bot_code}) and wrote the transcript")
+    finally:
+        if rig is not None:
+            _save_outputs(rig, config.output_dir)
+            with contextlib.suppress(Exception):
+                await rig.aclose()
+        await janus.stop()
+
+    summary = summarise(
+        results,
+        context={
+            "engine": config.engine,
+            "provider": config.provider,
+            "network": config.network.mode,
+            "meeting": MEETING_ID,
+            "transcripts": sorted(p.name for p in config.output_dir.glob("meeting-*")),
+        },
+        bot_exit_code=bot_code,
+    )
+    write_summary(config.output_dir, summary)
+    show("")
+    show(summary_text(summary).rstrip())
+    show(
+        f"outputs in {config.output_dir}/: " + ", ".join(sorted(p.name for p in config.output_dir.iterdir()))
+    )
+    return 0 if summary["result"] == "ok" else 1
+
+
+async def _start(rig: InterpreterRig, people: tuple[Person, Person]) -> None:
+    async with asyncio.timeout(90):
+        await rig.start([(p.name, p.language) for p in people])
+
+
+def _save_outputs(rig: InterpreterRig, directory: Path) -> None:
+    for name, person in rig.people.items():
+        recording = person.listening.recording if person.listening is not None else Recording()
+        write_wav(directory / f"{name}-heard.wav", recording)
+    if rig.bot is not None:
+        (directory / "bot.log").write_text(rig.bot.text + "\n", encoding="utf-8")
