@@ -25,6 +25,7 @@ Show = Callable[[str], None]
 Provider = Literal["fake", "openai"]
 
 MEETING_ID = 1234
+LANES_READY_S = 20.0
 # Files from an earlier run that this run replaces; anything else in the directory is left alone.
 OWNED_PATTERNS = ("*-heard.wav", "summary.json", "summary.txt", "bot.log", "meeting-*.jsonl", "meeting-*.txt")
 
@@ -119,7 +120,7 @@ async def run_demo(config: DemoConfig, show: Show) -> int:
             + ("(model: the local fake server)" if config.provider == "fake" else "(model: the OpenAI API)")
         )
         try:
-            await _start(rig, people)
+            lanes = await _start(rig, people)
         except (AssertionError, TimeoutError) as exc:
             raise DemoFailed(f"the meeting did not come together: {exc}") from exc
         if rig.fake is not None:
@@ -129,6 +130,11 @@ async def run_demo(config: DemoConfig, show: Show) -> int:
             + " and ".join(f"{p.name} ({_language_name(p.language)})" for p in people)
             + ", each listening to the interpreter feed meant for them"
         )
+        waiting = {lane: state for lane, state in lanes.items() if state != "connected"}
+        if lanes and not waiting:
+            show(f"the interpreter is ready: {len(lanes)} lanes connected to the model")
+        else:
+            show(f"the model is not answering yet (lanes: {waiting or 'none'}); speaking anyway")
         for turn in plan:
             results.append(await _play_turn(rig, turn, config.turn_timeout_s, show))
             await asyncio.sleep(0.5)
@@ -161,9 +167,23 @@ async def run_demo(config: DemoConfig, show: Show) -> int:
     return 0 if summary["result"] == "ok" else 1
 
 
-async def _start(rig: InterpreterRig, people: tuple[Person, Person]) -> None:
+async def _start(rig: InterpreterRig, people: tuple[Person, Person]) -> dict[str, str]:
+    """Everyone in the room, then up to LANES_READY_S for every lane's model session to connect.
+
+    Speech before a lane connects is kept and sent late, so waiting is not needed for delivery; it
+    makes the first latency figure mean the same as the others. Returns lane -> state.
+    """
     async with asyncio.timeout(90):
         await rig.start([(p.name, p.language) for p in people])
+    lanes: dict[str, str] = {}
+    deadline = time.monotonic() + LANES_READY_S
+    while time.monotonic() < deadline:
+        _, health = await rig.health()
+        lanes = {str(k): str(v) for k, v in health.get("lanes", {}).items()}
+        if len(lanes) >= 2 and all(state == "connected" for state in lanes.values()):
+            break
+        await asyncio.sleep(0.1)
+    return lanes
 
 
 def _save_outputs(rig: InterpreterRig, directory: Path) -> None:
