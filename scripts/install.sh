@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything translator-bot needs on a Debian machine with Python >= 3.11:
-# system packages (Janus, espeak-ng, sox, iproute2) and a virtual environment in ./.venv.
+# system packages (Janus, espeak-ng, sox, iproute2, Node.js for vendoring the meeting page's janus.js),
+# the page's janus.js from the npm registry, and a virtual environment in ./.venv.
 #   scripts/install.sh          runtime only
-#   scripts/install.sh --dev    plus test, lint and type-check tools
+#   scripts/install.sh --dev    plus test, lint and type-check tools and Chromium for the browser test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,10 +17,13 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 packages=(janus espeak-ng sox iproute2 util-linux ca-certificates)
+[[ -n "$extras" ]] && packages+=(chromium)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js may come from elsewhere than Debian; only npm itself is needed.
+command -v npm >/dev/null || missing+=(nodejs npm)
 python=${PYTHON:-python3}
 if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
     missing+=(python3-venv)
@@ -36,6 +40,7 @@ fi
 
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
     echo "install.sh: Python >= 3.11 is required ($("$python" --version))" >&2; exit 2; }
+bash scripts/vendor-janus-js.sh
 [[ -x .venv/bin/python ]] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".${extras}"

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -27,7 +28,16 @@ Provider = Literal["fake", "openai"]
 MEETING_ID = 1234
 LANES_READY_S = 20.0
 # Files from an earlier run that this run replaces; anything else in the directory is left alone.
-OWNED_PATTERNS = ("*-heard.wav", "summary.json", "summary.txt", "bot.log", "meeting-*.jsonl", "meeting-*.txt")
+OWNED_PATTERNS = (
+    "*-heard.wav",
+    "summary.json",
+    "summary.txt",
+    "bot.log",
+    "model.log",
+    "bot-metrics.txt",
+    "meeting-*.jsonl",
+    "meeting-*.txt",
+)
 
 
 class DemoFailed(RuntimeError):
@@ -95,10 +105,35 @@ async def _play_turn(rig: InterpreterRig, turn: Turn, timeout_s: float, show: Sh
     return result
 
 
+@contextlib.contextmanager
+def _model_log(path: Path) -> Iterator[None]:
+    """What the local model server heard and answered, at INFO, whatever the console shows."""
+    logger = logging.getLogger("translator_bot.fake")
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    for console in logging.getLogger().handlers:
+        if console.level == logging.NOTSET:
+            console.setLevel(logging.getLogger().level)
+    previous = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+        handler.close()
+
+
 async def run_demo(config: DemoConfig, show: Show) -> int:
     """Play the meeting; 0 when every utterance reached the other person in their language."""
-    people, plan = config.people, config.plan
     _clear_previous_run(config.output_dir)
+    with _model_log(config.output_dir / "model.log"):
+        return await _run_meeting(config, show)
+
+
+async def _run_meeting(config: DemoConfig, show: Show) -> int:
+    people, plan = config.people, config.plan
     janus = JanusServer(room=MEETING_ID, ice_address=config.network.ice_address)
     rig: InterpreterRig | None = None
     results: list[TurnResult] = []
@@ -138,6 +173,8 @@ async def run_demo(config: DemoConfig, show: Show) -> int:
         for turn in plan:
             results.append(await _play_turn(rig, turn, config.turn_timeout_s, show))
             await asyncio.sleep(0.5)
+        with contextlib.suppress(Exception):
+            (config.output_dir / "bot-metrics.txt").write_text(await rig.metrics_text(), encoding="utf-8")
         bot_code = await rig.stop_bot()
         show(f"the bot left the meeting (exit code {bot_code}) and wrote the transcript")
     finally:

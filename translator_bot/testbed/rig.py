@@ -104,11 +104,15 @@ class InterpreterRig:
         async with aiohttp.ClientSession() as http, http.get(url) as reply:
             return reply.status, await reply.json()
 
-    async def metrics(self) -> dict[str, float]:
-        """The bot's /metrics as {sample name with labels: value}."""
+    async def metrics_text(self) -> str:
+        """The bot's /metrics, as Prometheus text."""
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         async with aiohttp.ClientSession() as http, http.get(url) as reply:
-            text = await reply.text()
+            return await reply.text()
+
+    async def metrics(self) -> dict[str, float]:
+        """The bot's /metrics as {sample name with labels: value}."""
+        text = await self.metrics_text()
         values: dict[str, float] = {}
         for line in text.splitlines():
             if line and not line.startswith("#"):
