@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     log_level: LogLevel = "INFO"
     log_format: LogFormat = "text"
 
+    # --- meeting page (`translator-bot web`) -----------------------------------------------------
+    web_janus_url: str | None = None  # the Janus URL browsers use, when it differs from janus_url
+    web_languages: str | None = None  # comma-separated codes offered on the page; None: the built-in list
+
     @field_validator("ice_servers", mode="before")
     @classmethod
     def _ice_list(cls, value: Any) -> Any:
@@ -121,7 +125,7 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("openai_base_url", "janus_url", "azure_openai_endpoint")
+    @field_validator("openai_base_url", "janus_url", "azure_openai_endpoint", "web_janus_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is None:

@@ -1,0 +1,296 @@
+"""The meeting page's HTTP API, with aiohttp's test client and a stand-in for `translator-bot join`
+(a small Python child that prints log lines and exits with the code the meeting id asks for)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from translator_bot.settings import load_settings
+from translator_bot.web import _FORWARDED, configure_parser
+from translator_bot.web.app import bot_environment, bot_flags
+from translator_bot.web.config import WebConfig, language_choices
+from translator_bot.web.launcher import (
+    BotLauncher,
+    default_command,
+    describe_exit,
+    log_message,
+    valid_meeting_id,
+)
+from translator_bot.web.server import create_app
+
+# Behaves like the bot as far as the launcher can tell: log lines on stderr, "joined meeting" once in,
+# SIGTERM -> clean exit 0, and the CLI's one-line error before a failing exit code.
+FAKE_BOT = textwrap.dedent(
+    """
+    import signal, sys, time
+    meeting = sys.argv[-1]
+    def log(msg):
+        print("2025-01-02 10:11:12,345 INFO    translator_bot.app: " + msg, file=sys.stderr, flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: (log("stopping: leaving meeting " + meeting), sys.exit(0)))
+    if meeting.startswith("exit"):
+        code = int(meeting[4:])
+        print("translator-bot: failure number %d for meeting %s" % (code, meeting), file=sys.stderr)
+        sys.exit(code)
+    if meeting.startswith("slow"):
+        time.sleep(60)
+    log("joined meeting %s as 'Interpreter'" % meeting)
+    if meeting.startswith("stubborn"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    while True:
+        time.sleep(0.05)
+    """
+)
+
+
+Client = TestClient[web.Request, web.Application]
+
+
+def fake_command(meeting_id: str) -> Sequence[str]:
+    return [sys.executable, "-c", FAKE_BOT, "join", "--", meeting_id]
+
+
+@pytest.fixture
+def config() -> WebConfig:
+    return WebConfig(
+        janus_url="ws://127.0.0.1:8188/",
+        languages=tuple(language_choices(["en", "es", "de"])),
+        ice_servers=({"urls": "stun:stun.example.org:3478"},),
+    )
+
+
+@pytest.fixture
+async def launcher() -> AsyncIterator[BotLauncher]:
+    bots = BotLauncher(fake_command, max_running=2, stop_timeout_s=2.0)
+    yield bots
+    await bots.aclose()
+
+
+@pytest.fixture
+async def client(config: WebConfig, launcher: BotLauncher, tmp_path: Path) -> AsyncIterator[Client]:
+    vendor = tmp_path / "vendor"
+    vendor.mkdir()
+    (vendor / "janus.js").write_text("export default function Janus() {}\n")
+    (vendor / "adapter.js").write_text("window.adapter = {};\n")
+    app = create_app(config, launcher, vendor_dir=vendor)
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
+
+
+async def wait_state(client: Client, meeting: str, state: str) -> dict[str, object]:
+    async with asyncio.timeout(10):
+        while True:
+            reply = await client.get(f"/api/meetings/{meeting}/interpreter")
+            body: dict[str, object] = await reply.json()
+            if body["state"] == state:
+                return body
+            await asyncio.sleep(0.05)
+
+
+def post(client: Client, meeting: str, **headers: str) -> Any:
+    return client.post(
+        f"/api/meetings/{meeting}/interpreter",
+        data="{}",
+        headers={"Content-Type": "application/json", **headers},
+    )
+
+
+# --- page and configuration -----------------------------------------------------------------------
+
+
+async def test_page_files_are_served_with_their_types(client: Client) -> None:
+    for path, kind in [("/", "text/html"), ("/app.js", "text/javascript"), ("/style.css", "text/css")]:
+        reply = await client.get(path)
+        assert reply.status == 200, path
+        assert reply.content_type == kind, path
+        assert reply.headers["X-Content-Type-Options"] == "nosniff"
+    page = await client.get("/")
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    assert 'src="/app.js"' in await page.text()
+    assert (await client.get("/vendor/janus.js")).content_type == "text/javascript"
+    assert (await client.get("/vendor/other.js")).status == 404
+    assert (await client.get("/server.py")).status == 404
+
+
+async def test_missing_vendored_client_is_a_clear_500(
+    config: WebConfig, launcher: BotLauncher, tmp_path: Path
+) -> None:
+    app = create_app(config, launcher, vendor_dir=tmp_path / "nothing-here")
+    async with TestClient(TestServer(app)) as client:
+        reply = await client.get("/vendor/janus.js")
+        assert reply.status == 500
+        assert reply.content_type == "text/html"
+        assert "scripts/vendor-janus-js.sh" in await reply.text()
+        health = await (await client.get("/healthz")).json()
+        assert health["janus_js"].startswith("missing")
+
+
+async def test_config_tells_the_browser_where_janus_is(client: Client) -> None:
+    body = await (await client.get("/api/config")).json()
+    # The bot's Janus is on loopback: the browser gets the same port on the host it loaded the page from.
+    host = client.server.host
+    assert body["janus_url"] == f"ws://{host}:8188/"
+    assert [lang["tag"] for lang in body["languages"]] == ["en", "es", "de"]
+    assert body["languages"][1] == {"tag": "es", "name": "Spanish", "native": "español"}
+    assert body["ice_servers"] == [{"urls": "stun:stun.example.org:3478"}]
+    other = await (await client.get("/api/config", headers={"Host": "meet.example.org:8080"})).json()
+    assert other["janus_url"] == "ws://meet.example.org:8188/"
+
+
+def test_public_janus_url_and_turn_credentials_come_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRANSLATOR_ICE_SERVERS", "turn:turn.example.org:3478,stun:stun.example.org")
+    monkeypatch.setenv("TRANSLATOR_TURN_USERNAME", "client")
+    monkeypatch.setenv("TRANSLATOR_TURN_PASSWORD", "s3cret")
+    monkeypatch.setenv("TRANSLATOR_WEB_JANUS_URL", "wss://janus.example.org/ws")
+    monkeypatch.setenv("TRANSLATOR_WEB_LANGUAGES", "fr, es-MX ,Spanish")
+    config = WebConfig.from_settings(load_settings({"janus_url": "ws://janus.internal:8188/"}))
+    assert config.browser_janus_url("anything:1") == "wss://janus.example.org/ws"
+    assert config.ice_servers == (
+        {"urls": "turn:turn.example.org:3478", "username": "client", "credential": "s3cret"},
+        {"urls": "stun:stun.example.org"},
+    )
+    assert [c.tag for c in config.languages] == ["fr", "es-MX", "es"]
+    monkeypatch.delenv("TRANSLATOR_WEB_JANUS_URL")
+    internal = WebConfig.from_settings(load_settings({"janus_url": "ws://janus.internal:8188/"}))
+    assert internal.browser_janus_url("meet.example.org") == "ws://janus.internal:8188/"
+
+
+# --- starting interpreters ----------------------------------------------------------------------------
+
+
+async def test_start_runs_one_interpreter_per_meeting(client: Client, launcher: BotLauncher) -> None:
+    assert (await (await client.get("/api/meetings/1234/interpreter")).json())["state"] == "none"
+    first = await post(client, "1234")
+    assert first.status == 202
+    started = await first.json()
+    assert started["started"] is True and started["state"] in ("starting", "running")
+    running = await wait_state(client, "1234", "running")
+    assert running["pid"] == started["pid"]
+    assert running["last_line"] == "joined meeting 1234 as 'Interpreter'"
+
+    again = await post(client, "1234")
+    assert again.status == 200
+    body = await again.json()
+    assert body["started"] is False and body["pid"] == started["pid"]
+    assert len(launcher.running) == 1
+
+
+async def test_exit_codes_are_explained(client: Client) -> None:
+    expected = {
+        "exit2": "settings are wrong",
+        "exit3": "could not join or stay in the meeting",
+        "exit4": "model provider refused",
+        "exit1": "unexpected error",
+    }
+    for meeting, words in expected.items():
+        assert (await post(client, meeting)).status == 202
+        body = await wait_state(client, meeting, "exited")
+        assert body["exit_code"] == int(meeting[4:])
+        assert words in str(body["message"]), body
+        assert body["last_line"] == f"failure number {meeting[4:]} for meeting {meeting}"
+    # The room error carries the bot's own reason, which names the meeting.
+    body = await wait_state(client, "exit3", "exited")
+    assert "failure number 3 for meeting exit3" in str(body["message"])
+
+
+async def test_an_exited_interpreter_can_be_started_again(client: Client) -> None:
+    assert (await post(client, "exit3")).status == 202
+    first = await wait_state(client, "exit3", "exited")
+    reply = await post(client, "exit3")
+    assert reply.status == 202
+    assert (await reply.json())["pid"] != first["pid"]
+
+
+async def test_bad_meeting_ids_never_reach_a_process(client: Client, launcher: BotLauncher) -> None:
+    for bad in ["-rf", "a%20b", "a;b", "x" * 65, "%2E%2E", "_x", "a$(id)"]:
+        reply = await post(client, bad)
+        assert reply.status in (400, 404), bad
+        assert (await client.get(f"/api/meetings/{bad}/interpreter")).status in (400, 404), bad
+    assert launcher.running == []
+    for good in ["1234", "room-7", "team.sync_2"]:
+        assert valid_meeting_id(good)
+
+
+async def test_start_needs_a_same_origin_json_request(client: Client, launcher: BotLauncher) -> None:
+    form = await client.post("/api/meetings/1234/interpreter", data={"x": "1"})
+    assert form.status == 403
+    cross = await post(client, "1234", Origin="https://evil.example")
+    assert cross.status == 403
+    assert launcher.running == []
+    same = await post(client, "1234", Origin=f"http://{client.server.host}:{client.server.port}")
+    assert same.status == 202
+
+
+async def test_too_many_interpreters_is_429(client: Client) -> None:
+    assert (await post(client, "slow1")).status == 202
+    assert (await post(client, "slow2")).status == 202
+    third = await post(client, "slow3")
+    assert third.status == 429
+    assert "already running" in (await third.json())["error"]
+
+
+async def test_shutdown_stops_and_reaps_every_interpreter(config: WebConfig, tmp_path: Path) -> None:
+    launcher = BotLauncher(fake_command, max_running=4, stop_timeout_s=1.0)
+    app = create_app(config, launcher, vendor_dir=tmp_path)
+    async with TestClient(TestServer(app)) as client:
+        assert (await post(client, "1")).status == 202
+        assert (await post(client, "stubborn")).status == 202
+        await wait_state(client, "1", "running")
+        await wait_state(client, "stubborn", "running")
+        procs = [bot.proc for bot in launcher.running]
+    # Leaving the client shuts the app down: SIGTERM, then SIGKILL for the one that ignores it.
+    assert [p.returncode for p in procs] == [0, -9]
+    gentle, stubborn = launcher.get("1"), launcher.get("stubborn")
+    assert (
+        gentle is not None and gentle.state == "exited" and gentle.last_line == "stopping: leaving meeting 1"
+    )
+    assert stubborn is not None and "SIGKILL" in str(stubborn.status()["message"])
+    with pytest.raises(Exception, match="shutting down"):
+        await launcher.start("2")
+
+
+async def test_a_missing_bot_program_is_reported(config: WebConfig, tmp_path: Path) -> None:
+    launcher = BotLauncher(lambda m: ["/nonexistent/translator-bot", "join", m])
+    app = create_app(config, launcher, vendor_dir=tmp_path)
+    async with TestClient(TestServer(app)) as client:
+        reply = await post(client, "1234")
+        assert reply.status == 503
+        assert "cannot start the interpreter" in (await reply.json())["error"]
+
+
+# --- pieces ---------------------------------------------------------------------------------------------
+
+
+def test_the_bot_command_keeps_the_meeting_id_one_argument() -> None:
+    argv = list(default_command(["--engine", "translate"])("1234"))
+    assert argv[0] == sys.executable
+    assert argv[1:] == ["-m", "translator_bot", "join", "--engine", "translate", "--", "1234"]
+
+
+def test_settings_flags_are_forwarded_to_the_bot(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    configure_parser(parser)
+    env_file = tmp_path / "bot.env"
+    args = parser.parse_args(["--port", "9000", "--engine", "passthrough", "--env-file", str(env_file)])
+    assert args.port == 9000 and args.host == "127.0.0.1"
+    assert bot_flags(args, _FORWARDED) == ["--env-file", str(env_file), "--engine", "passthrough"]
+    assert bot_environment()["TRANSLATOR_METRICS_PORT"] == "0"
+
+
+def test_log_lines_and_exits_read_well() -> None:
+    assert log_message('{"ts": "x", "level": "info", "msg": "joined meeting 1"}') == "joined meeting 1"
+    assert log_message("2025-01-02 10:11:12,345 WARNING translator_bot.room: slow") == "slow"
+    assert log_message("translator-bot: OPENAI_API_KEY is not set") == "OPENAI_API_KEY is not set"
+    assert describe_exit(-15, None) == "the interpreter was stopped by SIGTERM"
+    assert describe_exit(0, "x") == "the interpreter left the meeting"
+    assert describe_exit(4, "bad key").endswith(". The interpreter said: bad key")
+    assert describe_exit(9, None) == "the interpreter exited with code 9"

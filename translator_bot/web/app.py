@@ -1,0 +1,92 @@
+"""`translator-bot web`: settings -> page configuration + interpreter launcher -> HTTP server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from translator_bot.errors import ExitCode, SettingsError
+from translator_bot.languages import UnknownLanguageError
+from translator_bot.settings import Settings, load_settings
+from translator_bot.web.config import WebConfig, parse_language_list
+from translator_bot.web.launcher import BotLauncher, default_command
+from translator_bot.web.server import VENDOR_DIR, VENDOR_FILES, create_app, serve
+
+log = logging.getLogger(__name__)
+
+
+def run_web(args: argparse.Namespace, *, forwarded: Sequence[str]) -> int:
+    overrides: dict[str, Any] = {name: getattr(args, name, None) for name in forwarded if name != "env_file"}
+    settings = load_settings(overrides, env_file=args.env_file)
+    _configure_logs(settings)
+    try:
+        languages = parse_language_list(args.languages) if args.languages else None
+        config = WebConfig.from_settings(
+            settings, public_janus_url=args.public_janus_url, languages=languages
+        )
+    except UnknownLanguageError as exc:
+        raise SettingsError(f"--languages / TRANSLATOR_WEB_LANGUAGES: {exc}") from None
+    except ValueError as exc:
+        raise SettingsError(f"--public-janus-url / TRANSLATOR_WEB_JANUS_URL: {exc}") from None
+    if args.max_interpreters < 1:
+        raise SettingsError("--max-interpreters: must be at least 1")
+    missing = [name for name in VENDOR_FILES if not (VENDOR_DIR / name).is_file()]
+    if missing:
+        log.warning(
+            "%s missing from %s: the page cannot join until scripts/vendor-janus-js.sh is run",
+            " and ".join(missing),
+            VENDOR_DIR,
+        )
+    launcher = BotLauncher(
+        default_command(bot_flags(args, forwarded)),
+        bot_environment(),
+        max_running=args.max_interpreters,
+    )
+    try:
+        asyncio.run(serve(create_app(config, launcher), args.host, args.port))
+    except OSError as exc:
+        log.error("cannot serve on %s:%d: %s", args.host, args.port, exc.strerror or exc)
+        return int(ExitCode.FAILURE)
+    return int(ExitCode.OK)
+
+
+def bot_flags(args: argparse.Namespace, forwarded: Sequence[str]) -> list[str]:
+    """The settings flags this server was given, passed on to `translator-bot join`."""
+    flags: list[str] = []
+    for name in forwarded:
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        if name == "env_file":
+            value = os.path.abspath(value)
+        flags += [f"--{name.replace('_', '-')}", str(value)]
+    return flags
+
+
+def bot_environment() -> dict[str, str]:
+    """This server's environment, without the bot's ops port: each bot would bind the same one, so
+    the second would fail to start. Interpreters started from the page report through this server."""
+    env = dict(os.environ)
+    env["TRANSLATOR_METRICS_PORT"] = "0"
+    return env
+
+
+def _configure_logs(settings: Settings) -> None:
+    from translator_bot.logs import configure_logging
+
+    secrets = [
+        s.get_secret_value() if s is not None else None
+        for s in (
+            settings.openai_api_key,
+            settings.azure_openai_api_key,
+            settings.janus_api_secret,
+            settings.janus_token,
+            settings.janus_admin_key,
+            settings.turn_password,
+        )
+    ]
+    configure_logging(settings.log_level, settings.log_format, secrets)

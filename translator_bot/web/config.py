@@ -1,0 +1,139 @@
+"""What the meeting page needs to know, from the bot's settings plus a few web-only options.
+
+The Janus address a browser must use can differ from the bot's (the bot may reach Janus on an
+internal name or on loopback), so it is a separate option; when it is not given and the bot's URL
+points at this machine's loopback, the browser is sent to the same port on the host it loaded the
+page from, which is right whenever Janus and the web server share a host.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import langcodes
+
+from translator_bot.languages import Language, UnknownLanguageError, parse_language
+from translator_bot.settings import Settings
+
+# Languages both engines interpret well; `--languages` / TRANSLATOR_WEB_LANGUAGES replaces the list.
+DEFAULT_LANGUAGES: tuple[str, ...] = (
+    "en", "es", "fr", "de", "it", "pt", "nl", "pl", "ru", "uk", "tr", "ar", "he", "hi",
+    "ja", "ko", "zh", "sv", "da", "nb", "fi", "cs", "el", "ro", "hu", "id", "vi", "th",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LanguageChoice:
+    tag: str
+    name: str  # English name, e.g. "Spanish"
+    native: str  # the language's own name, e.g. "español"
+
+    def to_json(self) -> dict[str, str]:
+        return {"tag": self.tag, "name": self.name, "native": self.native}
+
+
+def language_choices(tags: Sequence[str]) -> list[LanguageChoice]:
+    """Normalised, de-duplicated choices; an unknown tag raises UnknownLanguageError naming it."""
+    out: list[LanguageChoice] = []
+    seen: set[str] = set()
+    for raw in tags:
+        lang: Language = parse_language(raw)
+        if lang.tag in seen:
+            continue
+        seen.add(lang.tag)
+        out.append(LanguageChoice(lang.tag, lang.display, _autonym(lang.tag) or lang.display))
+    return out
+
+
+def _autonym(tag: str) -> str | None:
+    try:
+        return str(langcodes.Language.get(tag).autonym())
+    except (LookupError, ValueError):
+        return None
+
+
+def parse_language_list(text: str) -> list[str]:
+    tags = [part.strip() for part in text.split(",") if part.strip()]
+    if not tags:
+        raise UnknownLanguageError("the language list is empty")
+    return tags
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    janus_url: str  # the bot's
+    public_janus_url: str | None = None  # the browser's, when it differs
+    languages: tuple[LanguageChoice, ...] = ()
+    ice_servers: tuple[dict[str, str], ...] = ()
+    default_language: str = "en"
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        public_janus_url: str | None = None,
+        languages: Sequence[str] | None = None,
+    ) -> WebConfig:
+        public = public_janus_url or settings.web_janus_url or None
+        if public is not None:
+            check_ws_url(public)
+        if languages is None:
+            configured = settings.web_languages
+            languages = parse_language_list(configured) if configured else DEFAULT_LANGUAGES
+        return cls(
+            janus_url=settings.janus_url,
+            public_janus_url=public,
+            languages=tuple(language_choices(languages)),
+            ice_servers=tuple(browser_ice_servers(settings)),
+            default_language=settings.default_language,
+        )
+
+    def browser_janus_url(self, page_host: str | None) -> str:
+        """The Janus URL for a browser that loaded the page from `page_host` (a Host header)."""
+        if self.public_janus_url is not None:
+            return self.public_janus_url
+        parts = urlsplit(self.janus_url)
+        host = parts.hostname or ""
+        if not page_host or not _is_loopback(host):
+            return self.janus_url
+        page_name = urlsplit(f"//{page_host}").hostname or ""
+        if not page_name:
+            return self.janus_url
+        shown = f"[{page_name}]" if ":" in page_name else page_name
+        netloc = f"{shown}:{parts.port}" if parts.port else shown
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def check_ws_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss", "http", "https") or not parts.netloc:
+        raise ValueError(f"expected a ws(s):// or http(s):// Janus URL, got {url!r}")
+    return url
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def browser_ice_servers(settings: Settings) -> list[dict[str, str]]:
+    """RTCIceServer entries for the page. TURN needs its credentials in the browser to relay at all,
+    so a TURN user given to the bot is given to the page too: use one meant for clients."""
+    servers: list[dict[str, str]] = []
+    for url in settings.ice_servers:
+        entry = {"urls": url}
+        if url.startswith(("turn:", "turns:")):
+            if settings.turn_username:
+                entry["username"] = settings.turn_username
+            if settings.turn_password is not None:
+                entry["credential"] = settings.turn_password.get_secret_value()
+        servers.append(entry)
+    return servers
