@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import os
 import time
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -46,7 +47,9 @@ from translator_bot.web.server import VENDOR_DIR, VENDOR_FILES, create_app
 pytestmark = [pytest.mark.janus, pytest.mark.timeout(240)]
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "meeting-page.png"
+# The README's picture: `TRANSLATOR_TEST_SCREENSHOT=docs/meeting-page.png pytest -k browser_talks` renews
+# it; otherwise the screenshot goes to the test's temporary directory, leaving the checkout untouched.
+SCREENSHOT_ENV = "TRANSLATOR_TEST_SCREENSHOT"
 # The fake microphone is silent this long before it speaks: time to join, start the interpreter and
 # let it subscribe to the browser, so the sentence reaches a bot that is listening.
 MIC_LEAD_S = 14.0
@@ -271,8 +274,9 @@ async def test_a_person_in_a_browser_talks_with_an_aiortc_participant_through_th
                 + "\nbot:\n"
                 + "\n".join(bot.lines)
             ) from None
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        await page.screenshot(path=str(SCREENSHOT), full_page=True)
+        screenshot = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "meeting-page.png")
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(screenshot), full_page=True)
         await asyncio.sleep(SETTLE_S)
         # ...and comes back to full level once the translation has finished.
         state = await wait_page(
