@@ -142,6 +142,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def peak_rss_mib(pid: int) -> float:
+    """Peak resident memory of a process so far (VmHWM), in MiB: what a container limit must hold."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 async def talk(rig: InterpreterRig, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     turn = 0
@@ -155,7 +163,7 @@ async def talk(rig: InterpreterRig, seconds: float) -> None:
 
 
 async def capacity(args: argparse.Namespace) -> None:
-    print(f"{'meetings':>8} {'bot CPU % of a core (each)':>30} {'underruns':>10}")
+    print(f"{'meetings':>8} {'bot CPU % of a core (each)':>30} {'bot peak RSS MiB':>26} {'underruns':>10}")
     with tempfile.TemporaryDirectory() as tmp:
         async with JanusServer() as janus:
             fake = FakeRealtimeServer(options=FakeOptions(heartbeat_ms=1000))
@@ -180,6 +188,7 @@ async def capacity(args: argparse.Namespace) -> None:
                         await asyncio.gather(*(talk(rig, args.seconds) for rig in rigs))
                         elapsed = time.monotonic() - started
                         after = [cpu_seconds(rig.bot.proc.pid) for rig in rigs if rig.bot]
+                        rss = [peak_rss_mib(rig.bot.proc.pid) for rig in rigs if rig.bot]
                         metrics = [await rig.metrics() for rig in rigs]
                     finally:
                         for rig in rigs:
@@ -187,7 +196,8 @@ async def capacity(args: argparse.Namespace) -> None:
                     cpu = [100 * (b - a) / elapsed for a, b in zip(before, after, strict=True)]
                     underruns = sum(m.get(UNDERRUNS, 0.0) for m in metrics)
                     cpu_text = " ".join(f"{c:.0f}" for c in cpu)
-                    print(f"{count:>8} {cpu_text:>30} {underruns:>10.0f}")
+                    rss_text = " ".join(f"{r:.0f}" for r in rss)
+                    print(f"{count:>8} {cpu_text:>30} {rss_text:>26} {underruns:>10.0f}")
                     if underruns > 0:
                         break
             finally:
