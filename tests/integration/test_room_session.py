@@ -50,17 +50,8 @@ def _ref(utterance_id: str) -> np.ndarray:
 
 
 async def test_bot_receives_each_participant_as_48k_frames(janus: JanusServer) -> None:
-    alice = SimParticipant(
-        janus.url, janus.room, "Alice", "en-US", declare="display", schedule=[fixture_speech("u1-en", 1.0)]
-    )
-    beatriz = SimParticipant(
-        janus.url,
-        janus.room,
-        "Beatriz",
-        "ES-mx",
-        declare="description",
-        schedule=[fixture_speech("u2-es", 1.0)],
-    )
+    alice = SimParticipant(janus.url, janus.room, "Alice", "en-US", declare="display")
+    beatriz = SimParticipant(janus.url, janus.room, "Beatriz", "ES-mx", declare="description")
     room = RoomSession(url=janus.url, room=str(janus.room), default_language="de")
     try:
         await room.join()
@@ -68,7 +59,12 @@ async def test_bot_receives_each_participant_as_48k_frames(janus: JanusServer) -
         a_id = await alice.join()
         b_id = await beatriz.join()
         for pid in (a_id, b_id):
-            await watch.wait_for(FeedTrackArrived, _from(pid))
+            arrived = await watch.wait_for(FeedTrackArrived, _from(pid))
+            # Speak only once media flows: a DTLS handshake that needs its 1 s retransmit would
+            # otherwise swallow the start of a sentence scheduled from the publisher's first frame.
+            await watch.recorders[arrived.feed].wait_first_frame(10)
+        alice.say("u1-en", pause_before=0.3)
+        beatriz.say("u2-es", pause_before=0.3)
         for who in (alice, beatriz):
             await _spoken_all(who, 1)
         await asyncio.sleep(0.4)  # the tail still in flight
@@ -115,13 +111,15 @@ async def test_published_feed_reaches_its_listener_with_labels_and_captions(janu
         watch = RoomWatcher(room)
         arrived = await watch.wait_for(FeedTrackArrived, lambda e: e.participant.id == beatriz.id)
         listener = arrived.participant
-        speaking = ScheduleTrack([fixture_speech("u3-es", 1.0)])
+        speaking = ScheduleTrack()
         publication = await room.publish_feed(speaking, listener, "es")
         assert publication.display == "Interpreter -> Beatriz (es)"
         assert json.loads(publication.description) == {"role": "interpreter", "for": beatriz.id, "lang": "es"}
         listening = await beatriz.subscribe_interpreter(timeout_s=10)
         await publication.wait_connected(10)
-        await listening.wait_track(10)
+        recorder = await listening.wait_track(10)
+        await recorder.wait_first_frame(10)  # media flows: the whole sentence will be heard
+        speaking.say(fixture_speech("u3-es", 0.3))
         other_id = await other_bot.join()
         await watch.wait_for(ParticipantJoined, lambda e: e.participant.id == other_id)
         await other_bot.media_up.wait()
