@@ -15,6 +15,7 @@ from typing import Any
 
 from translator_bot import __version__
 from translator_bot.errors import ExitCode, TranslatorBotError
+from translator_bot.logs import configure_logging_for
 from translator_bot.settings import Settings, load_settings
 
 log = logging.getLogger("translator_bot")
@@ -127,30 +128,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     from translator_bot import demo, doctor, web
 
-    demo.configure_parser(
-        commands.add_parser(
+    for name, module, summary in (
+        (
             "demo",
-            help="run a whole interpreted meeting on this machine with recorded speakers (no account needed)",
-            description=demo.DESCRIPTION,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-    )
-    doctor.configure_parser(
-        commands.add_parser(
-            "doctor",
-            help="check prerequisites and settings (secrets masked)",
-            description=doctor.DESCRIPTION,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-    )
-    web.configure_parser(
-        commands.add_parser(
+            demo,
+            "run a whole interpreted meeting on this machine with recorded speakers (no account needed)",
+        ),
+        ("doctor", doctor, "check prerequisites and settings (secrets masked)"),
+        (
             "web",
-            help="serve the meeting page: join from a browser and hear the other person in your language",
-            description=web.DESCRIPTION,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            web,
+            "serve the meeting page: join from a browser and hear the other person in your language",
+        ),
+    ):
+        module.configure_parser(
+            commands.add_parser(
+                name,
+                help=summary,
+                description=module.DESCRIPTION,
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
         )
-    )
     return parser
 
 
@@ -159,27 +157,10 @@ def _settings_from_args(args: argparse.Namespace) -> Settings:
     return load_settings(overrides, env_file=getattr(args, "env_file", None))
 
 
-def _configure_logs(settings: Settings) -> None:
-    from translator_bot.logs import configure_logging
-
-    secrets = [
-        s.get_secret_value() if s is not None else None
-        for s in (
-            settings.openai_api_key,
-            settings.azure_openai_api_key,
-            settings.janus_api_secret,
-            settings.janus_token,
-            settings.janus_admin_key,
-            settings.turn_password,
-        )
-    ]
-    configure_logging(settings.log_level, settings.log_format, secrets)
-
-
 def _run_join(args: argparse.Namespace) -> int:
     settings = _settings_from_args(args)
     settings.require_provider_credentials()
-    _configure_logs(settings)
+    configure_logging_for(settings)
     from translator_bot.app import run_join
 
     return int(run_join(settings, args.meeting_id, create_room=args.create_room))

@@ -8,6 +8,10 @@ import re
 import sys
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from translator_bot.settings import Settings
 
 _KEY_PATTERN = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+[A-Za-z0-9_.\-]{6,})")
 _secrets: set[str] = set()
@@ -66,3 +70,8 @@ def configure_logging(level: str, fmt: str, secrets: Iterable[str | None] = ()) 
     # aiortc/aioice narrate every packet at DEBUG; keep them at INFO unless asked otherwise.
     for noisy in ("aioice", "aiortc", "websockets"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLevelName(level)))
+
+
+def configure_logging_for(settings: Settings) -> None:
+    """Logging as the settings ask, with every secret setting scrubbed from what is written."""
+    configure_logging(settings.log_level, settings.log_format, settings.secret_values())

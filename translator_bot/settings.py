@@ -170,6 +170,11 @@ class Settings(BaseSettings):
             return self.playout_hold_ms
         return 80 if self.effective_engine == "translate" else 0
 
+    def secret_values(self) -> list[str]:
+        """The values of every secret setting that is set, for log scrubbing."""
+        values = (getattr(self, name) for name in type(self).model_fields)
+        return [v.get_secret_value() for v in values if isinstance(v, SecretStr) and v.get_secret_value()]
+
     def require_provider_credentials(self) -> None:
         """The key is needed only to talk to the model, so commands that do not are usable without it."""
         if self.effective_engine == "passthrough":

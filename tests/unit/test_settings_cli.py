@@ -165,3 +165,11 @@ def test_help_and_version_from_a_real_process():
     out = subprocess.run([*cmd, "--version"], capture_output=True, text=True, check=True).stdout
     assert out.startswith("translator-bot ")
     assert build_parser().prog == "translator-bot"
+
+
+def test_secret_values_are_every_secret_setting_that_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-one-1111")
+    monkeypatch.setenv("TRANSLATOR_JANUS_API_SECRET", "janus-two-2222")
+    monkeypatch.setenv("TRANSLATOR_TURN_PASSWORD", "turn-three-3333")
+    settings = load_settings()
+    assert sorted(settings.secret_values()) == ["janus-two-2222", "sk-one-1111", "turn-three-3333"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 from pydantic import AliasChoices, SecretStr
 
+from translator_bot.addresses import is_loopback_host
 from translator_bot.doctor.model import JOIN, Check, SettingRow
 from translator_bot.doctor.secrets import mask_secret, mask_url
 from translator_bot.errors import SettingsError
@@ -126,13 +126,7 @@ def validity_check(loaded: LoadedSettings) -> Check:
 
 
 def is_local(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(urlsplit(url).hostname or "")
 
 
 def _model_name(settings: Settings) -> str:

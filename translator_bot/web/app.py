@@ -11,7 +11,8 @@ from typing import Any
 
 from translator_bot.errors import ExitCode, SettingsError
 from translator_bot.languages import UnknownLanguageError
-from translator_bot.settings import Settings, load_settings
+from translator_bot.logs import configure_logging_for
+from translator_bot.settings import load_settings
 from translator_bot.web.config import WebConfig, parse_language_list
 from translator_bot.web.launcher import BotLauncher, default_command
 from translator_bot.web.server import VENDOR_DIR, VENDOR_FILES, create_app, serve
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 def run_web(args: argparse.Namespace, *, forwarded: Sequence[str]) -> int:
     overrides: dict[str, Any] = {name: getattr(args, name, None) for name in forwarded if name != "env_file"}
     settings = load_settings(overrides, env_file=args.env_file)
-    _configure_logs(settings)
+    configure_logging_for(settings)
     try:
         languages = parse_language_list(args.languages) if args.languages else None
         config = WebConfig.from_settings(
@@ -73,20 +74,3 @@ def bot_environment() -> dict[str, str]:
     env = dict(os.environ)
     env["TRANSLATOR_METRICS_PORT"] = "0"
     return env
-
-
-def _configure_logs(settings: Settings) -> None:
-    from translator_bot.logs import configure_logging
-
-    secrets = [
-        s.get_secret_value() if s is not None else None
-        for s in (
-            settings.openai_api_key,
-            settings.azure_openai_api_key,
-            settings.janus_api_secret,
-            settings.janus_token,
-            settings.janus_admin_key,
-            settings.turn_password,
-        )
-    ]
-    configure_logging(settings.log_level, settings.log_format, secrets)

@@ -8,13 +8,13 @@ page from, which is right whenever Janus and the web server share a host.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import langcodes
 
+from translator_bot.addresses import is_loopback_host
 from translator_bot.languages import Language, UnknownLanguageError, parse_language
 from translator_bot.settings import Settings
 
@@ -98,7 +98,7 @@ class WebConfig:
             return self.public_janus_url
         parts = urlsplit(self.janus_url)
         host = parts.hostname or ""
-        if not page_host or not _is_loopback(host):
+        if not page_host or not is_loopback_host(host):
             return self.janus_url
         page_name = urlsplit(f"//{page_host}").hostname or ""
         if not page_name:
@@ -113,15 +113,6 @@ def check_ws_url(url: str) -> str:
     if parts.scheme not in ("ws", "wss", "http", "https") or not parts.netloc:
         raise ValueError(f"expected a ws(s):// or http(s):// Janus URL, got {url!r}")
     return url
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def browser_ice_servers(settings: Settings) -> list[dict[str, str]]:
