@@ -29,25 +29,29 @@ class TurnResult:
     recognised: bool  # True when the recordings can name what was heard (the local fake model)
 
     @property
-    def delivered(self) -> bool:
-        if self.leaked_ms > LEAK_TOLERANCE_MS or self.heard_ms == 0:
-            return False
-        if self.recognised:
-            return self.heard_id == self.turn.expected_id
+    def problem(self) -> str | None:
+        """Why the turn failed, or None when the right translation reached the right person."""
+        if self.leaked_ms > LEAK_TOLERANCE_MS:
+            return f"{self.turn.speaker.name} heard {self.leaked_ms} ms of their own turn"
+        if self.heard_ms == 0:
+            return f"{self.turn.listener.name} heard nothing"
+        if self.recognised and self.heard_id != self.turn.expected_id:
+            return f"expected {self.turn.expected_id}, heard {self.heard_id or 'unrecognised speech'}"
         # A real model speaks with its own voice, so the recordings cannot name it: speech that
         # arrived, plus a caption in the listener's language, is what delivery means then.
-        return bool(self.caption)
+        if not self.recognised and not self.caption:
+            return "audio arrived but no caption"
+        return None
+
+    @property
+    def delivered(self) -> bool:
+        return self.problem is None
 
     @property
     def verdict(self) -> str:
-        if self.leaked_ms > LEAK_TOLERANCE_MS:
-            return f"FAILED: {self.turn.speaker.name} heard {self.leaked_ms} ms of their own turn"
-        if self.heard_ms == 0:
-            return f"FAILED: {self.turn.listener.name} heard nothing"
-        if self.recognised and self.heard_id != self.turn.expected_id:
-            return f"FAILED: expected {self.turn.expected_id}, heard {self.heard_id or 'unrecognised speech'}"
-        if not self.recognised and not self.caption:
-            return "FAILED: audio arrived but no caption"
+        problem = self.problem
+        if problem is not None:
+            return f"FAILED: {problem}"
         return f"ok ({self.heard_id})" if self.recognised else "ok"
 
 
