@@ -149,20 +149,3 @@ class EngineSession(abc.ABC):
 
     @abc.abstractmethod
     async def aclose(self) -> None: ...
-
-
-def create_engine(settings: Settings, spec: LaneSpec) -> EngineSession:
-    """The session for the configured (or provider-default) engine, pointed at its endpoint."""
-    from translator_bot.engine.endpoint import endpoint_for
-    from translator_bot.engine.realtime import RealtimeSession
-    from translator_bot.engine.translate import TranslateSession
-
-    engine = settings.effective_engine
-    if engine == "passthrough":
-        from translator_bot.engine.passthrough import PassthroughSession
-
-        return PassthroughSession(None, spec, settings)
-    endpoint = endpoint_for(settings, engine)
-    if engine == "translate":
-        return TranslateSession(endpoint, spec, settings)
-    return RealtimeSession(endpoint, spec, settings)

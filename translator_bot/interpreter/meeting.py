@@ -23,7 +23,8 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from translator_bot.audio.clock import Clock
 from translator_bot.audio.inbound import InboundConverter
 from translator_bot.audio.playout import PlayoutTrack
-from translator_bot.engine.base import EngineSession, LaneSpec, create_engine
+from translator_bot.engine.base import EngineSession, LaneSpec
+from translator_bot.engine.factory import create_engine
 from translator_bot.errors import ProviderFatalError, RoomError
 from translator_bot.interpreter.lane import Lane, LaneRouter, spec_for
 from translator_bot.interpreter.plan import LaneKey, LanePlan, Member, diff_lanes, feeds_for, plan_lanes
