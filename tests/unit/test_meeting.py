@@ -208,3 +208,40 @@ async def test_mixed_output_publishes_one_feed_for_everyone():
         meeting.stop()
         await runner
         await meeting.aclose()
+
+
+async def test_health_says_from_whom_audio_is_arriving(settings):
+    """`frames_heard` is 0 from the moment a participant's track is announced until a frame decodes,
+    then counts; it goes when the track does. The demo and tests wait on it before anyone speaks."""
+    room = FakeRoom()
+    meeting = Meeting(settings, room, "m5", engine_factory=passthrough, playout_clock=FakeClock())
+    runner = asyncio.create_task(meeting.run())
+    try:
+        await room.queue.put(PeerChanged(member("a", "Alice", "en")))
+        await room.queue.put(PeerChanged(member("b", "Beatriz", "es")))
+        await wait_for(lambda: len(meeting.lanes) == 2)
+        ok, details = meeting.health()
+        assert ok and details["frames_heard"] == {}
+
+        never_sends = asyncio.Event()
+
+        class SilentUntilTold(MediaStreamTrack):
+            kind = "audio"
+
+            async def recv(self) -> av.AudioFrame:
+                await never_sends.wait()
+                raise MediaStreamError
+
+        await room.queue.put(PeerAudio("b", SilentUntilTold()))
+        await room.queue.put(PeerAudio("a", SpeakerTrack(np.zeros(24_000, dtype=np.int16), silence_ms=0)))
+        await wait_for(lambda: meeting.frames_heard.get("a", 0) >= 10)
+        _, details = meeting.health()
+        assert details["frames_heard"]["b"] == 0
+        assert details["frames_heard"]["a"] >= 10
+
+        await room.queue.put(PeerLeft("b"))
+        await wait_for(lambda: "b" not in meeting.frames_heard)
+    finally:
+        meeting.stop()
+        await runner
+        await meeting.aclose()

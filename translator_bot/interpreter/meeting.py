@@ -123,6 +123,9 @@ class Meeting(LaneRouter):
         self.feeds: dict[str, _Feed] = {}
         self._plans: dict[LaneKey, LanePlan] = {}
         self._inbound: dict[str, asyncio.Task[None]] = {}
+        # Decoded frames per participant since their audio arrived: zero means the media path from
+        # them is not up yet (their first second can be lost to a DTLS retransmit at join).
+        self.frames_heard: dict[str, int] = {}
         self._fatal: ProviderFatalError | None = None
         self._stop = asyncio.Event()
         self._reconcile_lock = asyncio.Lock()
@@ -197,6 +200,7 @@ class Meeting(LaneRouter):
                     await self._reconcile()
             case PeerAudio(participant_id=pid, track=track):
                 self._stop_inbound(pid)
+                self.frames_heard[pid] = 0
                 self._inbound[pid] = asyncio.create_task(
                     self._pump_inbound(pid, track), name=f"inbound {pid}"
                 )
@@ -206,6 +210,7 @@ class Meeting(LaneRouter):
                 raise RoomError(reason)
 
     def _stop_inbound(self, pid: str) -> None:
+        self.frames_heard.pop(pid, None)
         task = self._inbound.pop(pid, None)
         if task is not None:
             task.cancel()
@@ -222,6 +227,9 @@ class Meeting(LaneRouter):
                 except MediaStreamError:
                     return
                 frames += 1
+                if frames == 1:
+                    log.info("first audio from participant %s (%s)", pid, name)
+                self.frames_heard[pid] = frames
                 self._route_inbound(pid, converter, frame)
         finally:
             log.info("audio of participant %s (%s) ended: %d frames received", pid, name, frames)
@@ -349,6 +357,7 @@ class Meeting(LaneRouter):
             self._fatal is None,
             {
                 "participants": len(self.members),
+                "frames_heard": dict(self.frames_heard),
                 "lanes": {str(k): lane.engine.state.value for k, lane in self.lanes.items()},
                 "feeds": sorted(self.feeds),
             },

@@ -86,6 +86,21 @@ class InterpreterRig:
             person.listening = await person.sim.subscribe_interpreter(timeout_s=20)
             recorder = await person.listening.wait_track(20)
             await recorder.wait_first_frame(20)
+        await self.wait_bot_hears_everyone(20)
+
+    async def wait_bot_hears_everyone(self, timeout_s: float) -> None:
+        """Until the bot has decoded audio from every participant. Speech before that is lost, not
+        late: the media path from a new publisher can take a DTLS retransmit (1 s) to come up."""
+        waiting: list[str] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            _, health = await self.health()
+            heard = health.get("frames_heard", {})
+            waiting = [name for name, p in self.people.items() if not heard.get(str(p.sim.id))]
+            if not waiting:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"the bot received no audio from {', '.join(waiting)} within {timeout_s:.0f} s")
 
     def say(self, name: str, utterance_id: str) -> None:
         self.people[name].sim.say(utterance_id)
