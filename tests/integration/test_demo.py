@@ -109,6 +109,9 @@ async def test_demo_fails_when_translations_do_not_arrive(
     code, out, err = await _demo(tmp_path, *args, env=env, timeout_s=120)
     assert code == 1, f"demo exited {code}\n{out}\n{err}"
     assert "FAILED: 0/1 utterances delivered" in out
+    # The console alone says why (CI keeps nothing else): the bot's warnings about the model.
+    evidence = out[out.index("from bot.log (") :]
+    assert "first audio from participant" in evidence and "WARNING" in evidence, out
     summary = json.loads((tmp_path / "demo-output" / "summary.json").read_text(encoding="utf-8"))
     assert summary["result"] == "failed" and summary["utterances"][0]["delivered"] is False
     assert "sk-demo-test-0000" not in out + err

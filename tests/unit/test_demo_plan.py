@@ -10,6 +10,7 @@ import pytest
 from translator_bot.demo.network import first_global_ipv4, wanted_mode
 from translator_bot.demo.observe import final_caption, since
 from translator_bot.demo.report import TurnResult, summarise, summary_text, write_summary
+from translator_bot.demo.runner import failure_evidence
 from translator_bot.demo.script import Person, ScriptError, Turn, people_for, plan_turns
 from translator_bot.fixtures import load_manifest
 from translator_bot.testbed.participant import Recording
@@ -158,3 +159,32 @@ def test_final_caption_takes_the_last_final_translation_after_the_turn_began() -
     ]
     assert final_caption(messages, 1.5) == "Hola, ¿qué tal?"
     assert final_caption(messages, 3.1) is None
+
+
+def test_a_failed_run_prints_where_the_utterance_was_lost(tmp_path: Path) -> None:
+    (tmp_path / "model.log").write_text(
+        "10:00:01 INFO    translator_bot.fake.server: session s1 opened on /v1/realtime/translations\n"
+        "10:00:05 INFO    translator_bot.fake.translation_session: session s1 heard None (score 0.626)\n"
+        "10:00:09 INFO    translator_bot.fake.translation_session: session s2 heard u2-es (score 0.038)\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "bot.log").write_text(
+        "10:00:00 INFO    aioice.ice: Connection(2) Check CandidatePair State.FROZEN -> State.WAITING\n"
+        "10:00:01 INFO    translator_bot.interpreter.meeting: first audio from participant 7 (Ana)\n"
+        "10:00:02 WARNING translator_bot.playout: dropped 40 ms\n",
+        encoding="utf-8",
+    )
+    evidence = failure_evidence(tmp_path)
+    assert evidence[0] == "from model.log (2 relevant lines, the last 2):"
+    assert "heard None" in evidence[1] and "heard u2-es" in evidence[2]
+    assert evidence[3] == "from bot.log (2 relevant lines, the last 2):"
+    assert "first audio from participant 7" in evidence[4] and "dropped 40 ms" in evidence[5]
+    assert len(evidence) == 6  # the ICE check chatter is left out
+
+
+def test_failure_evidence_is_bounded_and_tolerates_missing_logs(tmp_path: Path) -> None:
+    assert failure_evidence(tmp_path) == []
+    (tmp_path / "bot.log").write_text("".join(f"WARN {i}  WARNING x\n" for i in range(100)), encoding="utf-8")
+    evidence = failure_evidence(tmp_path, most=5)
+    assert evidence[0] == "from bot.log (100 relevant lines, the last 5):"
+    assert evidence[-1].endswith("WARN 99  WARNING x") and len(evidence) == 6

@@ -167,7 +167,7 @@ async def _run_meeting(config: DemoConfig, show: Show) -> int:
         )
         waiting = {lane: state for lane, state in lanes.items() if state != "connected"}
         if lanes and not waiting:
-            show(f"the interpreter is ready: {len(lanes)} lanes connected to the model")
+            show(f"the interpreter is ready: it hears both people, {len(lanes)} lanes connected to the model")
         else:
             show(f"the model is not answering yet (lanes: {waiting or 'none'}); speaking anyway")
         for turn in plan:
@@ -201,14 +201,39 @@ async def _run_meeting(config: DemoConfig, show: Show) -> int:
     show(
         f"outputs in {config.output_dir}/: " + ", ".join(sorted(p.name for p in config.output_dir.iterdir()))
     )
-    return 0 if summary["result"] == "ok" else 1
+    if summary["result"] == "ok":
+        return 0
+    for line in failure_evidence(config.output_dir):
+        show(line)
+    return 1
+
+
+def failure_evidence(directory: Path, most: int = 40) -> list[str]:
+    """The lines of the run's logs that say where an utterance was lost: what the model server heard,
+    when the bot first heard each person, and every warning. Shown on the console when the demo fails,
+    because on some machines (CI) the console is all that is kept."""
+    wanted = {
+        "model.log": (" heard ", " WARNING ", " ERROR "),
+        "bot.log": ("first audio from", "ICE completed", " WARNING ", " ERROR "),
+    }
+    lines: list[str] = []
+    for name, markers in wanted.items():
+        path = directory / name
+        if not path.exists():
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        found = [line for line in text.splitlines() if any(marker in line for marker in markers)]
+        lines.append(f"from {name} ({len(found)} relevant lines, the last {min(most, len(found))}):")
+        lines.extend(f"  {line}" for line in found[-most:])
+    return lines
 
 
 async def _start(rig: InterpreterRig, people: tuple[Person, Person]) -> dict[str, str]:
-    """Everyone in the room, then up to LANES_READY_S for every lane's model session to connect.
+    """Everyone in the room and heard by the bot, then up to LANES_READY_S for every lane's model
+    session to connect.
 
-    Speech before a lane connects is kept and sent late, so waiting is not needed for delivery; it
-    makes the first latency figure mean the same as the others. Returns lane -> state.
+    Speech before a lane connects is kept and sent late, so waiting for lanes is not needed for
+    delivery; it makes the first latency figure mean the same as the others. Returns lane -> state.
     """
     async with asyncio.timeout(90):
         await rig.start([(p.name, p.language) for p in people])
