@@ -4,6 +4,7 @@ passthrough engine (each utterance comes back as itself), so what reaches each f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import json
 from collections.abc import AsyncIterator
@@ -115,6 +116,20 @@ def passthrough(settings: Settings, spec: LaneSpec) -> PassthroughSession:
     return PassthroughSession(None, spec, settings)
 
 
+@contextlib.asynccontextmanager
+async def running(settings: Settings, meeting_id: str) -> AsyncIterator[tuple[FakeRoom, Meeting]]:
+    """A meeting following a fake room, stopped and closed however the test ends."""
+    room = FakeRoom()
+    meeting = Meeting(settings, room, meeting_id, engine_factory=passthrough, playout_clock=FakeClock())
+    runner = asyncio.create_task(meeting.run())
+    try:
+        yield room, meeting
+    finally:
+        meeting.stop()
+        await runner
+        await meeting.aclose()
+
+
 async def wait_for(predicate, seconds: float = 10.0) -> None:
     async with asyncio.timeout(seconds):
         while not predicate():  # noqa: ASYNC110 - polls state owned by the code under test
@@ -122,10 +137,7 @@ async def wait_for(predicate, seconds: float = 10.0) -> None:
 
 
 async def test_each_listener_hears_only_the_other_speaker(settings):
-    room = FakeRoom()
-    meeting = Meeting(settings, room, "m1", engine_factory=passthrough, playout_clock=FakeClock())
-    runner = asyncio.create_task(meeting.run())
-    try:
+    async with running(settings, "m1") as (room, meeting):
         await room.queue.put(PeerChanged(member("a", "Alice", "en")))
         await room.queue.put(PeerChanged(member("b", "Beatriz", "es-MX")))
         await wait_for(lambda: len(meeting.lanes) == 2 and len(meeting.feeds) == 2)
@@ -149,19 +161,12 @@ async def test_each_listener_hears_only_the_other_speaker(settings):
         captions = [json.loads(t) for t in to_b.data]
         assert captions and captions[-1]["speaker"] == "a" and captions[-1]["for"] == ["b"]
         assert not to_a.data
-    finally:
-        meeting.stop()
-        await runner
-        await meeting.aclose()
     assert all(p.closed for p in room.publications)
     assert meeting.transcript.utterances and meeting.transcript.utterances[0].speaker_name == "Alice"
 
 
 async def test_lanes_follow_language_changes_and_leaves(settings):
-    room = FakeRoom()
-    meeting = Meeting(settings, room, "m2", engine_factory=passthrough, playout_clock=FakeClock())
-    runner = asyncio.create_task(meeting.run())
-    try:
+    async with running(settings, "m2") as (room, meeting):
         await room.queue.put(PeerChanged(member("a", "Alice", "en")))
         await room.queue.put(PeerChanged(member("b", "Bob", "en-GB")))
         await asyncio.sleep(0.05)
@@ -177,10 +182,6 @@ async def test_lanes_follow_language_changes_and_leaves(settings):
         await room.queue.put(PeerLeft("b"))
         await wait_for(lambda: not meeting.lanes and not meeting.feeds)
         assert all(p.closed for p in room.publications)
-    finally:
-        meeting.stop()
-        await runner
-        await meeting.aclose()
 
 
 async def test_room_gone_is_a_room_error(settings):
@@ -196,27 +197,17 @@ async def test_room_gone_is_a_room_error(settings):
 
 async def test_mixed_output_publishes_one_feed_for_everyone():
     settings = Settings(engine="passthrough", output_mode="mixed", metrics_port=0)
-    room = FakeRoom()
-    meeting = Meeting(settings, room, "m4", engine_factory=passthrough, playout_clock=FakeClock())
-    runner = asyncio.create_task(meeting.run())
-    try:
+    async with running(settings, "m4") as (room, meeting):
         await room.queue.put(PeerChanged(member("a", "Alice", "en")))
         await room.queue.put(PeerChanged(member("b", "Bea", "es")))
         await wait_for(lambda: len(meeting.lanes) == 2)
         assert [p.for_id for p in room.publications] == [None]
-    finally:
-        meeting.stop()
-        await runner
-        await meeting.aclose()
 
 
 async def test_health_says_from_whom_audio_is_arriving(settings):
     """`frames_heard` is 0 from the moment a participant's track is announced until a frame decodes,
     then counts; it goes when the track does. The demo and tests wait on it before anyone speaks."""
-    room = FakeRoom()
-    meeting = Meeting(settings, room, "m5", engine_factory=passthrough, playout_clock=FakeClock())
-    runner = asyncio.create_task(meeting.run())
-    try:
+    async with running(settings, "m5") as (room, meeting):
         await room.queue.put(PeerChanged(member("a", "Alice", "en")))
         await room.queue.put(PeerChanged(member("b", "Beatriz", "es")))
         await wait_for(lambda: len(meeting.lanes) == 2)
@@ -241,7 +232,3 @@ async def test_health_says_from_whom_audio_is_arriving(settings):
 
         await room.queue.put(PeerLeft("b"))
         await wait_for(lambda: "b" not in meeting.frames_heard)
-    finally:
-        meeting.stop()
-        await runner
-        await meeting.aclose()
