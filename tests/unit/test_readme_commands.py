@@ -63,3 +63,35 @@ def test_opening_commands_reads_the_first_bash_block(text: str, expected: list[s
 def test_a_readme_without_the_block_is_an_error() -> None:
     with pytest.raises(SystemExit, match="no ```bash block"):
         opening_commands("# nothing here\n")
+
+
+def _ci_copy(tmp_path: Path, readme: str) -> Path:
+    """.ci/run and the script it reads, beside a README of the test's choosing."""
+    (tmp_path / ".ci").mkdir()
+    (tmp_path / "scripts").mkdir()
+    for part in (".ci/run", "scripts/readme_commands.py"):
+        (tmp_path / part).write_text((ROOT / part).read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "README.md").write_text(readme, encoding="utf-8")
+    return tmp_path / ".ci" / "run"
+
+
+def test_ci_runs_the_commands_in_order_and_stops_at_the_first_failure(tmp_path: Path) -> None:
+    run = _ci_copy(tmp_path, "# t\n```bash\necho first > ran.txt && false\necho second >> ran.txt\n```\n")
+    done = subprocess.run(["bash", str(run)], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode != 0
+    assert (tmp_path / "ran.txt").read_text(encoding="utf-8") == "first\n"
+
+
+@pytest.mark.parametrize("readme", ["# no commands here\n", "```bash\nonly one\n```\n"])
+def test_ci_fails_when_the_readme_does_not_give_its_two_commands(tmp_path: Path, readme: str) -> None:
+    run = _ci_copy(tmp_path, readme)
+    done = subprocess.run(["bash", str(run)], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert "::: .ci/run" not in done.stdout
+
+
+def test_ci_fails_when_the_command_list_cannot_be_read(tmp_path: Path) -> None:
+    run = _ci_copy(tmp_path, "```bash\ntrue\ntrue\n```\n")
+    (tmp_path / "scripts" / "readme_commands.py").unlink()
+    done = subprocess.run(["bash", str(run)], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode != 0 and "::: .ci/run" not in done.stdout
