@@ -11,12 +11,11 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from translator_bot import __version__
 from translator_bot.errors import ExitCode, TranslatorBotError
 from translator_bot.logs import configure_logging_for
-from translator_bot.settings import Settings, load_settings
+from translator_bot.settings_flags import add_settings_flags, settings_from_flags
 
 log = logging.getLogger("translator_bot")
 
@@ -39,44 +38,6 @@ _EPILOG = """\
 exit codes: 0 left cleanly, 1 other failure, 2 usage or settings error,
             3 room error (not found, refused, room server gone), 4 model provider auth/quota error
 """
-
-
-def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("settings (override TRANSLATOR_* environment variables)")
-    group.add_argument("--env-file", type=Path, help="read settings from this file instead of ./.env")
-    group.add_argument("--janus-url", help="Janus WebSocket URL (TRANSLATOR_JANUS_URL)")
-    group.add_argument(
-        "--engine",
-        choices=["translate", "realtime", "passthrough"],
-        help="model engine: 'translate' (gpt-realtime-translate, default on OpenAI), 'realtime' "
-        "(a conversational model steered to interpret; default on Azure) or 'passthrough' (no model: "
-        "plays each utterance back unchanged, to check the room's audio path)",
-    )
-    group.add_argument(
-        "--output",
-        dest="output_mode",
-        choices=["per-listener", "mixed"],
-        help="one interpreter feed per listener (default) or one mixed feed for clients that cannot pick",
-    )
-    group.add_argument("--default-language", help="language of participants who declare none, e.g. en")
-    group.add_argument("--display-name", help="base display name of the bot's feeds")
-    group.add_argument("--metrics-port", type=int, help="port for /healthz and /metrics (0 turns it off)")
-    group.add_argument("--transcript-dir", type=Path, help="where transcripts are written")
-    group.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
-    group.add_argument("--log-format", choices=["text", "json"])
-
-
-_SETTINGS_FLAGS = (
-    "janus_url",
-    "engine",
-    "output_mode",
-    "default_language",
-    "display_name",
-    "metrics_port",
-    "transcript_dir",
-    "log_level",
-    "log_format",
-)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="create the room if it does not exist (needs TRANSLATOR_JANUS_ADMIN_KEY)",
     )
-    _add_settings_flags(join)
+    add_settings_flags(join)
 
     fake = commands.add_parser(
         "fake-realtime",
@@ -152,13 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings_from_args(args: argparse.Namespace) -> Settings:
-    overrides: dict[str, Any] = {name: getattr(args, name, None) for name in _SETTINGS_FLAGS}
-    return load_settings(overrides, env_file=getattr(args, "env_file", None))
-
-
 def _run_join(args: argparse.Namespace) -> int:
-    settings = _settings_from_args(args)
+    settings = settings_from_flags(args)
     settings.require_provider_credentials()
     configure_logging_for(settings)
     from translator_bot.app import run_join

@@ -12,6 +12,7 @@ from translator_bot.cli import build_parser, main
 from translator_bot.engine.endpoint import endpoint_for, websocket_url
 from translator_bot.errors import ExitCode, SettingsError
 from translator_bot.settings import Settings, load_settings
+from translator_bot.settings_flags import SETTINGS_FLAGS, add_settings_flags, flag_overrides
 
 SECRET = "sk-test-very-secret-123456"
 ROOT = Path(__file__).resolve().parents[2]
@@ -173,3 +174,30 @@ def test_secret_values_are_every_secret_setting_that_is_set(monkeypatch: pytest.
     monkeypatch.setenv("TRANSLATOR_TURN_PASSWORD", "turn-three-3333")
     settings = load_settings()
     assert sorted(settings.secret_values()) == ["janus-two-2222", "sk-one-1111", "turn-three-3333"]
+
+
+def test_join_doctor_and_web_share_one_declaration_of_the_settings_flags() -> None:
+    parser = build_parser()
+    argv = ["--env-file", "x.env", "--engine", "passthrough", "--output", "mixed", "--metrics-port", "0"]
+    join = parser.parse_args(["join", "1234", *argv])
+    doctor = parser.parse_args(["doctor", *argv])
+    for args in (join, doctor):
+        assert flag_overrides(args) == {
+            **dict.fromkeys(SETTINGS_FLAGS),
+            "engine": "passthrough",
+            "output_mode": "mixed",
+            "metrics_port": 0,
+        }
+        assert args.env_file == Path("x.env")
+    # The page server takes only what it passes on to the bots it starts: never their ops port.
+    web = parser.parse_args(["web", "--engine", "passthrough", "--log-level", "debug"])
+    assert (web.engine, web.log_level) == ("passthrough", "DEBUG")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["web", "--metrics-port", "9464"])
+
+
+def test_a_settings_flag_subset_must_name_real_flags() -> None:
+    import argparse
+
+    with pytest.raises(ValueError, match="no settings flag for \\['metrics'\\]"):
+        add_settings_flags(argparse.ArgumentParser(), only=("engine", "metrics"))

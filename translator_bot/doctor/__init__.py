@@ -15,7 +15,7 @@ exit codes: 0 everything the chosen command needs is here, 1 something is missin
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add this command's flags."""
-    from translator_bot.cli import _add_settings_flags
+    from translator_bot.settings_flags import add_settings_flags
 
     parser.add_argument(
         "--for",
@@ -31,7 +31,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="also try the Janus URL (WebSocket + info request) and the model provider's host "
         "(TCP/TLS connect only; the API key is not sent); 3 s timeout each",
     )
-    _add_settings_flags(parser)
+    add_settings_flags(parser)
 
 
 def run(args: argparse.Namespace) -> int:

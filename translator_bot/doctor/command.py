@@ -7,7 +7,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import TextIO
 
 from translator_bot.doctor.checks import system_checks
 from translator_bot.doctor.configuration import read_settings, settings_checks
@@ -16,20 +16,14 @@ from translator_bot.doctor.probe import Probe, system_probe
 from translator_bot.doctor.report import render_json, render_text
 from translator_bot.doctor.secrets import Redactor
 from translator_bot.errors import ExitCode
-
-
-def settings_flags(args: argparse.Namespace) -> dict[str, Any]:
-    """The settings given as flags, as `join` reads them."""
-    from translator_bot.cli import _SETTINGS_FLAGS
-
-    return {name: getattr(args, name, None) for name in _SETTINGS_FLAGS}
+from translator_bot.settings_flags import flag_overrides
 
 
 def build_report(
     args: argparse.Namespace, probe: Probe, environ: Mapping[str, str]
 ) -> tuple[Report, Redactor]:
     target: Target = args.target
-    loaded = read_settings(settings_flags(args), args.env_file, environ)
+    loaded = read_settings(flag_overrides(args), args.env_file, environ)
     checks = [*system_checks(probe), *settings_checks(loaded)]
     if args.online and loaded.settings is not None:
         from translator_bot.doctor.online import online_checks

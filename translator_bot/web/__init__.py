@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 DESCRIPTION = """\
 Serve the meeting page: a person opens it in a browser, enters a name, a language and the meeting
@@ -38,12 +37,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         default=8,
         help="interpreters this server runs at once, one per meeting (default 8)",
     )
-    group = parser.add_argument_group("settings (also passed to the interpreters this server starts)")
-    group.add_argument("--env-file", type=Path, help="read settings from this file instead of ./.env")
-    group.add_argument("--janus-url", help="Janus WebSocket URL the bot uses (TRANSLATOR_JANUS_URL)")
-    group.add_argument("--engine", choices=["translate", "realtime", "passthrough"], help="model engine")
-    group.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
-    group.add_argument("--log-format", choices=["text", "json"])
+    from translator_bot.settings_flags import add_settings_flags
+
+    add_settings_flags(
+        parser, only=_FORWARDED, title="settings (also passed to the interpreters this server starts)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,12 +7,11 @@ import asyncio
 import logging
 import os
 from collections.abc import Sequence
-from typing import Any
 
 from translator_bot.errors import ExitCode, SettingsError
 from translator_bot.languages import UnknownLanguageError
 from translator_bot.logs import configure_logging_for
-from translator_bot.settings import load_settings
+from translator_bot.settings_flags import settings_from_flags
 from translator_bot.web.config import WebConfig, parse_language_list
 from translator_bot.web.launcher import BotLauncher, default_command
 from translator_bot.web.server import VENDOR_DIR, VENDOR_FILES, create_app, serve
@@ -21,8 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def run_web(args: argparse.Namespace, *, forwarded: Sequence[str]) -> int:
-    overrides: dict[str, Any] = {name: getattr(args, name, None) for name in forwarded if name != "env_file"}
-    settings = load_settings(overrides, env_file=args.env_file)
+    settings = settings_from_flags(args)
     configure_logging_for(settings)
     try:
         languages = parse_language_list(args.languages) if args.languages else None
