@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from translator_bot.audio.formats import MODEL_RATE
+
 ENV_VAR = "TRANSLATOR_FIXTURES_DIR"
 MANIFEST = "manifest.json"
-SAMPLE_RATE = 24_000
 
 
 class FixtureError(ValueError):
@@ -97,9 +98,9 @@ def load_manifest(directory: Path | None = None) -> list[Utterance]:
         raise FixtureError(f"{manifest_path} is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
         raise FixtureError(f"{manifest_path} must hold a JSON object")
-    if document.get("sample_rate") != SAMPLE_RATE:
+    if document.get("sample_rate") != MODEL_RATE:
         raise FixtureError(
-            f"{manifest_path}: sample_rate must be {SAMPLE_RATE}, got {document.get('sample_rate')!r}"
+            f"{manifest_path}: sample_rate must be {MODEL_RATE}, got {document.get('sample_rate')!r}"
         )
     entries = document.get("utterances")
     if not isinstance(entries, list) or not entries:
@@ -160,8 +161,8 @@ def read_pcm(source: Utterance | Path | str) -> npt.NDArray[np.int16]:
     """1-D int16 samples of a 24 kHz mono s16 recording (an Utterance or a WAV path)."""
     path = source.path if isinstance(source, Utterance) else Path(source)
     samples, rate = read_wav(path)
-    if rate != SAMPLE_RATE or samples.shape[1] != 1:
+    if rate != MODEL_RATE or samples.shape[1] != 1:
         raise FixtureError(
-            f"{path} is {rate} Hz with {samples.shape[1]} channel(s); expected {SAMPLE_RATE} Hz mono s16"
+            f"{path} is {rate} Hz with {samples.shape[1]} channel(s); expected {MODEL_RATE} Hz mono s16"
         )
     return samples[:, 0].copy()

@@ -23,7 +23,8 @@ import av
 import numpy as np
 
 from translator_bot import metrics
-from translator_bot.audio.pcm import MODEL_RATE, MonoResampler, array_to_pcm16
+from translator_bot.audio.formats import MODEL_RATE
+from translator_bot.audio.pcm import MonoResampler, array_to_pcm16
 
 log = logging.getLogger(__name__)
 

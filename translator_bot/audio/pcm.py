@@ -9,10 +9,7 @@ import av.filter
 import numpy as np
 import numpy.typing as npt
 
-MODEL_RATE = 24_000  # what the Realtime API reads and writes: mono pcm16 little-endian
-ROOM_RATE = 48_000  # what WebRTC Opus runs at
 FRAME_MS = 20
-BYTES_PER_SAMPLE = 2
 
 Int16Array = npt.NDArray[np.int16]
 

@@ -28,9 +28,8 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from translator_bot import metrics
 from translator_bot.audio.clock import Clock, MonotonicClock
+from translator_bot.audio.formats import MODEL_RATE, ROOM_RATE
 from translator_bot.audio.pcm import (
-    MODEL_RATE,
-    ROOM_RATE,
     Int16Array,
     MonoResampler,
     pcm16_to_array,

@@ -19,9 +19,6 @@ if TYPE_CHECKING:
     from translator_bot.engine.endpoint import Endpoint
     from translator_bot.settings import Settings
 
-SAMPLE_RATE = 24_000
-BYTES_PER_SAMPLE = 2
-BYTES_PER_MS = SAMPLE_RATE * BYTES_PER_SAMPLE // 1000  # 48
 
 Clock = Callable[[], float]
 

@@ -12,22 +12,22 @@ from collections.abc import Callable
 
 import numpy as np
 
-from translator_bot.engine.base import BYTES_PER_SAMPLE, SAMPLE_RATE
+from translator_bot.audio.formats import BYTES_PER_SAMPLE, MODEL_RATE
 
 log = logging.getLogger(__name__)
 
-_BLOCK = SAMPLE_RATE // 50  # 20 ms: the gate decides per block
+_BLOCK = MODEL_RATE // 50  # 20 ms: the gate decides per block
 _GATE_RMS = 300.0  # about -40 dBFS: above room noise, below any voice close to a microphone
 _HANGOVER_BLOCKS = 25  # 500 ms of quiet ends a run of speech
 
 
 def samples_to_ms(samples: int) -> int:
     """Whole milliseconds contained in `samples` (rounded down, so never more than there is)."""
-    return samples * 1000 // SAMPLE_RATE
+    return samples * 1000 // MODEL_RATE
 
 
 def ms_to_samples(ms: int) -> int:
-    return ms * SAMPLE_RATE // 1000
+    return ms * MODEL_RATE // 1000
 
 
 class AudioFeed:
@@ -36,7 +36,7 @@ class AudioFeed:
     def __init__(
         self, max_seconds: float = 20.0, *, on_speech_start: Callable[[], None] | None = None
     ) -> None:
-        self._max_samples = int(max_seconds * SAMPLE_RATE)
+        self._max_samples = int(max_seconds * MODEL_RATE)
         self._buf = bytearray()
         self._start = 0  # absolute index of the first sample in _buf
         self._carry = b""  # odd trailing byte of the last push

@@ -54,8 +54,8 @@ from openai.types.realtime.realtime_audio_input_turn_detection import (
 )
 from pydantic import BaseModel
 
+from translator_bot.audio.formats import BYTES_PER_SAMPLE
 from translator_bot.engine.base import (
-    BYTES_PER_SAMPLE,
     Clock,
     LaneSpec,
     SourceTranscript,

@@ -35,9 +35,8 @@ from openai.types.realtime.realtime_translation_session_update_request import (
 )
 from pydantic import BaseModel
 
+from translator_bot.audio.formats import BYTES_PER_SAMPLE, MODEL_RATE
 from translator_bot.engine.base import (
-    BYTES_PER_SAMPLE,
-    SAMPLE_RATE,
     SourceTranscript,
     TranslatedAudio,
     TranslationDone,
@@ -153,7 +152,7 @@ class TranslateSession(ManagedSession[TranslateLinkState]):
         self, link: Link[TranslateLinkState], event: RealtimeTranslationOutputAudioDeltaEvent
     ) -> None:
         st = link.state
-        if (event.sample_rate not in (None, SAMPLE_RATE)) or (event.channels not in (None, 1)):
+        if (event.sample_rate not in (None, MODEL_RATE)) or (event.channels not in (None, 1)):
             ENGINE_UNKNOWN_EVENTS.labels(engine=self.engine_name, reason="audio_format").inc()
             log.warning(
                 "lane %s: translated audio at %s Hz x %s channels skipped (24000 x 1 expected)",

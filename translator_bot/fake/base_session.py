@@ -20,6 +20,7 @@ import numpy.typing as npt
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from translator_bot.audio.formats import MODEL_RATE
 from translator_bot.fake.catalog import FixtureCatalog
 from translator_bot.fake.events import MALFORMED_EVENTS, EventSink
 from translator_bot.fake.state import (
@@ -33,8 +34,9 @@ from translator_bot.fake.state import (
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 24_000
 MAX_APPEND_BYTES = 15 * 1024 * 1024
+# The input transcript of a segment the recogniser could not name, on both endpoints.
+UNRECOGNISED_TRANSCRIPT = "[unrecognised speech]"
 QUOTA_MESSAGE = (
     "You exceeded your current quota, please check your plan and billing details. For more "
     "information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors."
@@ -226,7 +228,7 @@ class BaseSession:
     @property
     def audio_ms(self) -> int:
         """The session's audio clock: milliseconds of input received so far."""
-        return self._samples * 1000 // SAMPLE_RATE
+        return self._samples * 1000 // MODEL_RATE
 
     # --- faults and the cap ---------------------------------------------------------------------
 

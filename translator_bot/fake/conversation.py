@@ -11,9 +11,10 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from translator_bot.audio.formats import MODEL_BYTES_PER_MS
+
 MS_PER_AUDIO_TOKEN = 40
 CHARS_PER_TEXT_TOKEN = 4
-BYTES_PER_MS = 48  # 24 kHz mono pcm16
 
 Role = Literal["user", "assistant", "system"]
 Status = Literal["completed", "incomplete", "in_progress"]
@@ -39,7 +40,7 @@ class Item:
 
     @property
     def audio_ms(self) -> int:
-        return len(self.audio) // BYTES_PER_MS
+        return len(self.audio) // MODEL_BYTES_PER_MS
 
     @property
     def context_audio_ms(self) -> int:
@@ -64,7 +65,11 @@ class Item:
             part = {"type": "output_audio" if self.role == "assistant" else "input_audio"}
             part["transcript"] = self.text
             if with_audio:
-                end = len(self.audio) if self.truncated_ms is None else self.context_audio_ms * BYTES_PER_MS
+                end = (
+                    len(self.audio)
+                    if self.truncated_ms is None
+                    else self.context_audio_ms * MODEL_BYTES_PER_MS
+                )
                 part["audio"] = base64.b64encode(bytes(self.audio[:end])).decode("ascii")
         return {
             "id": self.id,

@@ -22,10 +22,11 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
 
+from translator_bot.audio.formats import MODEL_BYTES_PER_MS
 from translator_bot.engine.protocol import CLIENT_EVENT_TYPES, CLIENT_EVENTS
 from translator_bot.fake import session_config as cfg
-from translator_bot.fake.base_session import BaseSession
-from translator_bot.fake.conversation import BYTES_PER_MS, Conversation, Item, audio_tokens, text_tokens
+from translator_bot.fake.base_session import UNRECOGNISED_TRANSCRIPT, BaseSession
+from translator_bot.fake.conversation import Conversation, Item, audio_tokens, text_tokens
 from translator_bot.fake.events import new_id, spread, transcript_pieces
 from translator_bot.fake.recognizer import Recognition
 from translator_bot.fake.responses import ActiveResponse, apply_truncation, rate_limits_event, response_wire
@@ -35,7 +36,6 @@ from translator_bot.fixtures import Utterance
 
 log = logging.getLogger(__name__)
 
-UNRECOGNISED_TRANSCRIPT = "[unrecognised speech]"
 _MIN_COMMIT_MS = 100
 
 
@@ -161,7 +161,7 @@ class RealtimeSession(BaseSession):
         keep_ms = (self.vad.config.prefix_padding_ms if self.vad else 0) + 200
         excess_ms = self.audio_ms - self._buffer_start_ms - keep_ms
         if excess_ms > 1000:
-            del self._buffer[: excess_ms * BYTES_PER_MS]
+            del self._buffer[: excess_ms * MODEL_BYTES_PER_MS]
             self._buffer_start_ms += excess_ms
 
     async def _speech_started(self, audio_start_ms: int) -> None:
@@ -183,8 +183,8 @@ class RealtimeSession(BaseSession):
         await self.sink.send(
             {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": audio_end_ms, "item_id": item_id}
         )
-        start = max(0, (self._speech_start_ms - self._buffer_start_ms) * BYTES_PER_MS)
-        end = max(start, (audio_end_ms - self._buffer_start_ms) * BYTES_PER_MS)
+        start = max(0, (self._speech_start_ms - self._buffer_start_ms) * MODEL_BYTES_PER_MS)
+        end = max(start, (audio_end_ms - self._buffer_start_ms) * MODEL_BYTES_PER_MS)
         audio = bytes(self._buffer[start:end])
         del self._buffer[:end]
         self._buffer_start_ms = audio_end_ms
@@ -197,7 +197,7 @@ class RealtimeSession(BaseSession):
             await self._start_response(None, source_item_id=item_id)
 
     async def _manual_commit(self, data: dict[str, Any], event_id: str | None) -> None:
-        buffered_ms = len(self._buffer) / BYTES_PER_MS
+        buffered_ms = len(self._buffer) / MODEL_BYTES_PER_MS
         if buffered_ms < _MIN_COMMIT_MS:
             await self.sink.error(
                 "invalid_request_error",
@@ -532,7 +532,7 @@ class RealtimeSession(BaseSession):
         if delay_ms > 0:
             await asyncio.sleep(delay_ms / 1000)
         pcm = self.ctx.catalog.pcm(reply.id).tobytes()
-        chunk = opts.realtime_chunk_ms * BYTES_PER_MS
+        chunk = opts.realtime_chunk_ms * MODEL_BYTES_PER_MS
         chunks = [pcm[i : i + chunk] for i in range(0, len(pcm), chunk)] if audio_mode else [b""]
         words = transcript_pieces(reply.text)
         texts = spread(words, len(chunks))
@@ -555,7 +555,7 @@ class RealtimeSession(BaseSession):
                         "delta": _b64(audio),
                     }
                 )
-                await asyncio.sleep(len(audio) / BYTES_PER_MS / 1000 / opts.realtime_speed)
+                await asyncio.sleep(len(audio) / MODEL_BYTES_PER_MS / 1000 / opts.realtime_speed)
 
     def _part_ids(self, active: ActiveResponse) -> dict[str, Any]:
         assert active.item is not None

@@ -22,7 +22,8 @@ import numpy as np
 import numpy.typing as npt
 import scipy.fft  # type: ignore[import-untyped]
 
-SAMPLE_RATE = 24_000
+from translator_bot.audio.formats import MODEL_RATE
+
 _N_FFT = 1024
 _HOP = 480  # 20 ms
 _TRIM_DB = 40.0  # frames this far below the loudest frame are leading/trailing silence
@@ -34,7 +35,7 @@ DEFAULT_MIN_MARGIN = 0.2
 
 FloatArray = npt.NDArray[np.float32]
 
-_MEL = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=_N_FFT, n_mels=40, fmin=80.0, fmax=7600.0).astype(np.float32)
+_MEL = librosa.filters.mel(sr=MODEL_RATE, n_fft=_N_FFT, n_mels=40, fmin=80.0, fmax=7600.0).astype(np.float32)
 _WINDOW = np.hanning(_N_FFT).astype(np.float32)
 
 

@@ -23,16 +23,15 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
 
+from translator_bot.audio.formats import MODEL_BYTES_PER_MS, MODEL_RATE
 from translator_bot.engine.protocol import TRANSLATION_CLIENT_EVENT_TYPES, TRANSLATION_CLIENT_EVENTS
 from translator_bot.fake import session_config as cfg
-from translator_bot.fake.base_session import SAMPLE_RATE, BaseSession
+from translator_bot.fake.base_session import UNRECOGNISED_TRANSCRIPT, BaseSession
 from translator_bot.fake.events import spread, transcript_pieces
 from translator_bot.fake.vad import EnergyVad, SpeechStarted, SpeechStopped, VadConfig
 
 log = logging.getLogger(__name__)
 
-BYTES_PER_MS = 48
-UNRECOGNISED_TRANSCRIPT = "[unrecognised speech]"
 _ELAPSED_STEP_MS = 200
 
 
@@ -104,12 +103,12 @@ class TranslationSession(BaseSession):
         if not self.vad.in_speech:
             excess_ms = self.audio_ms - self._buffer_start_ms - 1000
             if excess_ms > 1000:
-                del self._buffer[: excess_ms * BYTES_PER_MS]
+                del self._buffer[: excess_ms * MODEL_BYTES_PER_MS]
                 self._buffer_start_ms += excess_ms
 
     def _cut(self, end_ms: int) -> None:
-        start = max(0, (self._speech_start_ms - self._buffer_start_ms) * BYTES_PER_MS)
-        end = max(start, (end_ms - self._buffer_start_ms) * BYTES_PER_MS)
+        start = max(0, (self._speech_start_ms - self._buffer_start_ms) * MODEL_BYTES_PER_MS)
+        end = max(start, (end_ms - self._buffer_start_ms) * MODEL_BYTES_PER_MS)
         segment = np.frombuffer(bytes(self._buffer[start:end]), dtype="<i2").astype(np.int16)
         del self._buffer[:end]
         self._buffer_start_ms = end_ms
@@ -184,7 +183,7 @@ class TranslationSession(BaseSession):
 
     async def _stream(self, pcm: bytes, text: str) -> None:
         opts = self.ctx.options
-        chunk = opts.translation_chunk_ms * BYTES_PER_MS
+        chunk = opts.translation_chunk_ms * MODEL_BYTES_PER_MS
         chunks = [pcm[i : i + chunk] for i in range(0, len(pcm), chunk)]
         words = transcript_pieces(text)
         texts = spread(words, len(chunks))
@@ -195,14 +194,14 @@ class TranslationSession(BaseSession):
                     {"type": "session.output_transcript.delta", "delta": piece, "elapsed_ms": self._elapsed()}
                 )
             await self._send_audio(audio)
-            await asyncio.sleep(len(audio) / BYTES_PER_MS / 1000 / opts.translation_speed)
+            await asyncio.sleep(len(audio) / MODEL_BYTES_PER_MS / 1000 / opts.translation_speed)
 
     async def _send_audio(self, audio: bytes) -> None:
         await self.sink.send(
             {
                 "type": "session.output_audio.delta",
                 "delta": base64.b64encode(audio).decode("ascii"),
-                "sample_rate": SAMPLE_RATE,
+                "sample_rate": MODEL_RATE,
                 "channels": 1,
                 "format": "pcm16",
                 "elapsed_ms": self._elapsed(),
@@ -211,7 +210,7 @@ class TranslationSession(BaseSession):
 
     async def _heartbeats(self) -> None:
         opts = self.ctx.options
-        silence = bytes(opts.translation_chunk_ms * BYTES_PER_MS)
+        silence = bytes(opts.translation_chunk_ms * MODEL_BYTES_PER_MS)
         while True:
             await asyncio.sleep(opts.heartbeat_ms / 1000)
             await self._idle.wait()

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-SAMPLE_RATE = 24_000
+from translator_bot.audio.formats import MODEL_RATE
+
 FRAME_MS = 10
-_FRAME = SAMPLE_RATE * FRAME_MS // 1000
+_FRAME = MODEL_RATE * FRAME_MS // 1000
 _MIN_SPEECH_MS = 30  # a click or a single loud frame is not speech
 
 
