@@ -2,20 +2,41 @@
 
 The provider's own variables keep their standard names (`OPENAI_API_KEY`, `OPENAI_BASE_URL`,
 `AZURE_OPENAI_*`) so an existing environment just works; everything that belongs to the bot lives
-under `TRANSLATOR_`. Secrets are `SecretStr`: they print as `**********` everywhere.
+under `TRANSLATOR_`. Secrets are `SecretStr`: they print as `**********` everywhere. A URL setting
+may carry a password (`wss://user:password@host/`): it is masked in repr(), in JSON dumps and in
+validation errors, and loading the settings registers it, with every secret, with the process's
+redactor (translator_bot.redact), which masks them in everything the process writes.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from dotenv import dotenv_values
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from translator_bot.errors import SettingsError
 from translator_bot.languages import UnknownLanguageError, parse_language
+from translator_bot.redact import (
+    mask_credentials,
+    mask_url,
+    redact,
+    register_secrets,
+    register_settings,
+    url_password,
+)
 
 EngineName = Literal["translate", "realtime", "passthrough"]
 OutputMode = Literal["per-listener", "mixed"]
@@ -25,6 +46,8 @@ VadType = Literal["server_vad", "semantic_vad"]
 Provider = Literal["openai", "azure"]
 
 ENV_PREFIX = "TRANSLATOR_"
+# Settings that hold one URL each; a password in their user info is a secret.
+URL_FIELDS = ("openai_base_url", "janus_url", "azure_openai_endpoint", "web_janus_url")
 
 
 def _split_list(value: Any) -> Any:
@@ -114,6 +137,12 @@ class Settings(BaseSettings):
     @classmethod
     def _ice_urls(cls, value: list[str]) -> list[str]:
         for url in value:
+            if "@" in url:
+                # RFC 7065 TURN URIs have no user info; credentials have settings of their own.
+                raise ValueError(
+                    f"a STUN/TURN URL carries no credentials (got {mask_credentials(url)!r}): "
+                    "put them in TRANSLATOR_TURN_USERNAME and TRANSLATOR_TURN_PASSWORD"
+                )
             if url.split(":", 1)[0] not in ("stun", "stuns", "turn", "turns") or ":" not in url:
                 raise ValueError(
                     f"expected stun:/turn:/turns: URLs such as 'turn:turn.example.org:3478', got {url!r}"
@@ -130,10 +159,24 @@ class Settings(BaseSettings):
     def _url(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https", "ws", "wss") or not parts.netloc:
-            raise ValueError(f"expected an http(s):// or ws(s):// URL, got {value!r}")
+        shown = mask_credentials(value)
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+        except ValueError:
+            raise ValueError(f"not a valid URL: {shown!r}") from None
+        if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
+            raise ValueError(f"expected an http(s):// or ws(s):// URL, got {shown!r}")
         return value
+
+    @field_serializer(*URL_FIELDS, when_used="json")
+    def _url_without_password(self, value: str | None) -> str | None:
+        return None if value is None else mask_url(value)
+
+    def __repr_args__(self) -> Any:
+        # repr() and str() show a URL's password as *** (SecretStr already hides the secrets).
+        for name, value in super().__repr_args__():
+            yield name, mask_url(value) if name in URL_FIELDS and isinstance(value, str) else value
 
     @field_validator("default_language")
     @classmethod
@@ -171,9 +214,12 @@ class Settings(BaseSettings):
         return 80 if self.effective_engine == "translate" else 0
 
     def secret_values(self) -> list[str]:
-        """The values of every secret setting that is set, for log scrubbing."""
+        """Every secret setting that is set and every URL setting's password, for redaction."""
         values = (getattr(self, name) for name in type(self).model_fields)
-        return [v.get_secret_value() for v in values if isinstance(v, SecretStr) and v.get_secret_value()]
+        secrets = [v.get_secret_value() for v in values if isinstance(v, SecretStr) and v.get_secret_value()]
+        urls = (getattr(self, name) for name in URL_FIELDS)
+        passwords = (url_password(url) for url in urls if isinstance(url, str))
+        return secrets + [password for password in passwords if password]
 
     def require_provider_credentials(self) -> None:
         """The key is needed only to talk to the model, so commands that do not are usable without it."""
@@ -214,14 +260,49 @@ def load_settings(overrides: dict[str, Any] | None = None, env_file: Path | None
         if env_file is not None:
             if not env_file.is_file():
                 raise SettingsError(f"--env-file: no such file: {env_file}")
-            return Settings(_env_file=env_file, **given)  # type: ignore[call-arg]
-        return Settings(**given)
+            settings = Settings(_env_file=env_file, **given)  # type: ignore[call-arg]
+        else:
+            settings = Settings(**given)
     except ValidationError as exc:
+        # The settings never loaded, so their secrets are not registered yet; the error and whatever
+        # the process writes after it must still not show them.
+        register_secrets(_given_secrets(given, env_file))
         raise SettingsError(describe_validation_error(exc, set(given))) from None
+    # From here on nothing this process writes shows them, whichever command loaded them.
+    register_settings(settings)
+    return settings
+
+
+def env_names(field: str) -> list[str]:
+    """Every environment variable that sets a field."""
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, str):
+        return [alias]
+    if isinstance(alias, AliasChoices):
+        return [choice for choice in alias.choices if isinstance(choice, str)]
+    return [ENV_PREFIX + field.upper()]
+
+
+def _given_secrets(flags: dict[str, Any], env_file: Path | None) -> list[str]:
+    """Secret settings and URL passwords as given by flags, the environment and the env file."""
+    dotenv_path = env_file if env_file is not None else Path(".env")
+    sources: list[dict[str, str | None]] = [{k.lower(): v for k, v in os.environ.items()}]
+    if dotenv_path.is_file():
+        sources.append({k.lower(): v for k, v in dotenv_values(dotenv_path).items()})
+    found: list[str | None] = []
+    for field, info in Settings.model_fields.items():
+        secret = "SecretStr" in str(info.annotation)
+        if not secret and field not in URL_FIELDS:
+            continue
+        values = [source.get(name.lower()) for source in sources for name in env_names(field)]
+        values.append(flags.get(field) if isinstance(flags.get(field), str) else None)
+        found += [value if secret else url_password(value) for value in values if value]
+    return [value for value in found if value]
 
 
 def describe_validation_error(exc: ValidationError, from_flags: set[str]) -> str:
-    """One line naming the setting and what it expects; never echoes a secret's value."""
+    """One line naming the setting and what it expects; never echoes a secret's value or a URL's
+    password (the invalid value may be the one setting the process has not registered)."""
     err = exc.errors(include_url=False)[0]
     loc = [str(part) for part in err.get("loc", ()) if not isinstance(part, int)]
     field = loc[0] if loc else ""
@@ -229,13 +310,24 @@ def describe_validation_error(exc: ValidationError, from_flags: set[str]) -> str
     if field in from_flags:
         name = f"--{field.replace('_', '-')}"
     message = str(err.get("msg", "invalid value"))
-    message = message.removeprefix("Value error, ")
+    message = redact(message.removeprefix("Value error, "))
     field_info = Settings.model_fields.get(field) or _field_by_alias(field)
     secret = field_info is not None and "SecretStr" in str(field_info.annotation)
     got = err.get("input")
-    if secret or got is None or isinstance(got, dict) or repr(got) in message:
+    if secret or got is None or isinstance(got, dict):
         return f"{name}: {message}"
-    return f"{name}: {message} (got {got!r})"
+    shown = redact(repr(_masked_input(got)))
+    if shown in message:
+        return f"{name}: {message}"
+    return f"{name}: {message} (got {shown})"
+
+
+def _masked_input(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_credentials(value)
+    if isinstance(value, (list, tuple)):
+        return [_masked_input(item) for item in value]
+    return value
 
 
 def _field_by_alias(alias: str) -> Any:

@@ -44,7 +44,11 @@ def add_settings_flags(
             group.add_argument(flag or f"--{name.replace('_', '-')}", dest=name, **kwargs)
 
     add("env_file", type=Path, help="read settings from this file instead of ./.env")
-    add("janus_url", help="Janus WebSocket URL (TRANSLATOR_JANUS_URL)")
+    add(
+        "janus_url",
+        help="Janus WebSocket URL (TRANSLATOR_JANUS_URL; one with a password belongs in the environment: "
+        "arguments are visible to every local user)",
+    )
     add(
         "engine",
         choices=["translate", "realtime", "passthrough"],

@@ -26,8 +26,8 @@ from translator_bot.doctor.command import execute
 from translator_bot.doctor.model import Check
 from translator_bot.doctor.online import host_check, janus_check
 from translator_bot.doctor.probe import Probe
-from translator_bot.doctor.secrets import Redactor, mask_secret
 from translator_bot.fixtures import Utterance
+from translator_bot.redact import Redactor, mask_secret
 from translator_bot.settings import Settings, env_name, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,8 +14,8 @@ from translator_bot.doctor.configuration import read_settings, settings_checks
 from translator_bot.doctor.model import Report, Target
 from translator_bot.doctor.probe import Probe, system_probe
 from translator_bot.doctor.report import render_json, render_text
-from translator_bot.doctor.secrets import Redactor
 from translator_bot.errors import ExitCode
+from translator_bot.redact import Redactor
 from translator_bot.settings_flags import flag_overrides
 
 

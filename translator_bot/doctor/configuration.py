@@ -9,13 +9,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
-from pydantic import AliasChoices, SecretStr
+from pydantic import SecretStr
 
 from translator_bot.addresses import is_loopback_host
 from translator_bot.doctor.model import JOIN, Check, SettingRow
-from translator_bot.doctor.secrets import mask_secret, mask_url
 from translator_bot.errors import SettingsError
-from translator_bot.settings import ENV_PREFIX, Settings, env_name, load_settings
+from translator_bot.redact import mask_secret, mask_url, url_password
+from translator_bot.settings import URL_FIELDS, Settings, env_name, env_names, load_settings
 
 SECTION = "Settings"
 DEFAULT_ENV_FILE = Path(".env")
@@ -34,18 +34,9 @@ def is_secret(field: str) -> bool:
     return "SecretStr" in str(Settings.model_fields[field].annotation)
 
 
-def _env_names(field: str) -> list[str]:
-    alias = Settings.model_fields[field].validation_alias
-    if isinstance(alias, str):
-        return [alias]
-    if isinstance(alias, AliasChoices):
-        return [choice for choice in alias.choices if isinstance(choice, str)]
-    return [ENV_PREFIX + field.upper()]
-
-
 def _lookup(field: str, values: Mapping[str, str | None]) -> str | None:
     # Settings match environment names case-insensitively, so the lookups do too.
-    for name in _env_names(field):
+    for name in env_names(field):
         value = values.get(name.lower())
         if value is not None:
             return value
@@ -99,8 +90,11 @@ def read_settings(
             source, raw = file_label, from_file
         else:
             source, raw = "default", info.get_default(call_default_factory=True)
+        seen = [v for v in (from_env, from_file, given.get(field)) if isinstance(v, str)]
         if secret:
-            secrets.extend(v for v in (from_env, from_file, given.get(field)) if isinstance(v, str))
+            secrets.extend(seen)
+        elif field in URL_FIELDS:
+            secrets.extend(p for p in map(url_password, seen) if p)
         value = getattr(settings, field) if settings is not None else raw
         rows.append(SettingRow(env_name(field), _display(value, secret), source, secret))
     if settings is not None:

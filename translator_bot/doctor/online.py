@@ -16,7 +16,7 @@ import aiohttp
 from pydantic import SecretStr
 
 from translator_bot.doctor.model import JOIN, Check
-from translator_bot.doctor.secrets import mask_url
+from translator_bot.redact import mask_url, mask_urls
 from translator_bot.settings import Settings
 
 SECTION = "Online"
@@ -28,7 +28,7 @@ _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return f"no answer within {TIMEOUT_S:g} s"
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return mask_urls(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
 
 
 async def _janus_info(url: str, api_secret: str | None, token: str | None) -> dict[str, object]:
