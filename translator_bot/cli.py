@@ -14,7 +14,8 @@ from pathlib import Path
 
 from translator_bot import __version__
 from translator_bot.errors import ExitCode, TranslatorBotError
-from translator_bot.logs import configure_logging_for
+from translator_bot.logs import configure_logging_for, protect_output
+from translator_bot.redact import redact
 from translator_bot.settings_flags import add_settings_flags, settings_from_flags
 
 log = logging.getLogger("translator_bot")
@@ -131,6 +132,7 @@ def _run_fake(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    protect_output()
     parser = build_parser()
     args = parser.parse_args(argv)
     from translator_bot import demo, doctor, web
@@ -145,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except TranslatorBotError as exc:
-        print(f"translator-bot: {exc}", file=sys.stderr)
+        print(f"translator-bot: {redact(str(exc))}", file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         return int(ExitCode.OK)

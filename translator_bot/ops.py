@@ -1,13 +1,20 @@
-"""`/healthz` and Prometheus `/metrics` over HTTP, for orchestrators and dashboards."""
+"""`/healthz` and Prometheus `/metrics` over HTTP, for orchestrators and dashboards.
+
+Both bodies pass through the process's redactor: health details carry error messages, and a label
+value is whatever the code that set it had in hand.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from translator_bot.metrics import REGISTRY
+from translator_bot.redact import redact
 
 HealthProbe = Callable[[], tuple[bool, dict[str, object]]]
 
@@ -38,9 +45,16 @@ class OpsServer:
     async def _healthz(self, _request: web.Request) -> web.Response:
         ok, details = self._health()
         return web.json_response(
-            {"status": "ok" if ok else "unhealthy", **details}, status=200 if ok else 503
+            {"status": "ok" if ok else "unhealthy", **details},
+            status=200 if ok else 503,
+            dumps=lambda body: redact(json.dumps(body)),
         )
 
     async def _metrics(self, _request: web.Request) -> web.Response:
-        body = generate_latest(REGISTRY)
+        # Tens of KB with many lanes, rendered and redacted in a few ms: off the loop, which paces audio.
+        body = await asyncio.to_thread(_metrics_text)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _metrics_text() -> bytes:
+    return redact(generate_latest(REGISTRY).decode()).encode()

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from translator_bot.redact import redact
+
 
 @dataclass(frozen=True, slots=True)
 class LaneInfo:
@@ -155,11 +157,11 @@ class Transcript:
         ordered = sorted(self.utterances, key=lambda u: u.started_at)
         with jsonl.open("w", encoding="utf-8") as out:
             for entry in ordered:
-                out.write(json.dumps(entry.to_json(), ensure_ascii=False) + "\n")
+                out.write(redact(json.dumps(entry.to_json(), ensure_ascii=False)) + "\n")
         lines = [f"Meeting {self.meeting_id}, started {_iso(self.started_at)}", ""]
         for entry in ordered:
             clock = datetime.fromtimestamp(entry.started_at, UTC).strftime("%H:%M:%S")
             lines.append(f"[{clock}] {entry.speaker_name} ({entry.source_language}): {entry.original}")
             lines.append(f"           -> ({entry.target_language}): {entry.translation}")
-        text.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        text.write_text(redact("\n".join(lines)) + "\n", encoding="utf-8")
         return jsonl, text
