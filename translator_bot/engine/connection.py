@@ -23,6 +23,7 @@ from translator_bot.engine.lifetime import RetryableError, error_for_status, fat
 from translator_bot.engine.protocol import MalformedEventError, UnknownEventError, encode_event
 from translator_bot.errors import ProviderFatalError
 from translator_bot.metrics import ENGINE_UNKNOWN_EVENTS
+from translator_bot.redact import mask_urls
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,9 @@ class ConnectionClosed(Exception):
 
 
 def describe(endpoint: Endpoint) -> str:
-    """Host and path of the endpoint for messages; never the query or a header."""
+    """Host and path of the endpoint for messages; never user info, the query or a header."""
     parts = urlsplit(endpoint.url)
-    return f"{parts.netloc}{parts.path}"
+    return f"{parts.netloc.rpartition('@')[2]}{parts.path}"
 
 
 _refusal: contextvars.ContextVar[list[bytes] | None] = contextvars.ContextVar("refusal", default=None)
@@ -98,7 +99,9 @@ async def open_socket(
     except TimeoutError:
         raise RetryableError(f"no answer from {where} within {limit_s:.0f} s") from None
     except (aiohttp.ClientError, OSError) as exc:
-        raise RetryableError(f"cannot connect to {where}: {type(exc).__name__}: {exc}") from None
+        raise RetryableError(
+            f"cannot connect to {where}: {type(exc).__name__}: {mask_urls(str(exc))}"
+        ) from None
     finally:
         _refusal.reset(token)
 

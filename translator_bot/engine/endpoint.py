@@ -11,6 +11,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from pydantic import SecretStr
 
+from translator_bot.redact import mask_url
 from translator_bot.settings import EngineName, Settings
 
 _WS_SCHEME = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
@@ -24,6 +25,13 @@ class Endpoint:
     secret: SecretStr = field(repr=False)
     provider: str = "openai"
 
+    def __repr__(self) -> str:
+        # The URL may carry a password from the base URL setting; the secret is never shown.
+        return (
+            f"Endpoint(url={mask_url(self.url)!r}, model={self.model!r}, "
+            f"auth_header={self.auth_header!r}, provider={self.provider!r})"
+        )
+
     def headers(self) -> dict[str, str]:
         value = self.secret.get_secret_value()
         if self.auth_header == "Authorization":
@@ -35,7 +43,7 @@ def websocket_url(base_url: str, path: str, query: dict[str, str]) -> str:
     parts = urlsplit(base_url)
     scheme = _WS_SCHEME.get(parts.scheme)
     if scheme is None:
-        raise ValueError(f"expected an http(s) or ws(s) base URL, got {base_url!r}")
+        raise ValueError(f"expected an http(s) or ws(s) base URL, got {mask_url(base_url)!r}")
     joined = parts.path.rstrip("/") + path
     return urlunsplit((scheme, parts.netloc, joined, urlencode(query), ""))
 

@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 
 from translator_bot import metrics
+from translator_bot.redact import mask_url, mask_urls
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,8 @@ class _Pending:
 
 @dataclass
 class _Credentials:
-    api_secret: str | None = None
-    token: str | None = None
+    api_secret: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
 
     def apply(self, payload: JsonObject) -> None:
         if self.api_secret:
@@ -74,7 +75,7 @@ class _Credentials:
 class JanusSession:
     """Use `await JanusSession.connect(url)`; close with `await session.destroy()` on every path."""
 
-    url: str
+    url: str = field(repr=False)  # may carry a password
     _http: aiohttp.ClientSession
     _own_http: bool
     _ws: aiohttp.ClientWebSocketResponse
@@ -110,7 +111,9 @@ class JanusSession:
             )
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             await http.close()
-            raise JanusConnectionLost(f"cannot reach the room server at {url}: {_describe(exc)}") from None
+            raise JanusConnectionLost(
+                f"cannot reach the room server at {mask_url(url)}: {_describe(exc)}"
+            ) from None
         session = cls(
             url=url, _http=http, _own_http=True, _ws=ws, _credentials=_Credentials(api_secret, token)
         )
@@ -349,5 +352,5 @@ class JanusHandle:
 def _describe(exc: BaseException | None) -> str:
     if exc is None:
         return "unknown error"
-    text = str(exc).strip()
+    text = mask_urls(str(exc).strip())  # aiohttp's errors quote the URL, user info and all
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
