@@ -6,11 +6,12 @@ import argparse
 import asyncio
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from translator_bot.errors import ExitCode, SettingsError
 from translator_bot.languages import UnknownLanguageError
 from translator_bot.logs import configure_logging_for
+from translator_bot.settings import URL_FIELDS, env_name
 from translator_bot.settings_flags import settings_from_flags
 from translator_bot.web.config import WebConfig, parse_language_list
 from translator_bot.web.launcher import BotLauncher, default_command
@@ -42,7 +43,7 @@ def run_web(args: argparse.Namespace, *, forwarded: Sequence[str]) -> int:
         )
     launcher = BotLauncher(
         default_command(bot_flags(args, forwarded)),
-        bot_environment(),
+        bot_environment(args, forwarded),
         max_running=args.max_interpreters,
     )
     try:
@@ -54,11 +55,13 @@ def run_web(args: argparse.Namespace, *, forwarded: Sequence[str]) -> int:
 
 
 def bot_flags(args: argparse.Namespace, forwarded: Sequence[str]) -> list[str]:
-    """The settings flags this server was given, passed on to `translator-bot join`."""
+    """The settings flags this server was given, passed on to `translator-bot join`; those that can
+    carry a secret (a URL's password) go by environment instead (see bot_environment): any local
+    user can read a process's arguments."""
     flags: list[str] = []
     for name in forwarded:
         value = getattr(args, name, None)
-        if value is None:
+        if value is None or name in URL_FIELDS:
             continue
         if name == "env_file":
             value = os.path.abspath(value)
@@ -66,9 +69,19 @@ def bot_flags(args: argparse.Namespace, forwarded: Sequence[str]) -> list[str]:
     return flags
 
 
-def bot_environment() -> dict[str, str]:
+def bot_environment(
+    args: argparse.Namespace | None = None,
+    forwarded: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     """This server's environment, without the bot's ops port: each bot would bind the same one, so
-    the second would fail to start. Interpreters started from the page report through this server."""
-    env = dict(os.environ)
+    the second would fail to start. Interpreters started from the page report through this server.
+    URL settings given to this server as flags are set here; in the child the environment beats the
+    env file, as the flag did here."""
+    env = dict(os.environ if environ is None else environ)
     env["TRANSLATOR_METRICS_PORT"] = "0"
+    for name in forwarded:
+        value = getattr(args, name, None)
+        if value is not None and name in URL_FIELDS:
+            env[env_name(name)] = str(value)
     return env

@@ -93,16 +93,18 @@ class WebConfig:
         )
 
     def browser_janus_url(self, page_host: str | None) -> str:
-        """The Janus URL for a browser that loaded the page from `page_host` (a Host header)."""
+        """The Janus URL for a browser that loaded the page from `page_host` (a Host header); never
+        with the bot's user and password, which would go to every visitor."""
         if self.public_janus_url is not None:
             return self.public_janus_url
         parts = urlsplit(self.janus_url)
         host = parts.hostname or ""
+        bots = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
         if not page_host or not is_loopback_host(host):
-            return self.janus_url
+            return bots
         page_name = urlsplit(f"//{page_host}").hostname or ""
         if not page_name:
-            return self.janus_url
+            return bots
         shown = f"[{page_name}]" if ":" in page_name else page_name
         netloc = f"{shown}:{parts.port}" if parts.port else shown
         return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from translator_bot.errors import ExitCode
+from translator_bot.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +235,7 @@ class BotLauncher:
         assert bot.proc.stderr is not None
         try:
             async for raw in bot.proc.stderr:
-                line = raw.decode(errors="replace").rstrip()
+                line = redact(raw.decode(errors="replace").rstrip())
                 if not line:
                     continue
                 log.info("[meeting %s] %s", bot.meeting_id, line[:2000])
