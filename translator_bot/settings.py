@@ -266,7 +266,7 @@ def load_settings(overrides: dict[str, Any] | None = None, env_file: Path | None
     except ValidationError as exc:
         # The settings never loaded, so their secrets are not registered yet; the error and whatever
         # the process writes after it must still not show them.
-        register_secrets(_given_secrets(given, env_file))
+        register_secrets(given_secret_values(given, env_file))
         raise SettingsError(describe_validation_error(exc, set(given))) from None
     # From here on nothing this process writes shows them, whichever command loaded them.
     register_settings(settings)
@@ -283,8 +283,9 @@ def env_names(field: str) -> list[str]:
     return [ENV_PREFIX + field.upper()]
 
 
-def _given_secrets(flags: dict[str, Any], env_file: Path | None) -> list[str]:
-    """Secret settings and URL passwords as given by flags, the environment and the env file."""
+def given_secret_values(flags: dict[str, Any], env_file: Path | None) -> list[str]:
+    """Secret settings and URL passwords as given by flags, the environment and the env file, for
+    redaction where the settings are not (or cannot be) loaded."""
     dotenv_path = env_file if env_file is not None else Path(".env")
     sources: list[dict[str, str | None]] = [{k.lower(): v for k, v in os.environ.items()}]
     if dotenv_path.is_file():

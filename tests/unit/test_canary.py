@@ -372,6 +372,23 @@ def test_doctor_online_with_every_canary_leaks_nothing(as_json: bool, tmp_path: 
     assert_no_canary(done.stdout + done.stderr)
 
 
+def test_the_demo_hides_a_real_key_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from translator_bot import demo
+
+    # A key that never went through the bot's settings: the demo only reads the environment.
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "CANARYdemoonly-" + SECRETS["AZURE_OPENAI_API_KEY"])
+    args = argparse.Namespace(model="fake", engine=None, languages="en,qq", turns=1)
+    assert demo.run(args) == 2  # an unknown language: refused before anything starts
+    demo._show("model said CANARYdemoonly-" + SECRETS["AZURE_OPENAI_API_KEY"])
+    demo._fail("failed with " + repr("CANARYdemoonly-" + SECRETS["AZURE_OPENAI_API_KEY"]))
+    out = capsys.readouterr()
+    assert "CANARYdemoonly" not in out.out + out.err, out
+
+
 # --- ops endpoints, transcripts ----------------------------------------------------------------------------
 
 

@@ -12,6 +12,9 @@ import sys
 from pathlib import Path
 from typing import Literal
 
+from translator_bot.redact import redact, register_secrets
+from translator_bot.settings import given_secret_values
+
 DESCRIPTION = """\
 Run a whole interpreted meeting on this machine: a local Janus, the local fake model server (or the
 OpenAI API when OPENAI_API_KEY is set), the bot started exactly as `translator-bot join`, and two
@@ -68,15 +71,17 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def _fail(message: str, code: int = 2) -> int:
-    print(f"translator-bot demo: {message}", file=sys.stderr)
+    print(f"translator-bot demo: {redact(message)}", file=sys.stderr)
     return code
 
 
 def _show(line: str) -> None:
-    print(line, flush=True)
+    print(redact(line), flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
+    # The demo never loads the bot's settings, but a real key in the environment must not show.
+    register_secrets(given_secret_values({}, None))
     has_key = bool(os.environ.get("OPENAI_API_KEY") or os.environ.get("AZURE_OPENAI_API_KEY"))
     provider: Literal["fake", "openai"] = (
         ("openai" if has_key else "fake")
