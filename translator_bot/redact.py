@@ -18,7 +18,7 @@ import json
 import re
 import threading
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 if TYPE_CHECKING:
@@ -101,18 +101,52 @@ def mask_credentials(text: str) -> str:
     return text
 
 
+def _repr_styles(text: str) -> set[str]:
+    """The text as repr() writes it inside a longer string: single-quoted (a ' escaped), or
+    double-quoted (nothing escaped but backslashes), which repr() picks when the whole string has a '
+    and no ". Which one depends on the whole string, so both."""
+    styles = {repr(text + "'\"")[1:-4]}
+    if '"' not in text:
+        styles.add(repr(text + "'")[1:-2])
+    return styles
+
+
 def _escaped_forms(value: str) -> Iterator[str]:
-    """The value as it reads after the escaping steps text goes through on its way out."""
+    """The value as it reads after the escaping steps text goes through on its way out: percent-
+    encoding, repr() (also twice: a KeyError's message, an error quoting a message that quoted it),
+    bytes repr, then JSON with or without ASCII escapes."""
     plain = {value, unquote(value)}
     for text in list(plain):
         plain |= {quote(text, safe=""), quote(text, safe=_USERINFO_SAFE)}
     for text in plain:
-        yield text
-        yield repr(text)[1:-1]
-        yield repr(text.encode())[2:-1]
-        for form in (text, repr(text)[1:-1]):
+        quoted = {text} | _repr_styles(text)
+        quoted |= {twice for once in list(quoted) for twice in _repr_styles(once)}
+        quoted.add(repr(text.encode() + b"'\"")[2:-4])
+        for form in quoted:
+            yield form
             yield json.dumps(form, ensure_ascii=False)[1:-1]
             yield json.dumps(form)[1:-1]
+
+
+def _literals_pattern(words: Iterable[str]) -> str:
+    """One regex for many literals, built as a trie: at each position of the text one branch per next
+    character is tried instead of every literal (ten times faster on a /metrics body than a plain
+    alternation). Greedy, so where one secret contains another the longer is replaced whole."""
+    trie: dict[str, Any] = {}
+    for word in words:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}  # a word ends here
+
+    def emit(node: dict[str, Any]) -> str:
+        branches = [re.escape(char) + emit(child) for char, child in sorted(node.items()) if char]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return f"(?:{body})?" if "" in node else body
+
+    return emit(trie)
 
 
 class Redactor:
@@ -132,11 +166,8 @@ class Redactor:
                 return
             self._values |= new
             self._forms |= {f for s in new for f in _escaped_forms(s) if len(f) >= MIN_SECRET_LENGTH}
-            # One pass over the text for all of them (a /metrics body is tens of KB); longest first,
-            # so a secret containing another is replaced whole. The pattern is swapped in whole: a
-            # thread redacting meanwhile uses the old one or the new one.
-            ordered = sorted(self._forms, key=len, reverse=True)
-            self._known = re.compile("|".join(map(re.escape, ordered)))
+            # Swapped in whole: a thread redacting meanwhile uses the old pattern or the new one.
+            self._known = re.compile(_literals_pattern(self._forms))
 
     def __call__(self, text: str) -> str:
         known = self._known

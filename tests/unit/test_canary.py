@@ -299,8 +299,20 @@ def test_uncaught_exceptions_are_scrubbed(canaries: Settings, capsys: pytest.Cap
         raise ValueError(f"crashed holding {SECRETS['OPENAI_API_KEY']!r} and {canaries.janus_url}")
     except ValueError as exc:
         sys.excepthook(type(exc), exc, exc.__traceback__)
+    import threading
+
+    def crash() -> None:
+        raise KeyError(f"thread holding {SECRETS['TRANSLATOR_TURN_PASSWORD']!r}")
+
+    hook = threading.excepthook
+    try:
+        thread = threading.Thread(target=crash, name="crasher")
+        thread.start()
+        thread.join()
+    finally:
+        threading.excepthook = hook
     err = capsys.readouterr().err
-    assert "ValueError" in err
+    assert "ValueError" in err and "uncaught exception in thread crasher" in err
     assert_no_canary(err)
 
 

@@ -66,6 +66,12 @@ SECRET = "pa'ss\"wo\\rd-é"
         repr(SECRET.encode()),
         quote(SECRET, safe=""),
         repr({"nested": [SECRET]}),
+        repr([SECRET, "'"]),  # repr() picks its quotes for the whole string
+        str(KeyError(f"no {SECRET!r}")),  # a KeyError's message is a repr of a repr
+        repr(repr(SECRET)),
+        json.dumps({"exc": str(KeyError(SECRET))}),
+        repr(SECRET.encode()),
+        repr([SECRET.encode(), b"'"]),
     ],
 )
 def test_a_known_secret_goes_in_every_escaped_form(form: str) -> None:
