@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from translator_bot.errors import ExitCode, SettingsError
 from translator_bot.languages import UnknownLanguageError
@@ -69,16 +69,12 @@ def bot_flags(args: argparse.Namespace, forwarded: Sequence[str]) -> list[str]:
     return flags
 
 
-def bot_environment(
-    args: argparse.Namespace | None = None,
-    forwarded: Sequence[str] = (),
-    environ: Mapping[str, str] | None = None,
-) -> dict[str, str]:
+def bot_environment(args: argparse.Namespace | None = None, forwarded: Sequence[str] = ()) -> dict[str, str]:
     """This server's environment, without the bot's ops port: each bot would bind the same one, so
     the second would fail to start. Interpreters started from the page report through this server.
     URL settings given to this server as flags are set here; in the child the environment beats the
     env file, as the flag did here."""
-    env = dict(os.environ if environ is None else environ)
+    env = dict(os.environ)
     env["TRANSLATOR_METRICS_PORT"] = "0"
     for name in forwarded:
         value = getattr(args, name, None)
