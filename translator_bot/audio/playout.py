@@ -438,7 +438,8 @@ class PlayoutTrack(MediaStreamTrack):
             return True
         if item.queued < self._cushion:
             return False
-        now = self._clock.now()
+        # (A microsecond of slack: frame deadlines are sums of floats.)
+        now = self._clock.now() + 1e-6
         if not item.started:
             return item.first_at is not None and now - item.first_at >= self._start_hold()
         if self._jitter is None:
