@@ -1,12 +1,11 @@
 """A model's translations arriving at a playout track, on a simulated clock.
 
-Arrival model (what the fake server's `stream_pace` control does on a real socket): a translation of
-D seconds is cut into `delta_ms` deltas; delta k is due `k * delta_ms / rtf` after the response starts
-and is delivered after a further random delay of 0..jitter_ms. A WebSocket is an ordered stream, so a
-delta never overtakes the one before it (a late delta holds back the next ones). The item is ended
-with its last delta. Responses of one lane do not overlap: the next starts a pause after the previous
-one was spoken: the speaker's next sentence starts a pause after the previous one ended, and its
-translation streams from then on.
+Arrival model: the fake server's `stream_pace` schedule itself (`fake.pacing.DeltaSchedule`). A
+translation of D seconds is cut into `delta_ms` deltas; delta k is due `k * delta_ms / rtf` after the
+response starts and is delivered after a further random delay of 0..jitter_ms. A WebSocket is an
+ordered stream, so a delta never overtakes the one before it (a late delta holds back the next ones).
+The item is ended with its last delta. Responses of one lane do not overlap: the speaker's next
+sentence starts a pause after the previous one ended, and its translation streams from then on.
 
 The track is driven exactly as aiortc drives it: one `recv()` per 20 ms frame; arrivals due before a
 frame's deadline are enqueued first, with the clock set to their arrival time. Nothing here sleeps, so
@@ -22,6 +21,7 @@ import numpy as np
 
 from translator_bot.audio.clock import FakeClock
 from translator_bot.audio.playout import FRAME_SECONDS, PlayoutTrack
+from translator_bot.fake.pacing import DeltaSchedule, StreamPace
 
 MODEL_RATE = 24_000
 
@@ -56,6 +56,7 @@ class ItemResult:
 @dataclass
 class SimResult:
     items: list[ItemResult] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)  # items cut by the lag bound or given up
 
     def gaps_after_first(self) -> int:
         return sum(item.gaps for item in self.items[1:])
@@ -84,11 +85,11 @@ def meeting_arrivals(
         media[item_id] = duration
         samples = round(duration * MODEL_RATE)
         per_delta = model.delta_ms * MODEL_RATE // 1000
+        schedule = DeltaSchedule(StreamPace(model.rtf, model.jitter_ms), rng, begin)
         delivered = begin
-        for k, offset in enumerate(range(0, samples, per_delta)):
-            due = begin + k * model.delta_ms / 1000 / model.rtf
-            delivered = max(delivered, due + rng.uniform(0, model.jitter_ms / 1000))
+        for offset in range(0, samples, per_delta):
             size = min(per_delta, samples - offset)
+            delivered = schedule.next_send_at(size / MODEL_RATE)
             pcm = np.full(size, 3000, dtype="<i2").tobytes()
             arrivals.append(Arrival(delivered, item_id, pcm))
         arrivals.append(Arrival(delivered, item_id, None))
@@ -96,7 +97,9 @@ def meeting_arrivals(
     return arrivals, media
 
 
-async def simulate(track: PlayoutTrack, clock: FakeClock, arrivals: list[Arrival], media: dict[str, float]) -> SimResult:
+async def simulate(
+    track: PlayoutTrack, clock: FakeClock, arrivals: list[Arrival], media: dict[str, float]
+) -> SimResult:
     """Play `arrivals` through `track` (built on `clock`, a FakeClock at 0) until all is played."""
     results: dict[str, ItemResult] = {}
     pending = sorted(arrivals, key=lambda a: a.at)  # stable: keeps each item's order
@@ -128,14 +131,20 @@ async def simulate(track: PlayoutTrack, clock: FakeClock, arrivals: list[Arrival
     return SimResult(list(results.values()))
 
 
-def new_track(*, adaptive: bool, max_lag_ms: float = 8000) -> tuple[PlayoutTrack, FakeClock]:
-    """A track set up as the realtime engine's feeds are (60 ms cushion, no fixed hold)."""
-    clock = FakeClock(0.0)
-    track = PlayoutTrack(cushion_ms=60, hold_ms=0, max_lag_ms=max_lag_ms, adaptive=adaptive, clock=clock)
-    return track, clock
-
-
 async def run(model: StreamModel, seed: int, *, adaptive: bool, items: int = 20) -> SimResult:
+    """One lane's translations through a track set up as the realtime engine's feeds are (60 ms
+    cushion, no fixed hold, the default 8 s lag bound)."""
     arrivals, media = meeting_arrivals(model, random.Random(seed), items=items)
-    track, clock = new_track(adaptive=adaptive)
-    return await simulate(track, clock, arrivals, media)
+    clock = FakeClock(0.0)
+    dropped: list[str] = []
+    track = PlayoutTrack(
+        cushion_ms=60,
+        hold_ms=0,
+        max_lag_ms=8000,
+        adaptive=adaptive,
+        clock=clock,
+        on_dropped=lambda item_id, _played: dropped.append(item_id),
+    )
+    result = await simulate(track, clock, arrivals, media)
+    result.dropped = dropped
+    return result

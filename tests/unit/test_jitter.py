@@ -66,7 +66,9 @@ def test_a_jittered_real_time_stream_learns_a_hold_that_covers_later_items(jitte
     assert jitter * 0.7 < estimator.hold_s() <= jitter + JitterConfig().margin_s
     for index in range(40):
         hold = estimator.hold_s()
-        arrivals = stream(estimator, f"i{index}", start=10.0 + 5 * index, deltas=25, rtf=1.0, jitter=jitter, rng=rng)
+        arrivals = stream(
+            estimator, f"i{index}", start=10.0 + 5 * index, deltas=25, rtf=1.0, jitter=jitter, rng=rng
+        )
         assert needed_hold(arrivals) <= hold, index
 
 

@@ -14,12 +14,12 @@ import pytest
 import soxr
 from aiortc.mediastreams import MediaStreamError
 
+from tests.bench import playout_sim
 from translator_bot import metrics
 from translator_bot.audio import playout
 from translator_bot.audio.clock import FakeClock, MonotonicClock
 from translator_bot.audio.playout import FRAME_SAMPLES, PlayoutTrack
 from translator_bot.fixtures import load_manifest, read_pcm
-from tests.bench import playout_sim
 
 MS = 24  # 24 kHz samples per millisecond
 

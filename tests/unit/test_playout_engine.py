@@ -35,17 +35,14 @@ def speech_with_pauses(pause_ms: int) -> bytes:
     return np.concatenate(parts).astype("<i2").tobytes()
 
 
-async def play(track: PlayoutTrack) -> None:
-    while True:
-        await track.recv()
-
-
 async def test_real_time_model_with_jitter_no_gap_after_the_first_translation() -> None:
     server = FakeRealtimeServer(options=FakeOptions(heartbeat_ms=0))
     await server.start()
     await server.control({"action": "stream_pace", "real_time_factor": 1.0, "jitter_ms": 150, "seed": 5})
     settings = Settings(
-        openai_api_key=SecretStr("sk-test-fake-0123456789"), openai_base_url=server.base_url, engine="realtime"
+        openai_api_key=SecretStr("sk-test-fake-0123456789"),
+        openai_base_url=server.base_url,
+        engine="realtime",
     )
     spec = LaneSpec("ana->es", "Ana", parse_language("en"), "Bruno", parse_language("es"))
     session = RealtimeSession(endpoint_for(settings, "realtime"), spec, settings)
@@ -55,6 +52,13 @@ async def test_real_time_model_with_jitter_no_gap_after_the_first_translation() 
     tracks = (fixed, adaptive)
     received: dict[str, int] = {}
     done: list[str] = []
+    drained = {track: asyncio.Event() for track in tracks}
+
+    async def play(track: PlayoutTrack) -> None:
+        while True:
+            await track.recv()
+            if len(done) == len(SPEECH) and track.queued_ms() == 0:
+                drained[track].set()
 
     async def pump() -> None:
         async for event in session.events():
@@ -82,9 +86,8 @@ async def test_real_time_model_with_jitter_no_gap_after_the_first_translation() 
     try:
         await asyncio.wait_for(pump(), 60)
         async with asyncio.timeout(10):
-            while any(track.queued_ms() > 0 for track in tracks):
-                await asyncio.sleep(0.05)
-        await asyncio.sleep(0.1)
+            for event in drained.values():
+                await event.wait()
     finally:
         for task in tasks:
             task.cancel()
