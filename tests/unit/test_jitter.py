@@ -110,7 +110,17 @@ def test_old_jitter_is_forgotten_after_the_window() -> None:
 
 
 def test_the_hold_is_capped() -> None:
-    estimator = ArrivalJitterEstimator(JitterConfig(max_hold_s=0.5))
+    estimator = ArrivalJitterEstimator(JitterConfig(max_hold_s=0.3))
     estimator.observe("a", 0.0, 0.1)
-    estimator.observe("a", 3.0, 0.1)  # a 3 s stall of the model is not jitter to budget for
-    assert estimator.hold_s() == 0.5
+    estimator.observe("a", 0.5, 0.1)  # 400 ms late: within the pause bound, but too much to budget
+    assert estimator.hold_s() == 0.3
+
+
+def test_a_pause_inside_an_item_is_not_learnt_as_jitter() -> None:
+    """The translate endpoint keeps one item across a short pause of the speaker: its output pauses."""
+    estimator = ArrivalJitterEstimator()
+    stream(estimator, "a", start=0.0, deltas=10, rtf=1.0, delta_s=0.2)
+    assert estimator.observe("a", 2.0 + 1.2, 0.2) is None  # due at 2.0: a 1.2 s pause
+    # The schedule restarts after the pause: the next delta is measured against the resumed one.
+    assert estimator.observe("a", 3.4 + 0.05, 0.2) == pytest.approx(0.05)
+    assert estimator.hold_s() == pytest.approx(0.05 + JitterConfig().margin_s)

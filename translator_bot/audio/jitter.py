@@ -14,6 +14,10 @@ peak of recent lateness (the next item may meet the worst delay seen) plus a fra
 the 20 ms frame grid and the 1.3 ms the upsampler holds back; never below 0, so a stream ahead of
 real time starts at once.
 
+A pause is not jitter: a delta that comes more than `pause_s` later than the one before it predicts
+(the speaker stopped mid-item, the model waits for more input) starts a new schedule for its item
+and is not counted, or one pause would hold every later translation for a second.
+
 This is the idea of WebRTC's NetEq (learn the arrival jitter, keep just enough buffered), for deltas
 that arrive over a WebSocket: in order, never lost, only late. A peak, not a percentile: the target is
 no gap at all inside a translation, and a percentile would budget for a few.
@@ -38,12 +42,15 @@ class JitterConfig:
     margin_s: float = 0.020
     # Never hold longer than this, whatever was measured (a stalled model is not jitter).
     max_hold_s: float = 1.0
+    # A delta this much later than the previous one predicts ends a pause in the item's audio.
+    pause_s: float = 0.5
 
 
 @dataclass
 class _ItemSchedule:
     media_s: float = 0.0  # media received so far for the item
     earliest: float = math.inf  # min over its deltas so far of (arrival - media position)
+    last_offset: float = math.inf  # (arrival - media position) of its latest delta
 
 
 class ArrivalJitterEstimator:
@@ -57,13 +64,18 @@ class ArrivalJitterEstimator:
 
     def observe(self, item_id: str, arrival_s: float, media_s: float) -> float | None:
         """A delta of `media_s` seconds of audio for `item_id` arrived at `arrival_s`; returns its
-        lateness (None for an item's first delta, which sets the schedule)."""
+        lateness (None for an item's first delta, or the first after a pause: it sets the schedule)."""
         schedule = self._items.get(item_id)
         if schedule is None:
             schedule = self._items[item_id] = _ItemSchedule()
         offset = arrival_s - schedule.media_s
-        lateness = None if math.isinf(schedule.earliest) else offset - schedule.earliest
-        schedule.earliest = min(schedule.earliest, offset)
+        if math.isinf(schedule.earliest) or offset - schedule.last_offset > self.config.pause_s:
+            lateness = None  # the first delta, or the first after a pause: a new schedule
+            schedule.earliest = offset
+        else:
+            lateness = offset - schedule.earliest
+            schedule.earliest = min(schedule.earliest, offset)
+        schedule.last_offset = offset
         schedule.media_s += max(0.0, media_s)
         if lateness is not None:
             self._lateness.append(lateness)

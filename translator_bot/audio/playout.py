@@ -130,6 +130,8 @@ class PlayoutTrack(MediaStreamTrack):
             raise ValueError(
                 f"need 0 <= cushion_ms and max_lag_ms >= cushion_ms + 20, got {cushion_ms}, {max_lag_ms}"
             )
+        if stall_ms <= 0:
+            raise ValueError(f"need stall_ms > 0, got {stall_ms}")
         self._cushion = round(cushion_ms * _SAMPLES_PER_MS)
         # A source that streams in real time (one delta per its own length) never builds a cushion
         # larger than one delta; holding a new item briefly after its first audio absorbs the arrival
@@ -445,7 +447,7 @@ class PlayoutTrack(MediaStreamTrack):
         if self._jitter is None:
             return True  # the fixed cushion alone decides a restart
         # After running dry, hold as at a start, counted from the audio that refilled it: the deltas
-        # after a late one are as late again at most.
+        # after it are at most the learnt peak later than their schedule, so it plays on without a gap.
         return item.refilled_at is not None and now - item.refilled_at >= self._jitter.hold_s()
 
     def _stalled(self, item: _Item) -> bool:
