@@ -236,7 +236,9 @@ class PlayoutTrack(MediaStreamTrack):
             self._warn("clock_jump", f"playout woke {late:.1f} s late; schedule re-anchored")
             self._start += late
         try:
-            mono = self._pull()
+            # The frame's place in the media timeline (its pts): a consumer that wakes late and catches
+            # up still plays this frame at this time, as the listener's jitter buffer follows the pts.
+            mono = self._pull(self._start + self._sent * FRAME_SECONDS)
         except Exception as exc:
             self._warn("internal_error", f"playout failed ({type(exc).__name__}: {exc}); sent silence")
             mono = np.zeros(FRAME_SAMPLES, dtype=np.int16)
@@ -384,7 +386,7 @@ class PlayoutTrack(MediaStreamTrack):
         while len(self._history) > _HISTORY:
             self._history.popitem(last=False)
 
-    def _pull(self) -> Int16Array:
+    def _pull(self, frame_time: float) -> Int16Array:
         """The next 20 ms of 48 kHz mono: queued audio in item order, zeros where there is none."""
         out = np.zeros(FRAME_SAMPLES, dtype=np.int16)
         filled = 0
@@ -392,7 +394,7 @@ class PlayoutTrack(MediaStreamTrack):
         while filled < FRAME_SAMPLES and self._items:
             item = next(iter(self._items.values()))
             if item.buffering:
-                if self._ready(item):
+                if self._ready(item, frame_time):
                     item.buffering = False
                     item.started = True
                 elif self._stalled(item):
@@ -434,21 +436,28 @@ class PlayoutTrack(MediaStreamTrack):
         learnt = self._jitter.hold_s() if self._jitter is not None else 0.0
         return max(self._hold, learnt)
 
-    def _ready(self, item: _Item) -> bool:
-        """Whether a buffering item may (re)start playing now."""
+    def _ready(self, item: _Item, frame_time: float) -> bool:
+        """Whether a buffering item may (re)start with the frame scheduled at `frame_time`.
+
+        The hold is counted to the frame's scheduled time, not to when recv() happens to run: after a
+        late wake-up the frames that catch up are played back to back, so starting one of them
+        because the clock has moved on would shorten the hold by the lateness."""
         if item.ended:
             return True
         if item.queued < self._cushion:
             return False
         # (A microsecond of slack: frame deadlines are sums of floats.)
-        now = self._clock.now() + 1e-6
+        now = frame_time + 1e-6
         if not item.started:
-            return item.first_at is not None and now - item.first_at >= self._start_hold()
+            hold = self._start_hold()
+            # No hold: start at once, even on a frame a late consumer is still catching up on.
+            return hold <= 0 or (item.first_at is not None and now - item.first_at >= hold)
         if self._jitter is None:
             return True  # the fixed cushion alone decides a restart
         # After running dry, hold as at a start, counted from the audio that refilled it: the deltas
         # after it are at most the learnt peak later than their schedule, so it plays on without a gap.
-        return item.refilled_at is not None and now - item.refilled_at >= self._jitter.hold_s()
+        hold = self._jitter.hold_s()
+        return hold <= 0 or (item.refilled_at is not None and now - item.refilled_at >= hold)
 
     def _stalled(self, item: _Item) -> bool:
         """A head item that cannot play, has had nothing for `stall_ms`, and keeps a later one waiting."""
