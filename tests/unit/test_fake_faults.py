@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -169,3 +170,57 @@ async def test_an_invalid_event_of_the_fake_itself_fails_loudly():
     with pytest.raises(FakeProtocolBug):
         await sink.send({"type": "response.audio.delta", "delta": ""})  # a beta name on the GA socket
     assert len(state.internal_errors) == 2
+
+
+async def audio_delta_arrivals(server: FakeRealtimeServer, uid: str) -> list[tuple[float, float]]:
+    """(arrival time, audio seconds before it) of each audio delta of the response to `uid`."""
+    async with await ProbeClient.connect(ws_url(server)) as client:
+        await client.send(
+            {"type": "session.update", "session": {"type": "realtime", "instructions": SPANISH}}
+        )
+        await client.append(np.concatenate([read_pcm(utterance(uid)), np.zeros(24_000, np.int16)]))
+        arrivals: list[tuple[float, float]] = []
+        media = 0.0
+        while True:
+            event = await client.recv()
+            if event.type == "response.output_audio.delta":
+                arrivals.append((time.monotonic(), media))
+                media += len(base64.b64decode(event.delta)) / 48_000
+            elif event.type == "response.done":
+                return arrivals
+
+
+async def test_stream_pace_streams_at_real_time_with_bounded_jitter_per_delta(server):
+    await server.control({"action": "stream_pace", "real_time_factor": 1.0, "jitter_ms": 150, "seed": 3})
+    arrivals = await audio_delta_arrivals(server, "u3-en")
+    first = arrivals[0][0]
+    # Against a schedule anchored at the first delta: never early by more than that delta's own
+    # delay (<= 150 ms), never late by more than 150 ms plus scheduling slack.
+    offsets = [(at - first) - media for at, media in arrivals]
+    assert min(offsets) >= -0.155 and max(offsets) <= 0.15 + 0.05, offsets
+    # The delays do not add up: the stream takes about its own length, not length + n * 75 ms.
+    total = arrivals[-1][1] + 0.1
+    assert arrivals[-1][0] - first == pytest.approx(total - 0.1, abs=0.2)
+    # And it is jitter, not a constant: the offsets spread over most of the range.
+    assert max(offsets) - min(offsets) > 0.08
+    print(f"\n{len(arrivals)} deltas over {arrivals[-1][0] - first:.2f} s for {total:.2f} s of audio")
+
+
+async def test_stream_pace_slower_than_real_time_and_back_to_fast(server):
+    await server.control({"action": "stream_pace", "real_time_factor": 0.8, "jitter_ms": 0})
+    arrivals = await audio_delta_arrivals(server, "u3-en")
+    span = arrivals[-1][0] - arrivals[0][0]
+    assert span == pytest.approx(arrivals[-1][1] / 0.8, abs=0.1)
+    await server.control({"action": "stream_pace", "enabled": False})
+    arrivals = await audio_delta_arrivals(server, "u3-en")
+    assert arrivals[-1][0] - arrivals[0][0] < 0.3  # the fixture's 50x speed again
+
+
+async def test_stream_pace_rejects_nonsense(server):
+    for bad in ({"real_time_factor": 0}, {"jitter_ms": -1}):
+        with pytest.raises(ValueError):
+            await server.control({"action": "stream_pace", **bad})
+    async with aiohttp.ClientSession() as http:
+        url = server.base_url.replace("/v1", "/_fake/control")
+        async with http.post(url, json={"action": "stream_pace", "real_time_factor": -2}) as response:
+            assert response.status == 400

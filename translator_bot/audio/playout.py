@@ -7,6 +7,21 @@ mono frames). The 24 -> 48 kHz upsampling is done here, once per chunk as it is 
 stateful resampler per item (flushed at `end_item`, discarded on `clear`), so `recv()` only copies.
 The price is a stereo frame for aiortc's per-frame audio-level loop (~0.1 ms more per frame than mono).
 
+Adaptive start: a new item waits until `cushion_ms` of it are queued and, after its first audio, for
+the hold a per-feed `ArrivalJitterEstimator` has learnt from how late the model's deltas arrive
+(0 while they come ahead of real time, so a fast stream pays nothing; about the jitter when the
+model streams at real time). An item that runs dry waits the same hold after its next audio before
+resuming, so one late delta does not become a stutter. Why: a fixed 60 ms cushion is enough for a
+model that streams 4x faster than real time, and far too little for one at real time with 0-150 ms
+of delay before each delta, where every late delta became a gap in the middle of a sentence.
+
+Nothing in flight blocks a listener: an item that is not ended, cannot play (ran dry or never had
+its cushion) and has received nothing for `stall_ms` while a later item waits is given up (what it
+had is played, late audio of it is dropped and counted, `on_dropped` reports what was heard). It does
+not resume later: its rest would be heard after the next sentence, out of order. A model link that
+dropped mid-response never ends its item; this keeps the next translation from waiting behind it
+until the lag bound cuts it.
+
 Pacing: frame n is released at `start + n * 20 ms` on a monotonic clock anchored at the first
 `recv()`. Deadlines are absolute, so a late wake-up is caught up by the next frames instead of
 shifting all later ones (relative `sleep(0.02)` loops fall seconds behind per minute).
@@ -29,6 +44,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from translator_bot import metrics
 from translator_bot.audio.clock import Clock, MonotonicClock
 from translator_bot.audio.formats import MODEL_RATE, ROOM_RATE
+from translator_bot.audio.jitter import ArrivalJitterEstimator, JitterConfig
 from translator_bot.audio.pcm import (
     Int16Array,
     MonoResampler,
@@ -60,6 +76,15 @@ _HISTORY = 512
 DroppedCallback = Callable[[str, int], None]
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    """What is remembered of a finished or removed item."""
+
+    played: int  # 24 kHz samples emitted
+    reason: str  # why its late chunks are dropped: "after_end", "cut_item" or "after_stall"
+    gaps: int
+
+
 @dataclass(eq=False)
 class _Item:
     item_id: str
@@ -74,6 +99,10 @@ class _Item:
     started: bool = False
     buffering: bool = True  # waiting for the cushion before (re)starting
     first_at: float | None = None  # clock time its first audio was queued
+    last_at: float = 0.0  # clock time its latest audio was queued
+    refilled_at: float | None = None  # first audio after it ran dry (the resume hold starts here)
+    gaps: int = 0  # times it ran dry in the middle (silence inserted inside the translation)
+    given_up: bool = False  # stalled in front of a later item: ended by the playout itself
 
     def played_model_samples(self) -> int:
         # The resampler keeps timing, so 2 output samples = 1 input sample; never report more than
@@ -90,6 +119,9 @@ class PlayoutTrack(MediaStreamTrack):
         cushion_ms: float = 60,
         hold_ms: float = 0,
         max_lag_ms: float = 3000,
+        stall_ms: float = 1000,
+        adaptive: bool = True,
+        jitter: JitterConfig | None = None,
         clock: Clock | None = None,
         on_dropped: DroppedCallback | None = None,
     ) -> None:
@@ -98,16 +130,22 @@ class PlayoutTrack(MediaStreamTrack):
             raise ValueError(
                 f"need 0 <= cushion_ms and max_lag_ms >= cushion_ms + 20, got {cushion_ms}, {max_lag_ms}"
             )
+        if stall_ms <= 0:
+            raise ValueError(f"need stall_ms > 0, got {stall_ms}")
         self._cushion = round(cushion_ms * _SAMPLES_PER_MS)
         # A source that streams in real time (one delta per its own length) never builds a cushion
         # larger than one delta; holding a new item briefly after its first audio absorbs the arrival
         # jitter of the next delta at a cost of `hold_ms`, instead of a whole delta's worth of cushion.
         self._hold = hold_ms / 1000
         self._max_lag = round(max_lag_ms * _SAMPLES_PER_MS)
+        self._stall = stall_ms / 1000
+        # None: the fixed cushion and hold only (the behaviour before the estimator; benchmarks
+        # compare against it).
+        self._jitter = ArrivalJitterEstimator(jitter) if adaptive else None
         self._clock: Clock = clock if clock is not None else MonotonicClock()
         self._on_dropped = on_dropped
         self._items: OrderedDict[str, _Item] = OrderedDict()  # playing order = first-enqueue order
-        self._history: OrderedDict[str, tuple[int, bool]] = OrderedDict()  # id -> (played, was cut)
+        self._history: OrderedDict[str, _Outcome] = OrderedDict()
         self._queued = 0
         self._start: float | None = None
         self._sent = 0
@@ -158,7 +196,20 @@ class PlayoutTrack(MediaStreamTrack):
         if item is not None:
             return item.played_model_samples()
         remembered = self._history.get(item_id)
-        return remembered[0] if remembered is not None else 0
+        return remembered.played if remembered is not None else 0
+
+    def gaps(self, item_id: str) -> int:
+        """How many times `item_id` ran dry in the middle (silence inserted inside the translation)."""
+        item = self._items.get(item_id)
+        if item is not None:
+            return item.gaps
+        remembered = self._history.get(item_id)
+        return remembered.gaps if remembered is not None else 0
+
+    def start_hold_ms(self) -> float:
+        """How long a new item now waits after its first audio (the larger of `hold_ms` and the
+        learnt jitter hold)."""
+        return self._start_hold() * 1000
 
     def queued_ms(self) -> float:
         return self._queued / _SAMPLES_PER_MS
@@ -185,7 +236,9 @@ class PlayoutTrack(MediaStreamTrack):
             self._warn("clock_jump", f"playout woke {late:.1f} s late; schedule re-anchored")
             self._start += late
         try:
-            mono = self._pull()
+            # The frame's place in the media timeline (its pts): a consumer that wakes late and catches
+            # up still plays this frame at this time, as the listener's jitter buffer follows the pts.
+            mono = self._pull(self._start + self._sent * FRAME_SECONDS)
         except Exception as exc:
             self._warn("internal_error", f"playout failed ({type(exc).__name__}: {exc}); sent silence")
             mono = np.zeros(FRAME_SAMPLES, dtype=np.int16)
@@ -209,8 +262,11 @@ class PlayoutTrack(MediaStreamTrack):
         remembered = self._history.get(item_id) if item is None else None
         if remembered is not None or (item is not None and item.ended):
             # Deltas still in flight when an item was cut (or after it finished) are not played.
-            was_cut = remembered is not None and remembered[1]
-            self._count_late("cut_item" if was_cut else "after_end", item_id, size)
+            if remembered is not None:
+                reason = remembered.reason
+            else:
+                reason = "after_stall" if item is not None and item.given_up else "after_end"
+            self._count_late(reason, item_id, size)
             return
         if size == 0:
             self._warn("empty_chunk", f"empty audio chunk for item {item_id!r}")
@@ -224,7 +280,7 @@ class PlayoutTrack(MediaStreamTrack):
         if item is None:
             # Created only by a usable chunk: a bad first chunk must not leave an empty item blocking
             # the queue head until the lag bound removes it.
-            item = _Item(item_id)
+            item = _Item(item_id, last_at=self._clock.now())
             self._items[item_id] = item
         if size % 2:
             self._warn("odd_length", f"chunk of {size} bytes for item {item_id!r}; half sample carried")
@@ -247,6 +303,12 @@ class PlayoutTrack(MediaStreamTrack):
             self._warn("resample_error", f"upsampling failed ({type(exc).__name__}: {exc}); chunk dropped")
             return
         item.received += samples.size
+        now = self._clock.now()
+        item.last_at = now
+        if item.started and item.buffering and item.refilled_at is None:
+            item.refilled_at = now
+        if self._jitter is not None:
+            self._jitter.observe(item_id, now, samples.size / MODEL_RATE)
         self._append(item, upsampled)
         metrics.PLAYOUT_QUEUE_LAG.observe(self._queued / OUT_RATE)
         self._enforce_lag_bound()
@@ -305,20 +367,26 @@ class PlayoutTrack(MediaStreamTrack):
         played = item.played_model_samples()
         self._queued -= item.queued
         del self._items[item.item_id]
-        self._remember(item.item_id, played, cut=True)
+        self._remember(item, played, "cut_item")
         return played
 
     def _finish(self, item: _Item) -> None:
         del self._items[item.item_id]
-        self._remember(item.item_id, item.played_model_samples(), cut=False)
+        played = item.played_model_samples()
+        self._remember(item, played, "after_stall" if item.given_up else "after_end")
+        if item.given_up:
+            self._notify_dropped(item.item_id, played)
 
-    def _remember(self, item_id: str, played: int, *, cut: bool) -> None:
-        self._history[item_id] = (played, cut)
+    def _remember(self, item: _Item, played: int, reason: str) -> None:
+        if self._jitter is not None:
+            self._jitter.forget(item.item_id)
+        item_id = item.item_id
+        self._history[item_id] = _Outcome(played, reason, item.gaps)
         self._history.move_to_end(item_id)
         while len(self._history) > _HISTORY:
             self._history.popitem(last=False)
 
-    def _pull(self) -> Int16Array:
+    def _pull(self, frame_time: float) -> Int16Array:
         """The next 20 ms of 48 kHz mono: queued audio in item order, zeros where there is none."""
         out = np.zeros(FRAME_SAMPLES, dtype=np.int16)
         filled = 0
@@ -326,10 +394,12 @@ class PlayoutTrack(MediaStreamTrack):
         while filled < FRAME_SAMPLES and self._items:
             item = next(iter(self._items.values()))
             if item.buffering:
-                held = item.first_at is not None and self._clock.now() - item.first_at >= self._hold
-                if (item.queued >= self._cushion and held) or item.ended:
+                if self._ready(item, frame_time):
                     item.buffering = False
                     item.started = True
+                elif self._stalled(item):
+                    self._give_up(item)
+                    continue
                 else:
                     underrun = item.started
                     break
@@ -353,12 +423,57 @@ class PlayoutTrack(MediaStreamTrack):
                     # Starved in the middle of an utterance: rebuild the cushion before resuming, so a
                     # trickle of small late chunks does not turn into a stutter.
                     item.buffering = True
+                    item.refilled_at = None
+                    item.gaps += 1
                     underrun = True
                 break
         if underrun:
             self.underruns += 1
             metrics.PLAYOUT_UNDERRUNS.inc()
         return out
+
+    def _start_hold(self) -> float:
+        learnt = self._jitter.hold_s() if self._jitter is not None else 0.0
+        return max(self._hold, learnt)
+
+    def _ready(self, item: _Item, frame_time: float) -> bool:
+        """Whether a buffering item may (re)start with the frame scheduled at `frame_time`.
+
+        The hold is counted to the frame's scheduled time, not to when recv() happens to run: after a
+        late wake-up the frames that catch up are played back to back, so starting one of them
+        because the clock has moved on would shorten the hold by the lateness."""
+        if item.ended:
+            return True
+        if item.queued < self._cushion:
+            return False
+        # (A microsecond of slack: frame deadlines are sums of floats.)
+        now = frame_time + 1e-6
+        if not item.started:
+            hold = self._start_hold()
+            # No hold: start at once, even on a frame a late consumer is still catching up on.
+            return hold <= 0 or (item.first_at is not None and now - item.first_at >= hold)
+        if self._jitter is None:
+            return True  # the fixed cushion alone decides a restart
+        # After running dry, hold as at a start, counted from the audio that refilled it: the deltas
+        # after it are at most the learnt peak later than their schedule, so it plays on without a gap.
+        hold = self._jitter.hold_s()
+        return hold <= 0 or (item.refilled_at is not None and now - item.refilled_at >= hold)
+
+    def _stalled(self, item: _Item) -> bool:
+        """A head item that cannot play, has had nothing for `stall_ms`, and keeps a later one waiting."""
+        if self._clock.now() - item.last_at < self._stall:
+            return False
+        return any(other is not item and (other.queued or other.ended) for other in self._items.values())
+
+    def _give_up(self, item: _Item) -> None:
+        """Treat a stalled item as ended: play what it has queued, then the next item."""
+        self._warn(
+            "stalled_item",
+            f"item {item.item_id!r} had no audio for {self._stall * 1000:.0f} ms while later audio waited;"
+            " it was given up",
+        )
+        item.given_up = True
+        self.end_item(item.item_id)
 
     def _count_late(self, reason: str, item_id: str, size: int) -> None:
         metrics.PLAYOUT_DROPPED_MS.labels(reason=reason).inc(size / 2 / (MODEL_RATE / 1000))

@@ -28,6 +28,7 @@ from translator_bot.fake import session_config as cfg
 from translator_bot.fake.base_session import UNRECOGNISED_TRANSCRIPT, BaseSession
 from translator_bot.fake.conversation import Conversation, Item, audio_tokens, text_tokens
 from translator_bot.fake.events import new_id, spread, transcript_pieces
+from translator_bot.fake.pacing import DeltaSchedule
 from translator_bot.fake.recognizer import Recognition
 from translator_bot.fake.responses import ActiveResponse, apply_truncation, rate_limits_event, response_wire
 from translator_bot.fake.state import TruncateRecord
@@ -536,7 +537,13 @@ class RealtimeSession(BaseSession):
         chunks = [pcm[i : i + chunk] for i in range(0, len(pcm), chunk)] if audio_mode else [b""]
         words = transcript_pieces(reply.text)
         texts = spread(words, len(chunks))
+        loop = asyncio.get_running_loop()
+        pace = self.ctx.faults.stream_pace
+        schedule = None if pace is None else DeltaSchedule(pace, self.ctx.faults.pace_rng, loop.time())
         for index, audio in enumerate(chunks):
+            if schedule is not None:
+                send_at = schedule.next_send_at(len(audio) / MODEL_BYTES_PER_MS / 1000)
+                await asyncio.sleep(max(0.0, send_at - loop.time()))
             text = texts[index]
             if text:
                 active.sent_text.append(text)
@@ -555,7 +562,8 @@ class RealtimeSession(BaseSession):
                         "delta": _b64(audio),
                     }
                 )
-                await asyncio.sleep(len(audio) / MODEL_BYTES_PER_MS / 1000 / opts.realtime_speed)
+                if schedule is None:
+                    await asyncio.sleep(len(audio) / MODEL_BYTES_PER_MS / 1000 / opts.realtime_speed)
 
     def _part_ids(self, active: ActiveResponse) -> dict[str, Any]:
         assert active.item is not None

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import signal
 from argparse import Namespace
 from pathlib import Path
@@ -26,6 +27,7 @@ from translator_bot.errors import ExitCode
 from translator_bot.fake.base_session import BaseSession, SessionContext
 from translator_bot.fake.catalog import load_catalog
 from translator_bot.fake.events import MALFORMED_EVENTS, EventSink, new_id
+from translator_bot.fake.pacing import StreamPace
 from translator_bot.fake.realtime_session import RealtimeSession
 from translator_bot.fake.state import (
     DropFault,
@@ -171,6 +173,8 @@ class FakeRealtimeServer:
                 self.faults.pending_malformed += 1
         elif action == "first_audio_delay_ms":
             self.faults.first_audio_delay_ms = int(command["value"])
+        elif action == "stream_pace":
+            self._set_stream_pace(command)
         elif action == "session_max_seconds":
             self.faults.session_max_seconds = float(command["value"])
             for session in live:
@@ -178,6 +182,22 @@ class FakeRealtimeServer:
         else:
             raise ControlError(f"unknown action {action!r}")
         return {"ok": True, "sessions": len(live)}
+
+    def _set_stream_pace(self, command: dict[str, Any]) -> None:
+        """`{"action": "stream_pace", "real_time_factor": 1.0, "jitter_ms": 150, "seed": 7}` makes every
+        realtime response (from the next one on) stream at that pace with that jitter before each
+        delta; `"enabled": false` restores the fast default."""
+        if not command.get("enabled", True):
+            self.faults.stream_pace = None
+            return
+        seed = command.get("seed")
+        pace = StreamPace(
+            real_time_factor=float(command.get("real_time_factor", 1.0)),
+            jitter_ms=float(command.get("jitter_ms", 0)),
+            seed=None if seed is None else int(seed),
+        )
+        self.faults.stream_pace = pace
+        self.faults.pace_rng = random.Random(pace.seed)
 
     async def _handle_control(self, request: web.Request) -> web.Response:
         try:

@@ -6,9 +6,12 @@ Everything here is plain data mutated from the event loop only; `FakeState.snaps
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
+
+from translator_bot.fake.pacing import StreamPace
 
 EndpointName = Literal["realtime", "translations"]
 DropScope = Literal["next", "all"]
@@ -87,6 +90,8 @@ class FaultConfig:
     session_max_seconds: float = 3600.0
     pending_drop_next: DropFault | None = None  # armed for the next session to open
     pending_malformed: int = 0  # malformed events owed to the next session to open
+    stream_pace: StreamPace | None = None  # realtime responses at this pace, with jitter (None: fast)
+    pace_rng: random.Random = field(default_factory=random.Random)  # seeded by the stream_pace control
 
 
 @dataclass

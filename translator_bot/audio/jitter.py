@@ -1,0 +1,102 @@
+"""How late a model's audio deltas arrive relative to their media time: the hold a playout needs.
+
+A translation is played from the moment its playout starts, at real time. Delta k of an item, holding
+media from position M_k, is needed at `start + M_k`; it arrives at `a_k`. No gap inside the item iff
+`start >= a_k - M_k` for every k >= 1. What the playout can learn is each delta's *lateness*
+
+    lateness_k = (a_k - M_k) - min_{j < k} (a_j - M_j)          (k >= 1, same item)
+
+how much later it came than the earliest schedule the deltas before it promised. A stream sent
+faster than real time has negative lateness (each delta is early; 3x real time with 100 ms deltas:
+-67 ms); a stream at real time with 0..J ms of random delay before each delta has lateness up to J; a
+stream slower than real time adds its drift. The hold a new item needs after its first delta is the
+peak of recent lateness (the next item may meet the worst delay seen) plus a frame of margin, for
+the 20 ms frame grid and the 1.3 ms the upsampler holds back; never below 0, so a stream ahead of
+real time starts at once.
+
+A pause is not jitter: a delta that comes more than `pause_s` later than the one before it predicts
+(the speaker stopped mid-item, the model waits for more input) starts a new schedule for its item
+and is not counted, or one pause would hold every later translation for a second.
+
+This is the idea of WebRTC's NetEq (learn the arrival jitter, keep just enough buffered), for deltas
+that arrive over a WebSocket: in order, never lost, only late. A peak, not a percentile: the target is
+no gap at all inside a translation, and a percentile would budget for a few.
+
+Pure: times are given by the caller, nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class JitterConfig:
+    # Recent deltas the peak is taken over: ~30 s of a realtime model's 100 ms deltas. Older
+    # conditions are forgotten, so a stream that became smooth stops paying for old jitter.
+    window: int = 300
+    # Added to the measured peak: the 20 ms frame grid, the upsampler's delay, and delays a little
+    # beyond those seen so far.
+    margin_s: float = 0.020
+    # Never hold longer than this, whatever was measured (a stalled model is not jitter).
+    max_hold_s: float = 1.0
+    # A delta this much later than the previous one predicts ends a pause in the item's audio.
+    pause_s: float = 0.5
+
+
+@dataclass
+class _ItemSchedule:
+    media_s: float = 0.0  # media received so far for the item
+    earliest: float = math.inf  # min over its deltas so far of (arrival - media position)
+    last_offset: float = math.inf  # (arrival - media position) of its latest delta
+
+
+class ArrivalJitterEstimator:
+    """Learns delta lateness across the items of one feed; `hold_s()` is how long to wait before
+    starting (or restarting) an item after its first delta."""
+
+    def __init__(self, config: JitterConfig | None = None) -> None:
+        self.config = config or JitterConfig()
+        self._items: dict[str, _ItemSchedule] = {}
+        self._lateness: deque[float] = deque(maxlen=self.config.window)
+
+    def observe(self, item_id: str, arrival_s: float, media_s: float) -> float | None:
+        """A delta of `media_s` seconds of audio for `item_id` arrived at `arrival_s`; returns its
+        lateness (None for an item's first delta, or the first after a pause: it sets the schedule)."""
+        schedule = self._items.get(item_id)
+        if schedule is None:
+            schedule = self._items[item_id] = _ItemSchedule()
+        offset = arrival_s - schedule.media_s
+        if math.isinf(schedule.earliest) or offset - schedule.last_offset > self.config.pause_s:
+            lateness = None  # the first delta, or the first after a pause: a new schedule
+            schedule.earliest = offset
+        else:
+            lateness = offset - schedule.earliest
+            schedule.earliest = min(schedule.earliest, offset)
+        schedule.last_offset = offset
+        schedule.media_s += max(0.0, media_s)
+        if lateness is not None:
+            self._lateness.append(lateness)
+        return lateness
+
+    def forget(self, item_id: str) -> None:
+        """The item is finished or cut: no more deltas of it will be observed."""
+        self._items.pop(item_id, None)
+
+    def peak_s(self) -> float | None:
+        """The largest lateness in the window (None before any was measured)."""
+        return max(self._lateness) if self._lateness else None
+
+    def hold_s(self) -> float:
+        """How long after an item's first delta its playout should start: 0 with nothing learnt or
+        when deltas come ahead of real time, else the peak lateness plus a margin, capped."""
+        peak = self.peak_s()
+        if peak is None:
+            return 0.0
+        return min(max(0.0, peak + self.config.margin_s), self.config.max_hold_s)
+
+    @property
+    def tracked_items(self) -> int:
+        return len(self._items)
