@@ -97,7 +97,19 @@ EngineEvent = Union[  # noqa: UP007 (a runtime alias used in isinstance-free mat
 class EngineState(enum.Enum):
     CONNECTING = "connecting"
     CONNECTED = "connected"
+    DEGRADED = "degraded"  # the provider cannot be reached; reconnecting with backoff
     CLOSED = "closed"
+
+
+@dataclass
+class Outage:
+    """The lane has had no working model session since `since` (monotonic clock; `since_wall`: epoch
+    seconds for people), for the last known `reason`. Ends when a session proves healthy again."""
+
+    since: float
+    since_wall: float
+    reason: str
+    attempts: int = 0  # failed connection attempts so far
 
 
 class EngineSession(abc.ABC):
@@ -110,6 +122,7 @@ class EngineSession(abc.ABC):
     reconnects: int
     usage_total: Usage
     state: EngineState
+    outage: Outage | None = None
 
     @abc.abstractmethod
     def __init__(
