@@ -340,7 +340,9 @@ async def test_drop_during_a_translation_ends_it_and_repeats_nothing(
         feeder.cancel()
         await asyncio.gather(feeder, return_exceptions=True)
         await session.aclose()
-    assert session.reconnects == 1 and fake.state.sessions[0].close_reason == "fault: drop during a translation"
+    assert (
+        session.reconnects == 1 and fake.state.sessions[0].close_reason == "fault: drop during a translation"
+    )
     assert [r.recognised for r in fake.state.sessions] == [["u1-en"], ["u2-en", "u3-en"]]
     items = audio_by_item(out)
     ended = [e.item_id for e in out if isinstance(e, TranslationDone)]
@@ -374,7 +376,9 @@ async def test_a_recycle_due_in_mid_sentence_waits_for_its_end(
         await session.aclose()
     assert session.recycles >= 1 and session.reconnects == 0
     assert [uid for r in fake.state.sessions for uid in r.recognised] == ["u1-en", "u3-en"]
-    assert all(r.unrecognised == 0 for r in fake.state.sessions), [r.unrecognised for r in fake.state.sessions]
+    assert all(r.unrecognised == 0 for r in fake.state.sessions), [
+        r.unrecognised for r in fake.state.sessions
+    ]
     first, second = audio_by_item(out).values()
     assert_is_translation(first, "u1-es")
     assert_is_translation(second, "u3-es")

@@ -108,7 +108,7 @@ class Link(Generic[S]):
     state: S
     opened_at: float  # loop time
     activated_at: float = 0.0  # loop time the link got the input
-    proven: bool = False  # delivered a translation while the lane was in an outage
+    proven: bool = False  # delivered a translation, or stayed up long enough: the provider works
     origin: int = 0  # absolute input sample that was this server session's audio time 0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     outbox: deque[BaseModel] = field(default_factory=deque)
@@ -294,8 +294,9 @@ class ManagedSession(EngineSession, Generic[S]):
 
     # --- lane events -----------------------------------------------------------------------------
     def _emit(self, event: EngineEvent) -> None:
-        if self.outage is not None and isinstance(event, TranslatedAudio) and self._active is not None:
-            self._recovered(self._active)  # a translation arrives: the provider is back
+        active = self._active
+        if isinstance(event, TranslatedAudio) and active is not None and not active.proven:
+            self._recovered(active)  # a translation arrived: this link works
         if self._queue.full():
             with contextlib.suppress(asyncio.QueueEmpty):
                 self._queue.get_nowait()
@@ -393,7 +394,7 @@ class ManagedSession(EngineSession, Generic[S]):
         return link.proven or now - link.activated_at >= self._healthy_after_s
 
     def _recovered(self, link: Link[S]) -> None:
-        """`link` proved the provider works again: the outage is over and the backoff starts afresh."""
+        """`link` proved the provider works: any outage is over and the backoff starts afresh."""
         link.proven = True
         self._backoff.reset()
         self._lost_since = None
@@ -441,7 +442,7 @@ class ManagedSession(EngineSession, Generic[S]):
             self.state = EngineState.CONNECTING
         else:
             if self._lost_since is None:
-                self._lost_since = link.activated_at
+                self._lost_since = now
             # Up and gone again before it proved anything: the provider is not really back.
             self._degraded(now, f"session #{link.serial} ended after {now - link.activated_at:.1f} s")
         log.warning("lane %s: session #%d ended (%s); reconnecting", self._spec.lane_id, link.serial, reason)
@@ -500,7 +501,9 @@ class ManagedSession(EngineSession, Generic[S]):
         if feed.sent_upto < before:
             replayed = samples_to_ms(before - feed.sent_upto)
             self.replayed_ms += replayed
-            log.info("lane %s: session #%d hears the last %d ms again", self._spec.lane_id, link.serial, replayed)
+            log.info(
+                "lane %s: session #%d hears the last %d ms again", self._spec.lane_id, link.serial, replayed
+            )
         link.origin = feed.sent_upto
         link.activated_at = asyncio.get_running_loop().time()
         self._active = link

@@ -13,9 +13,9 @@ import contextlib
 import json
 import logging
 import time
-from datetime import UTC, datetime
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import av
