@@ -13,6 +13,7 @@ import pytest
 from tests.unit.scripted_ws import ScriptedConn, ScriptedServer, pcm_tone, silence
 from tests.unit.test_engine_realtime import collect, make, one_turn
 from translator_bot.engine.base import EngineEvent, EngineState, TranslatedAudio, Usage
+from translator_bot.engine.session import MAX_REPLAY_MS
 from translator_bot.errors import ExitCode, ProviderUnavailableError
 from translator_bot.interpreter.lane import Lane, spec_for
 from translator_bot.interpreter.plan import LaneKey, LanePlan, Member
@@ -156,3 +157,26 @@ async def test_tokens_are_counted_once(servers: list[ScriptedServer]) -> None:
     counted = {k: counter_value(ENGINE_TOKENS, lane=lane_id, kind=k) - before[k] for k in before}
     assert counted == {"input": 123, "output": 20, "cached": 5}
     assert session.usage_total == Usage(123, 20, 5) and errors == []
+
+
+async def test_what_is_sent_after_an_outage_is_bounded(servers: list[ScriptedServer]) -> None:
+    """Every replayed or late second is billed again: after a long outage the new session gets the
+    recent past (at most MAX_REPLAY_MS), not the whole backlog the lane kept."""
+    server = await serving(servers)
+    port = server.port
+    session = make(server, settings={"provider_outage_seconds": 60})
+    await session.start()
+    try:
+        await server.stop()
+        async with asyncio.timeout(5):
+            while session.state is not EngineState.DEGRADED:  # noqa: ASYNC110 (no event to wait on)
+                await asyncio.sleep(0.05)
+        for _ in range(18):  # 18 s of a meeting while the provider is away
+            session.send_audio(silence(700) + pcm_tone(300))
+        back = await serving(servers, port=port)
+        conn = await back.wait_conns(1, wait_s=15)
+        await asyncio.sleep(1.0)
+        sent_ms = conn.audio_ms
+    finally:
+        await session.aclose()
+    assert MAX_REPLAY_MS - 200 <= sent_ms <= MAX_REPLAY_MS, sent_ms

@@ -131,7 +131,8 @@ class EngineSession(abc.ABC):
 
     @abc.abstractmethod
     async def start(self) -> None:
-        """Connect and configure; raises ProviderFatalError on a bad key or no quota."""
+        """Connect and configure (retrying while the provider is unreachable); raises
+        ProviderFatalError on a bad key or no quota, ProviderUnavailableError after a too long outage."""
 
     @abc.abstractmethod
     def send_audio(self, pcm: bytes) -> None:
@@ -139,7 +140,7 @@ class EngineSession(abc.ABC):
 
     @abc.abstractmethod
     def events(self) -> AsyncIterator[EngineEvent]:
-        """Events until `aclose()`; raises ProviderFatalError if the session dies for good."""
+        """Events until `aclose()`; raises a ProviderError if the session dies for good."""
 
     @abc.abstractmethod
     def update_spec(self, spec: LaneSpec) -> None:

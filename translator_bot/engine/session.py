@@ -21,8 +21,10 @@ ProviderUnavailableError (exit 5). A refused key or no quota is ProviderFatalErr
 Recycle: before the provider's session cap (`session_max_seconds` after the link opened), a second
 link is opened and configured while the first keeps serving; the input switches to it at a quiet
 moment (forced after `recycle_grace_s`); the old link gets no more audio, finishes what it was
-producing, and is then closed. Nothing is lost at a quiet switch. A forced switch in mid-speech
-replays that speech to the new link when the engine can tell where it started.
+producing, and is then closed. Nothing is lost or cut at a quiet switch. A forced switch in
+mid-speech either moves that speech whole to the new link (realtime: the old one is told to forget
+it) or leaves it to the old link, which translates what it received (translate): never both, so
+nothing is heard twice.
 """
 
 from __future__ import annotations
