@@ -71,7 +71,7 @@ from translator_bot.engine.feed import ms_to_samples, samples_to_ms
 from translator_bot.engine.instructions import build_instructions
 from translator_bot.engine.lifetime import is_retryable
 from translator_bot.engine.protocol import parse_server_event
-from translator_bot.engine.session import Link, ManagedSession
+from translator_bot.engine.session import HEALTHY_AFTER_S, Link, ManagedSession
 from translator_bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ class RealtimeSession(ManagedSession[RealtimeLinkState]):
         context_items: int | None = DEFAULT_CONTEXT_ITEMS,
         give_up_after_s: float | None = None,
         recycle_grace_s: float = 20.0,
-        healthy_after_s: float = 30.0,
+        healthy_after_s: float = HEALTHY_AFTER_S,
     ) -> None:
         super().__init__(
             endpoint,

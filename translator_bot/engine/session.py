@@ -169,7 +169,6 @@ class ManagedSession(EngineSession, Generic[S]):
         self._dropped_reported = 0
         self.reconnects = 0
         self.recycles = 0
-        self.connect_attempts = 0
         self.replayed_ms = 0  # input sent a second time after drops (paid for twice)
         self.usage_total = Usage()
         self.state = EngineState.CONNECTING
@@ -526,7 +525,6 @@ class ManagedSession(EngineSession, Generic[S]):
                     limit = max(0.0, self.outage.since + self._give_up_after_s - loop.time())
                 await asyncio.sleep(min(delay, limit))
             self._check_outage(loop.time())
-            self.connect_attempts += 1
             try:
                 return await self._open_once()
             except RetryableError as exc:
