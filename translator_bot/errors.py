@@ -15,6 +15,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     ROOM = 3
     PROVIDER = 4
+    PROVIDER_UNAVAILABLE = 5
 
 
 class TranslatorBotError(Exception):
@@ -35,7 +36,17 @@ class RoomError(TranslatorBotError):
     exit_code = ExitCode.ROOM
 
 
-class ProviderFatalError(TranslatorBotError):
+class ProviderError(TranslatorBotError):
+    """The model provider ended the interpretation (the subclass says whether a retry can help)."""
+
+
+class ProviderFatalError(ProviderError):
     """The model provider refused us for a reason that retrying cannot fix (bad key, no quota)."""
 
     exit_code = ExitCode.PROVIDER
+
+
+class ProviderUnavailableError(ProviderError):
+    """The model provider could not be reached for longer than the outage limit: worth a retry later."""
+
+    exit_code = ExitCode.PROVIDER_UNAVAILABLE

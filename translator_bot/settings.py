@@ -108,6 +108,8 @@ class Settings(BaseSettings):
     vad_prefix_padding_ms: int = Field(default=300, ge=0, le=5000)
     vad_silence_duration_ms: int = Field(default=500, ge=100, le=10000)
     session_max_seconds: float = Field(default=55 * 60, gt=0)
+    # A lane keeps reconnecting to an unreachable provider this long before the bot gives up (exit 5).
+    provider_outage_seconds: float = Field(default=600, gt=0)
     # `passthrough` engine only (diagnostics and latency baseline): echo delay after each utterance.
     passthrough_delay_ms: int = Field(default=0, ge=0, le=10000)
     output_mode: OutputMode = "per-listener"

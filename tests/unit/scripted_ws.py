@@ -128,13 +128,14 @@ class ScriptedServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    async def start(self) -> None:
+    async def start(self, port: int = 0) -> None:
+        """Listen on `port` (0: any free one); a stopped server can start again on its old port."""
         app = web.Application()
         app.router.add_get("/v1/realtime", self._handle)
         app.router.add_get("/v1/realtime/translations", self._handle)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port, reuse_address=True)
         await site.start()
         server = site._server
         assert server is not None
@@ -145,6 +146,7 @@ class ScriptedServer:
             await conn.ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
 
     async def wait_conns(self, count: int, wait_s: float = 10.0) -> ScriptedConn:
         async with asyncio.timeout(wait_s):

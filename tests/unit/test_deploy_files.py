@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
+from translator_bot.errors import ExitCode
 from translator_bot.room import videoroom
 from translator_bot.room.janus import JanusError, JanusSession
 from translator_bot.settings import Settings, env_name
@@ -209,6 +210,7 @@ def test_job_fits_the_bot() -> None:
     assert len(fail_job) == 1
     codes = fail_job[0]["onExitCodes"]
     assert codes["operator"] == "In" and sorted(codes["values"]) == [2, 3, 4]
+    assert int(ExitCode.PROVIDER_UNAVAILABLE) not in codes["values"]  # an outage is worth a retry
     assert codes["containerName"] == container["name"]
     assert 1 <= spec["backoffLimit"] <= 5
     assert spec["ttlSecondsAfterFinished"] > 0 and spec["activeDeadlineSeconds"] >= 3600
@@ -286,6 +288,8 @@ def test_compose_runs_janus_the_bot_and_the_page() -> None:
         assert service["network_mode"] == "host"  # why: see the comment at the top of compose.yaml
 
     assert services["bot"]["command"] == ["join", "1234"]
+    # Exit 5 (the model provider unavailable for too long) is restarted: on-failure covers every code.
+    assert services["bot"]["restart"].split(":")[0] in ("on-failure", "unless-stopped", "always")
     assert services["bot"]["healthcheck"]["test"] == ["CMD", *healthcheck_argv(DOCKER / "Dockerfile")]
     web = services["web"]["command"]
     assert web[0] == "web" and web[web.index("--host") + 1] == "0.0.0.0"

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from pydantic import SecretStr
 
+from tests.unit.tcp_proxy import TcpProxy
 from translator_bot.engine.base import (
     EngineEvent,
     LaneSpec,
@@ -289,3 +290,163 @@ async def test_sentence_ending_during_the_previous_translation_is_still_translat
         await session.aclose()
         await server.stop()
     assert server.state.internal_errors == []
+
+
+async def until_items_done(session: ManagedSession[Any], out: list[EngineEvent], items: int) -> None:
+    """Events until `items` translations that carried audio are ended (usage not awaited: a
+    translation cut by a drop has none)."""
+    done = 0
+    async for ev in session.events():
+        out.append(ev)
+        if isinstance(ev, TranslationDone) and any(
+            isinstance(e, TranslatedAudio) and e.item_id == ev.item_id for e in out
+        ):
+            done += 1
+            if done >= items:
+                return
+
+
+def audio_by_item(out: list[EngineEvent]) -> dict[str, bytes]:
+    items: dict[str, bytes] = {}
+    for e in out:
+        if isinstance(e, TranslatedAudio):
+            items[e.item_id] = items.get(e.item_id, b"") + e.pcm
+    return items
+
+
+@pytest.mark.parametrize("engine", ["translate", "realtime"])
+async def test_drop_during_a_translation_ends_it_and_repeats_nothing(
+    fake: FakeRealtimeServer, engine: EngineName
+) -> None:
+    """The socket goes 600 ms into the translation of the first sentence. What arrived of it is ended
+    (a playout queue never waits on it), it is not translated a second time after the reconnect (the
+    listener would hear its first words twice), and the next two sentences come back whole."""
+    session = make(fake, engine)
+    await session.start()
+    await fake.control({"action": "drop", "after_output_ms": 600})
+    speech = (
+        silence(300)
+        + pcm_of("u1-en")
+        + silence(5000)
+        + pcm_of("u2-en")
+        + silence(7000)  # the translate endpoint's answers stream at real time: keep them apart
+        + pcm_of("u3-en")
+        + silence(4000)
+    )
+    out: list[EngineEvent] = []
+    feeder = asyncio.create_task(feed_realtime_pace(session, speech, speed=2.0))
+    try:
+        await asyncio.wait_for(until_items_done(session, out, 3), 60)
+    finally:
+        feeder.cancel()
+        await asyncio.gather(feeder, return_exceptions=True)
+        await session.aclose()
+    assert (
+        session.reconnects == 1 and fake.state.sessions[0].close_reason == "fault: drop during a translation"
+    )
+    items = audio_by_item(out)
+    ended = [e.item_id for e in out if isinstance(e, TranslationDone)]
+    assert list(items) == ended[:3], (list(items), ended)  # every item that got audio was ended, in order
+    assert [r.recognised for r in fake.state.sessions] == [["u1-en"], ["u2-en", "u3-en"]]
+    assert len(items) == 3
+    cut, second, third = items.values()
+    want = pcm_of("u1-es")
+    assert 600 * 48 <= len(cut) < len(want) and want.startswith(cut)  # what arrived stays playable
+    assert_is_translation(second, "u2-es")
+    assert_is_translation(third, "u3-es")
+    assert session.replayed_ms == 0
+    assert fake.state.all_violations() == []
+
+
+@pytest.mark.parametrize("engine", ["translate", "realtime"])
+async def test_a_recycle_due_in_mid_sentence_waits_for_its_end(
+    fake: FakeRealtimeServer, engine: EngineName
+) -> None:
+    """The session is due for renewal 0.8 s in, in the middle of the first sentence: the switch waits
+    for the pause after it, so each sentence reaches one server session whole (a cut sentence would
+    be two unrecognisable halves) and is translated once."""
+    session = make(fake, engine, session_max_seconds=0.8)
+    await session.start()
+    speech = silence(300) + pcm_of("u1-en") + silence(1500) + pcm_of("u3-en") + silence(4000)
+    out: list[EngineEvent] = []
+    feeder = asyncio.create_task(feed_realtime_pace(session, speech, speed=2.0))
+    try:
+        await asyncio.wait_for(until_items_done(session, out, 2), 40)
+    finally:
+        feeder.cancel()
+        await asyncio.gather(feeder, return_exceptions=True)
+        await session.aclose()
+    assert session.recycles >= 1 and session.reconnects == 0
+    assert [uid for r in fake.state.sessions for uid in r.recognised] == ["u1-en", "u3-en"]
+    assert all(r.unrecognised == 0 for r in fake.state.sessions), [
+        r.unrecognised for r in fake.state.sessions
+    ]
+    first, second = audio_by_item(out).values()
+    assert_is_translation(first, "u1-es")
+    assert_is_translation(second, "u3-es")
+    assert fake.state.all_violations() == []
+
+
+@pytest.mark.parametrize("engine", ["translate", "realtime"])
+async def test_a_socket_cut_by_the_network_mid_translation(
+    fake: FakeRealtimeServer, engine: EngineName
+) -> None:
+    """The same drop, made by a TCP proxy between the bot and the server that aborts the connection
+    0.3 s after the first translated audio reached the bot (no close frame, as a network failure)."""
+    proxy = TcpProxy(fake.port)
+    await proxy.start()
+    s = Settings(openai_api_key=SecretStr(KEY), openai_base_url=proxy.base_url, engine=engine)
+    spec = LaneSpec("ana->es", "Ana", parse_language("en"), "Bruno", parse_language("es"))
+    session: ManagedSession[Any] = (
+        TranslateSession(endpoint_for(s, "translate"), spec, s)
+        if engine == "translate"
+        else RealtimeSession(endpoint_for(s, "realtime"), spec, s)
+    )
+    speech = (
+        silence(300)
+        + pcm_of("u1-en")
+        + silence(5000)
+        + pcm_of("u2-en")
+        + silence(7000)
+        + pcm_of("u3-en")
+        + silence(4000)
+    )
+    out: list[EngineEvent] = []
+    cuts: list[int] = []
+    loop = asyncio.get_running_loop()
+
+    async def listen() -> None:
+        done = 0
+        async for ev in session.events():
+            out.append(ev)
+            if isinstance(ev, TranslatedAudio) and not cuts:
+                cuts.append(0)
+                loop.call_later(0.3, lambda: cuts.append(proxy.cut()))
+            if isinstance(ev, TranslationDone) and any(
+                isinstance(e, TranslatedAudio) and e.item_id == ev.item_id for e in out
+            ):
+                done += 1
+                if done == 3:
+                    return
+
+    await session.start()
+    feeder = asyncio.create_task(feed_realtime_pace(session, speech, speed=2.0))
+    try:
+        await asyncio.wait_for(listen(), 60)
+    finally:
+        feeder.cancel()
+        await asyncio.gather(feeder, return_exceptions=True)
+        await session.aclose()
+        await proxy.stop()
+    assert cuts == [0, 1] and session.reconnects == 1 and proxy.connections == 2
+    items = audio_by_item(out)
+    ended = [e.item_id for e in out if isinstance(e, TranslationDone)]
+    assert list(items) == ended[:3], (list(items), ended)  # every item that got audio was ended, in order
+    assert [r.recognised for r in fake.state.sessions] == [["u1-en"], ["u2-en", "u3-en"]]
+    assert len(items) == 3
+    cut, second, third = items.values()
+    want = pcm_of("u1-es")
+    assert len(cut) < len(want) and want.startswith(cut)
+    assert_is_translation(second, "u2-es")
+    assert_is_translation(third, "u3-es")
+    assert fake.state.all_violations() == []

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import fractions
 import json
+import time
 from collections.abc import AsyncIterator
 
 import av
@@ -15,7 +16,7 @@ import pytest
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from translator_bot.audio.clock import FakeClock
-from translator_bot.engine.base import LaneSpec
+from translator_bot.engine.base import EngineState, LaneSpec, Outage
 from translator_bot.engine.passthrough import PassthroughSession
 from translator_bot.fixtures import read_pcm, utterance
 from translator_bot.interpreter.meeting import (
@@ -232,3 +233,21 @@ async def test_health_says_from_whom_audio_is_arriving(settings):
 
         await room.queue.put(PeerLeft("b"))
         await wait_for(lambda: "b" not in meeting.frames_heard)
+
+
+async def test_health_lists_lanes_whose_provider_is_unreachable(settings):
+    """A lane in a provider outage is reported with since, duration and reason, and the bot stays
+    healthy: it resumes by itself, and a restart of the pod would not bring the provider back."""
+    async with running(settings, "m6") as (room, meeting):
+        await room.queue.put(PeerChanged(member("a", "Alice", "en")))
+        await room.queue.put(PeerChanged(member("b", "Bea", "es")))
+        await wait_for(lambda: len(meeting.lanes) == 2)
+        lane = meeting.lanes[LaneKey("a", "es")]
+        lane.engine.state = EngineState.DEGRADED
+        lane.engine.outage = Outage(time.monotonic() - 12.0, time.time() - 12.0, "cannot connect to host")
+        ok, details = meeting.health()
+    assert ok
+    assert details["lanes"]["a->es"] == "degraded" and list(details["degraded"]) == ["a->es"]
+    entry = details["degraded"]["a->es"]
+    assert entry["reason"] == "cannot connect to host" and 12.0 <= entry["seconds"] < 13.0
+    assert entry["since"].endswith("+00:00")

@@ -97,7 +97,19 @@ EngineEvent = Union[  # noqa: UP007 (a runtime alias used in isinstance-free mat
 class EngineState(enum.Enum):
     CONNECTING = "connecting"
     CONNECTED = "connected"
+    DEGRADED = "degraded"  # the provider cannot be reached; reconnecting with backoff
     CLOSED = "closed"
+
+
+@dataclass
+class Outage:
+    """The lane has had no working model session since `since` (monotonic clock; `since_wall`: epoch
+    seconds for people), for the last known `reason`. Ends when a session proves healthy again."""
+
+    since: float
+    since_wall: float
+    reason: str
+    attempts: int = 0  # failed connection attempts so far
 
 
 class EngineSession(abc.ABC):
@@ -110,6 +122,7 @@ class EngineSession(abc.ABC):
     reconnects: int
     usage_total: Usage
     state: EngineState
+    outage: Outage | None = None
 
     @abc.abstractmethod
     def __init__(
@@ -118,7 +131,8 @@ class EngineSession(abc.ABC):
 
     @abc.abstractmethod
     async def start(self) -> None:
-        """Connect and configure; raises ProviderFatalError on a bad key or no quota."""
+        """Connect and configure (retrying while the provider is unreachable); raises
+        ProviderFatalError on a bad key or no quota, ProviderUnavailableError after a too long outage."""
 
     @abc.abstractmethod
     def send_audio(self, pcm: bytes) -> None:
@@ -126,7 +140,7 @@ class EngineSession(abc.ABC):
 
     @abc.abstractmethod
     def events(self) -> AsyncIterator[EngineEvent]:
-        """Events until `aclose()`; raises ProviderFatalError if the session dies for good."""
+        """Events until `aclose()`; raises a ProviderError if the session dies for good."""
 
     @abc.abstractmethod
     def update_spec(self, spec: LaneSpec) -> None:

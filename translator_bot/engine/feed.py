@@ -89,6 +89,15 @@ class AudioFeed:
         self.sent_upto = max(self._start, min(self.sent_upto, position))
         return self.sent_upto
 
+    def seek(self, position: int) -> int:
+        """Hand audio from `position` on (clamped to what is kept): back to hear it again, or ahead to
+        skip a backlog nobody was sent (counted as dropped). Returns where reading resumes."""
+        position = max(self._start, min(self.end, position))
+        if position > self.sent_upto:
+            self.dropped_samples += position - self.sent_upto
+        self.sent_upto = position
+        return position
+
     def recent_speech_start(self, within_samples: int, pad_samples: int) -> int | None:
         """Start (minus padding) of speech that is going on or ended within `within_samples` of now."""
         if self.run_start is None:

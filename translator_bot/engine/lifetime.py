@@ -2,7 +2,8 @@
 
 Fatal: the key is refused or the account cannot pay; every retry would fail the same way and burn
 time while the meeting hears nothing, so the bot stops with exit code 4 and says why. Everything
-else (drops, rate limits, server errors, a session that reached its time cap) is retried.
+else (drops, rate limits, server errors, a session that reached its time cap) is retried, for as long
+as the operator allows an outage to last (then exit 5, see engine/session.py).
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class RetryableError(Exception):
 
 @dataclass
 class Backoff:
-    """Exponential backoff with jitter: 0.5 s doubling to 8 s; `reset()` after a success."""
+    """Exponential backoff with jitter: 0.5 s doubling to 8 s; `reset()` once a session proved healthy
+    (not merely opened: a server that accepts and then closes must not restart the sequence)."""
 
     first: float = 0.5
     cap: float = 8.0

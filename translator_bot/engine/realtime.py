@@ -71,8 +71,7 @@ from translator_bot.engine.feed import ms_to_samples, samples_to_ms
 from translator_bot.engine.instructions import build_instructions
 from translator_bot.engine.lifetime import is_retryable
 from translator_bot.engine.protocol import parse_server_event
-from translator_bot.engine.session import Link, ManagedSession
-from translator_bot.metrics import ENGINE_TOKENS
+from translator_bot.engine.session import HEALTHY_AFTER_S, Link, ManagedSession
 from translator_bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -98,6 +97,8 @@ class RealtimeLinkState:
     covers: dict[str, int] = field(default_factory=dict)  # response id -> input it answers (up to)
     active: set[str] = field(default_factory=set)  # responses in progress
     answered_upto: int = 0
+    started_upto: int = 0  # input covered by responses whose translated audio has begun to arrive
+    texts: dict[str, str] = field(default_factory=dict)  # assistant item -> transcript until it is done
     retries: int = 0
 
 
@@ -113,8 +114,9 @@ class RealtimeSession(ManagedSession[RealtimeLinkState]):
         *,
         clock: Clock = time.monotonic,
         context_items: int | None = DEFAULT_CONTEXT_ITEMS,
-        give_up_after_s: float = 120.0,
+        give_up_after_s: float | None = None,
         recycle_grace_s: float = 20.0,
+        healthy_after_s: float = HEALTHY_AFTER_S,
     ) -> None:
         super().__init__(
             endpoint,
@@ -123,6 +125,7 @@ class RealtimeSession(ManagedSession[RealtimeLinkState]):
             clock=clock,
             give_up_after_s=give_up_after_s,
             recycle_grace_s=recycle_grace_s,
+            healthy_after_s=healthy_after_s,
         )
         if context_items is not None and context_items < 2:
             raise ValueError("context_items must keep at least the current turn (>= 2) or be None")
@@ -219,7 +222,10 @@ class RealtimeSession(ManagedSession[RealtimeLinkState]):
     def _resume_point(self, link: Link[RealtimeLinkState]) -> int | None:
         st = link.state
         pad = ms_to_samples(self._settings.vad_prefix_padding_ms)
-        points = [s for s in st.speech_starts if s >= st.answered_upto]
+        # Speech whose translation was already being heard is not sent again: a listener would hear
+        # its first words twice. What the drop cut off of that translation is lost instead.
+        covered = max(st.answered_upto, st.started_upto)
+        points = [s for s in st.speech_starts if s >= covered]
         if st.speech_open is not None:
             points.append(st.speech_open)
         local = self._feed.recent_speech_start(ms_to_samples(2000), pad)
@@ -232,12 +238,39 @@ class RealtimeSession(ManagedSession[RealtimeLinkState]):
     def _clean_point(self, link: Link[RealtimeLinkState]) -> bool:
         return link.state.speech_open is None and not self._feed.voiced
 
+    def _switch_point(self, link: Link[RealtimeLinkState]) -> int | None:
+        # The speech going on moves whole to the new link; the old one is told to forget it.
+        points = []
+        if link.state.speech_open is not None:
+            points.append(link.state.speech_open)
+        if self._feed.voiced:
+            local = self._feed.recent_speech_start(0, ms_to_samples(self._settings.vad_prefix_padding_ms))
+            if local is not None:
+                points.append(local)
+        return min(points) if points else None
+
+    def _end_items(self, link: Link[RealtimeLinkState]) -> None:
+        st = link.state
+        for item_id, text in list(st.texts.items()):
+            # Cut off with its session: the transcript keeps what was said of it.
+            st.texts.pop(item_id)
+            self._emit(TranslationTranscript(item_id, text, final=True))
+        for item_id in list(st.received):
+            if item_id not in st.audio_done:
+                log.info(
+                    "lane %s: %s ended with its session after %d ms of audio",
+                    self._spec.lane_id,
+                    item_id,
+                    samples_to_ms(st.received[item_id]),
+                )
+                self._item_audio_done(link, item_id)
+
     def _has_pending_output(self, link: Link[RealtimeLinkState]) -> bool:
         st = link.state
         return bool(st.active) or st.committed_end > st.answered_upto
 
     def _on_retire(self, link: Link[RealtimeLinkState]) -> None:
-        if link.state.speech_open is not None:
+        if link.state.speech_open is not None or self._feed.voiced:
             # The new link hears this speech again from its start; the old one must not answer half of it.
             link.queue(InputAudioBufferClearEvent(type="input_audio_buffer.clear"))
             link.state.speech_open = None
@@ -251,8 +284,10 @@ class RealtimeSession(ManagedSession[RealtimeLinkState]):
         if isinstance(event, ResponseAudioDeltaEvent):
             self._on_audio(link, event)
         elif isinstance(event, ResponseAudioTranscriptDeltaEvent):
+            st.texts[event.item_id] = st.texts.get(event.item_id, "") + event.delta
             self._emit(TranslationTranscript(event.item_id, event.delta, final=False))
         elif isinstance(event, ResponseAudioTranscriptDoneEvent):
+            st.texts.pop(event.item_id, None)
             self._emit(TranslationTranscript(event.item_id, event.transcript, final=True))
         elif isinstance(event, ResponseAudioDoneEvent):
             self._item_audio_done(link, event.item_id)
@@ -307,6 +342,8 @@ class RealtimeSession(ManagedSession[RealtimeLinkState]):
         if not pcm:
             return
         st = link.state
+        if event.item_id not in st.received:
+            st.started_upto = max(st.started_upto, st.covers.get(event.response_id, 0))
         st.received[event.item_id] = st.received.get(event.item_id, 0) + len(pcm) // BYTES_PER_SAMPLE
         self._emit(TranslatedAudio(event.item_id, pcm))
 
@@ -336,11 +373,7 @@ class RealtimeSession(ManagedSession[RealtimeLinkState]):
                 output_tokens=resp.usage.output_tokens or 0,
                 cached_tokens=(details.cached_tokens or 0) if details is not None else 0,
             )
-            lane = self._spec.lane_id
-            ENGINE_TOKENS.labels(lane=lane, kind="input").inc(usage.input_tokens)
-            ENGINE_TOKENS.labels(lane=lane, kind="output").inc(usage.output_tokens)
-            ENGINE_TOKENS.labels(lane=lane, kind="cached").inc(usage.cached_tokens)
-            self._add_usage(usage)
+            self._add_usage(usage)  # counted in the metrics by the lane, once
         covered = st.covers.pop(rid, None)
         if resp.status == "completed" and covered is not None:
             st.answered_upto = max(st.answered_upto, covered)
@@ -389,6 +422,7 @@ class RealtimeSession(ManagedSession[RealtimeLinkState]):
             st.received.pop(victim, None)
             st.audio_done.discard(victim)
             st.truncated.pop(victim, None)
+            st.texts.pop(victim, None)
 
     @staticmethod
     def _forget(st: RealtimeLinkState, item_id: str) -> None:

@@ -4,15 +4,27 @@ One owner task per lane supervises everything; each socket ("link") has a reader
 task that the owner starts and cancels. All sends to a socket go through its writer, so events keep
 their order and a slow socket never blocks the caller of `send_audio`.
 
-Drops: the link is closed, a new one is opened with backoff (0.5 s doubling to 8 s, with jitter), it
-is configured from the current spec, and the input is replayed from the start of any speech whose
-translation had not completed, so an utterance cut by the drop is translated whole.
+Drops: the link is closed and every item it was streaming is ended toward the lane (what arrived
+stays playable; nothing un-ended blocks a listener's queue). A new link is opened with backoff and
+configured from the current spec; the input is replayed from the start of the speech whose
+translation had not started, so an utterance cut before its translation began is translated whole,
+and one whose translation was already being heard is not heard a second time. The replay is bounded
+(`MAX_REPLAY_MS`): every replayed second is paid for again.
+
+Outages: the lane has one backoff (0.5 s doubling to 8 s, with jitter) that persists across drops
+and is reset only by a link that proved healthy (delivered a translation or stayed up
+`healthy_after_s`), so a server that accepts and then closes at once is retried ever more slowly
+instead of in a storm. While no link serves, the session is DEGRADED with an `outage` (since, reason)
+for /healthz, and keeps retrying; only an outage longer than `provider_outage_seconds` ends it with
+ProviderUnavailableError (exit 5). A refused key or no quota is ProviderFatalError (exit 4) at once.
 
 Recycle: before the provider's session cap (`session_max_seconds` after the link opened), a second
 link is opened and configured while the first keeps serving; the input switches to it at a quiet
 moment (forced after `recycle_grace_s`); the old link gets no more audio, finishes what it was
-producing, and is then closed. Nothing is lost at a quiet switch. A forced switch in mid-speech
-replays that speech to the new link when the engine can tell where it started.
+producing, and is then closed. Nothing is lost or cut at a quiet switch. A forced switch in
+mid-speech either moves that speech whole to the new link (realtime: the old one is told to forget
+it) or leaves it to the old link, which translates what it received (translate): never both, so
+nothing is heard twice.
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -37,7 +50,9 @@ from translator_bot.engine.base import (
     EngineSession,
     EngineState,
     LaneSpec,
+    Outage,
     SpeechStarted,
+    TranslatedAudio,
     Usage,
 )
 from translator_bot.engine.connection import (
@@ -49,7 +64,7 @@ from translator_bot.engine.connection import (
     open_socket,
 )
 from translator_bot.engine.endpoint import Endpoint
-from translator_bot.engine.feed import AudioFeed, ms_to_samples
+from translator_bot.engine.feed import AudioFeed, ms_to_samples, samples_to_ms
 from translator_bot.engine.lifetime import (
     EXPIRED_CODES,
     Backoff,
@@ -58,7 +73,7 @@ from translator_bot.engine.lifetime import (
     is_fatal,
     is_retryable,
 )
-from translator_bot.errors import ProviderFatalError
+from translator_bot.errors import ProviderError, ProviderFatalError, ProviderUnavailableError
 from translator_bot.metrics import ENGINE_AUDIO_DROPPED_MS, ENGINE_EVENTS_DROPPED, ENGINE_RECONNECTS
 from translator_bot.settings import Settings
 
@@ -70,6 +85,8 @@ EVENT_QUEUE_MAX = 4096  # ~7 minutes of 100 ms audio chunks: only a stalled cons
 CONFIGURE_TIMEOUT_S = 10.0
 _TICK_S = 0.25  # reader wake-up for engine timers when no event arrives
 _REPLAY_PAD_MS = 300  # audio kept before a speech start, like the server VAD's prefix padding
+MAX_REPLAY_MS = 10_000  # most input a new link is sent again (or late) at once: a long sentence
+HEALTHY_AFTER_S = 30.0  # a link up this long shows the provider is back (backoff reset, outage over)
 
 
 class _End:
@@ -78,7 +95,7 @@ class _End:
 
 @dataclass(frozen=True)
 class _Failure:
-    error: Exception  # ProviderFatalError, or a defect that ended the owner task
+    error: Exception  # a ProviderError, or a defect that ended the owner task
 
 
 _QueueItem = EngineEvent | _End | _Failure
@@ -92,6 +109,8 @@ class Link(Generic[S]):
     serial: int
     state: S
     opened_at: float  # loop time
+    activated_at: float = 0.0  # loop time the link got the input
+    proven: bool = False  # delivered a translation, or stayed up long enough: the provider works
     origin: int = 0  # absolute input sample that was this server session's audio time 0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     outbox: deque[BaseModel] = field(default_factory=deque)
@@ -119,15 +138,22 @@ class ManagedSession(EngineSession, Generic[S]):
         settings: Settings,
         *,
         clock: Clock = time.monotonic,
-        give_up_after_s: float = 120.0,
+        give_up_after_s: float | None = None,
         recycle_grace_s: float = 20.0,
         history_seconds: float = 20.0,
+        healthy_after_s: float = HEALTHY_AFTER_S,
     ) -> None:
         self._endpoint = endpoint
         self._spec = spec
         self._settings = settings
         self._clock = clock
-        self._give_up_after_s = give_up_after_s
+        # The longest outage survived; None: the operator's TRANSLATOR_PROVIDER_OUTAGE_SECONDS.
+        self._give_up_after_s = (
+            settings.provider_outage_seconds if give_up_after_s is None else give_up_after_s
+        )
+        self._healthy_after_s = healthy_after_s
+        self._backoff = Backoff()  # one per lane: kept across drops, reset only by a healthy link
+        self._lost_since: float | None = None  # loop time the lane last lost a working link
         self._recycle_grace_s = recycle_grace_s
         self._where = describe(endpoint)
         self._feed = AudioFeed(history_seconds, on_speech_start=self._local_speech_start)
@@ -143,8 +169,10 @@ class ManagedSession(EngineSession, Generic[S]):
         self._dropped_reported = 0
         self.reconnects = 0
         self.recycles = 0
+        self.replayed_ms = 0  # input sent a second time after drops (paid for twice)
         self.usage_total = Usage()
         self.state = EngineState.CONNECTING
+        self.outage: Outage | None = None
 
     # --- engine hooks ----------------------------------------------------------------------------
     @abc.abstractmethod
@@ -174,6 +202,14 @@ class ManagedSession(EngineSession, Generic[S]):
     def _clean_point(self, link: Link[S]) -> bool:
         """True when switching the input to a new link now cuts no speech."""
         return not self._feed.voiced
+
+    def _switch_point(self, link: Link[S]) -> int | None:
+        """At a forced recycle in mid-speech: absolute sample from which the new link hears the input
+        again, None when the old link translates what it already received (it gets no more)."""
+        return None
+
+    def _end_items(self, link: Link[S]) -> None:
+        """The link is gone: end toward the lane every item it was streaming (TranslationDone)."""
 
     def _has_pending_output(self, link: Link[S]) -> bool:
         """True while a retiring link still owes output for input it received."""
@@ -259,6 +295,9 @@ class ManagedSession(EngineSession, Generic[S]):
 
     # --- lane events -----------------------------------------------------------------------------
     def _emit(self, event: EngineEvent) -> None:
+        active = self._active
+        if isinstance(event, TranslatedAudio) and active is not None and not active.proven:
+            self._recovered(active)  # a translation arrived: this link works
         if self._queue.full():
             with contextlib.suppress(asyncio.QueueEmpty):
                 self._queue.get_nowait()
@@ -289,7 +328,7 @@ class ManagedSession(EngineSession, Generic[S]):
         self.usage_total = self.usage_total + usage
         self._emit(usage)
 
-    def _fail(self, error: ProviderFatalError) -> None:
+    def _fail(self, error: ProviderError) -> None:
         """A fatal error anywhere ends the session: tell the consumer, stop the owner."""
         log.error("lane %s: %s", self._spec.lane_id, error)
         if self._ready is not None and not self._ready.done():
@@ -319,13 +358,13 @@ class ManagedSession(EngineSession, Generic[S]):
     async def _run(self) -> None:
         link: Link[S] | None = None
         try:
-            link = await self._open_with_retry(first=True)
+            link = await self._open_with_retry(0.0)
             self._activate(link, None)
             if self._ready is not None and not self._ready.done():
                 self._ready.set_result(None)
             while True:
                 link = await self._serve(link)
-        except ProviderFatalError as exc:
+        except ProviderError as exc:
             self._fail(exc)
         finally:
             self.state = EngineState.CLOSED if self._closing else self.state
@@ -338,28 +377,85 @@ class ManagedSession(EngineSession, Generic[S]):
         assert link.reader is not None
         loop = asyncio.get_running_loop()
         recycle_at = link.opened_at + self._settings.session_max_seconds
-        await asyncio.wait({link.reader}, timeout=max(0.0, recycle_at - loop.time()))
-        if link.reader.done():
-            return await self._replace_dropped(link)
-        return await self._recycle(link)
+        while True:
+            wake = recycle_at
+            recovering = self.outage is not None or self._lost_since is not None
+            if recovering and not link.proven:
+                wake = min(wake, link.activated_at + self._healthy_after_s)
+            await asyncio.wait({link.reader}, timeout=max(0.0, wake - loop.time()))
+            if link.reader.done():
+                return await self._replace_dropped(link)
+            now = loop.time()
+            if recovering and not link.proven and now - link.activated_at >= self._healthy_after_s:
+                self._recovered(link)
+            if now >= recycle_at:
+                return await self._recycle(link)
+
+    def _healthy(self, link: Link[S], now: float) -> bool:
+        return link.proven or now - link.activated_at >= self._healthy_after_s
+
+    def _recovered(self, link: Link[S]) -> None:
+        """`link` proved the provider works: any outage is over and the backoff starts afresh."""
+        link.proven = True
+        self._backoff.reset()
+        self._lost_since = None
+        outage, self.outage = self.outage, None
+        if outage is not None:
+            log.warning(
+                "lane %s: the model provider is back after %.0f s; interpreting again",
+                self._spec.lane_id,
+                asyncio.get_running_loop().time() - outage.since,
+            )
+
+    def _degraded(self, now: float, reason: str) -> None:
+        """A connection attempt failed or a link did not stay up: the lane is in an outage."""
+        if self.outage is None:
+            since = self._lost_since if self._lost_since is not None else now
+            self.outage = Outage(since, time.time() - (now - since), reason)
+        else:
+            self.outage.reason = reason
+        self.outage.attempts += 1
+        self.state = EngineState.DEGRADED
+
+    def _check_outage(self, now: float) -> None:
+        outage = self.outage
+        if outage is not None and now - outage.since >= self._give_up_after_s:
+            raise ProviderUnavailableError(
+                f"the model provider at {self._where} has been unavailable for "
+                f"{now - outage.since:.0f} s, longer than the {self._give_up_after_s:.0f} s allowed "
+                f"(TRANSLATOR_PROVIDER_OUTAGE_SECONDS); last error: {outage.reason}"
+            )
 
     async def _replace_dropped(self, link: Link[S]) -> Link[S]:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
         resume = self._resume_point(link)
         expired = link.expired
+        healthy = self._healthy(link, now)
         await self._close_link(link)
         self._active = None
-        self.state = EngineState.CONNECTING
         self.reconnects += 1
         reason = "expired" if expired else "drop"
         ENGINE_RECONNECTS.labels(engine=self.engine_name, reason=reason).inc()
+        if healthy:
+            self._backoff.reset()
+            self._lost_since = now
+            self.state = EngineState.CONNECTING
+        else:
+            if self._lost_since is None:
+                self._lost_since = now
+            # Up and gone again before it proved anything: the provider is not really back.
+            self._degraded(now, f"session #{link.serial} ended after {now - link.activated_at:.1f} s")
         log.warning("lane %s: session #%d ended (%s); reconnecting", self._spec.lane_id, link.serial, reason)
-        new = await self._open_with_retry(first=expired)
+        # The provider's routine end of a healthy session is answered at once; anything else waits.
+        delay = 0.0 if expired and healthy else self._backoff.next_delay()
+        new = await self._open_with_retry(delay)
         self._activate(new, resume)
         return new
 
     async def _recycle(self, old: Link[S]) -> Link[S]:
         log.info("lane %s: recycling session #%d before the provider's cap", self._spec.lane_id, old.serial)
-        new = await self._open_with_retry(first=True)
+        new = await self._open_with_retry(0.0, serving=old)
         assert old.reader is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._recycle_grace_s
@@ -372,7 +468,9 @@ class ManagedSession(EngineSession, Generic[S]):
             self.reconnects += 1
             ENGINE_RECONNECTS.labels(engine=self.engine_name, reason="drop").inc()
             return new
-        resume = None if self._clean_point(old) else self._resume_point(old)
+        # At a quiet moment nothing is cut. Forced in mid-speech: the engine says whether the new link
+        # hears that speech again (and the old one then must not answer it) or the old one finishes it.
+        resume = None if self._clean_point(old) else self._switch_point(old)
         self._activate(new, resume)
         self.recycles += 1
         ENGINE_RECONNECTS.labels(engine=self.engine_name, reason="recycle").inc()
@@ -396,32 +494,47 @@ class ManagedSession(EngineSession, Generic[S]):
             await self._close_link(link)
 
     def _activate(self, link: Link[S], resume: int | None) -> None:
-        if resume is not None:
-            self._feed.rewind(resume)
-        link.origin = self._feed.sent_upto
+        feed = self._feed
+        before = feed.sent_upto
+        position = before if resume is None else min(before, resume)
+        # Bounded: after a long outage the new link gets the recent past, not a costly backlog.
+        feed.seek(max(position, feed.end - ms_to_samples(MAX_REPLAY_MS)))
+        if feed.sent_upto < before:
+            replayed = samples_to_ms(before - feed.sent_upto)
+            self.replayed_ms += replayed
+            log.info(
+                "lane %s: session #%d hears the last %d ms again", self._spec.lane_id, link.serial, replayed
+            )
+        link.origin = feed.sent_upto
+        link.activated_at = asyncio.get_running_loop().time()
         self._active = link
         self.state = EngineState.CONNECTED
         link.writer = asyncio.create_task(self._write(link), name=f"engine-write-{self._spec.lane_id}")
         link.wake.set()
 
     # --- one link --------------------------------------------------------------------------------
-    async def _open_with_retry(self, *, first: bool) -> Link[S]:
-        backoff = Backoff()
+    async def _open_with_retry(self, delay: float, *, serving: Link[S] | None = None) -> Link[S]:
+        """Open and configure a link, retrying with the lane's backoff; raises ProviderFatalError
+        (refused) or ProviderUnavailableError (an outage longer than the limit). `serving`: a link
+        that still serves meanwhile (a recycle), so failures are no outage while it lives."""
         loop = asyncio.get_running_loop()
-        started = loop.time()
-        delay = 0.0 if first else backoff.next_delay()
         while True:
-            if delay:
-                await asyncio.sleep(delay)
+            if delay > 0:
+                limit = math.inf
+                if self.outage is not None:
+                    limit = max(0.0, self.outage.since + self._give_up_after_s - loop.time())
+                await asyncio.sleep(min(delay, limit))
+            self._check_outage(loop.time())
             try:
                 return await self._open_once()
             except RetryableError as exc:
-                if loop.time() - started > self._give_up_after_s:
-                    raise ProviderFatalError(
-                        f"the model provider at {self._where} has been unreachable for "
-                        f"{self._give_up_after_s:.0f} s ({exc})"
-                    ) from None
-                delay = backoff.next_delay()
+                now = loop.time()
+                if serving is None or serving.reader is None or serving.reader.done():
+                    if self._lost_since is None and serving is not None:
+                        self._lost_since = now
+                    self._degraded(now, str(exc))
+                    self._check_outage(now)
+                delay = self._backoff.next_delay()
                 log.warning("lane %s: %s; retrying in %.1f s", self._spec.lane_id, exc, delay)
 
     async def _open_once(self) -> Link[S]:
@@ -517,6 +630,7 @@ class ManagedSession(EngineSession, Generic[S]):
         await asyncio.gather(*tasks, return_exceptions=True)
         await link.conn.close()
         link.finished.set()
+        self._end_items(link)
         self._links.discard(link)
         if self._active is link:
             self._active = None

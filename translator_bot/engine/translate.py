@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 ITEM_IDLE_S = 1.5  # no translated audio for this long ends the item even without a heartbeat
 _CLEAN_QUIET_MS = 300
+_REPLAY_PAD_MS = 300  # audio sent again before a speech start, so its first syllable is not clipped
 
 
 @dataclass
@@ -74,6 +75,9 @@ class TranslateSession(ManagedSession[TranslateLinkState]):
     chunk_ms = 100  # half the endpoint's own ~200 ms frame: speech reaches it at most 100 ms late
 
     _items = 0  # synthetic items numbered per session, across reconnects
+    # Start of the input's run of speech that was going on (or last) when translated audio of an item
+    # began to arrive: that speech is being heard, and is not sent again after a drop.
+    _heard_run: int | None = None
 
     def _parser(self) -> Parser:
         return parse_translation_server_event
@@ -107,6 +111,16 @@ class TranslateSession(ManagedSession[TranslateLinkState]):
     # --- lifetime hooks --------------------------------------------------------------------------
     def _local_speech_start(self) -> None:
         self._speech_started_now()
+
+    def _resume_point(self, link: Link[TranslateLinkState]) -> int | None:
+        start = self._feed.recent_speech_start(ms_to_samples(2000), ms_to_samples(_REPLAY_PAD_MS))
+        run = self._feed.run_start
+        if start is None or (run is not None and self._heard_run is not None and run <= self._heard_run):
+            return None
+        return start
+
+    def _end_items(self, link: Link[TranslateLinkState]) -> None:
+        self._close_item(link.state)
 
     def _clean_point(self, link: Link[TranslateLinkState]) -> bool:
         return not self._feed.voiced and self._feed.quiet_for() >= ms_to_samples(_CLEAN_QUIET_MS)
@@ -175,6 +189,8 @@ class TranslateSession(ManagedSession[TranslateLinkState]):
                 self._close_item(st)
             return
         item = self._open_item(st)
+        if not st.has_audio:
+            self._heard_run = self._feed.run_start
         st.has_audio = True
         self._emit(TranslatedAudio(item, pcm))
 

@@ -75,9 +75,11 @@ class BaseSession:
         self._started = time.monotonic()
         self._samples = 0
         self._drop_at_ms: int | None = None
+        self._drop_at_output_ms: int | None = None
         self._dropped = False
         self._cap_changed = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
+        sink.on_output_audio = self._output_sent
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -233,10 +235,18 @@ class BaseSession:
     # --- faults and the cap ---------------------------------------------------------------------
 
     def arm_drop(self, fault: DropFault) -> None:
-        if fault.after_audio_ms is None:
+        if fault.after_output_ms is not None:
+            self._drop_at_output_ms = self.sink.output_audio_ms + fault.after_output_ms
+        elif fault.after_audio_ms is None:
             self.drop("fault: drop")
         else:
             self._drop_at_ms = self.audio_ms + fault.after_audio_ms
+
+    def _output_sent(self) -> None:
+        """A drop armed on output fires in the middle of a translation, as a network failure does."""
+        if self._drop_at_output_ms is not None and self.sink.output_audio_ms >= self._drop_at_output_ms:
+            self._drop_at_output_ms = None
+            self.drop("fault: drop during a translation")
 
     def drop(self, reason: str) -> None:
         """Lose the connection without a close frame, like a network failure (client sees 1006)."""

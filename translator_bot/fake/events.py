@@ -7,6 +7,8 @@ and raised, so that the session ends and the tests that drove it fail loudly.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
 import logging
 import secrets
@@ -41,6 +43,9 @@ def spread(pieces: list[str], slots: int) -> list[str]:
     return ["".join(pieces[bounds[i] : bounds[i + 1]]) for i in range(slots)]
 
 
+_OUTPUT_AUDIO = frozenset({"response.output_audio.delta", "session.output_audio.delta"})
+
+
 class FakeProtocolBug(AssertionError):
     """The fake was about to send an event that does not match the protocol."""
 
@@ -60,6 +65,8 @@ class EventSink:
         self._record = record
         self._state = state
         self._lock = asyncio.Lock()
+        self.output_audio_ms = 0  # translated audio sent (heartbeats excluded)
+        self.on_output_audio: Callable[[], None] | None = None  # after each such delta is sent
 
     @property
     def closed(self) -> bool:
@@ -79,7 +86,21 @@ class EventSink:
             message = f"event {event['type']!r} parsed as {getattr(parsed, 'type', None)!r}"
             self._state.internal_errors.append(message)
             raise FakeProtocolBug(message)
-        return await self.send_raw(raw)
+        sent = await self.send_raw(raw)
+        if sent and event["type"] in _OUTPUT_AUDIO:
+            self._count_output(event.get("delta"))
+        return sent
+
+    def _count_output(self, delta: object) -> None:
+        try:
+            pcm = base64.b64decode(str(delta), validate=True)
+        except (binascii.Error, ValueError):
+            return
+        if pcm.count(0) == len(pcm):
+            return  # a heartbeat of the translation endpoint, not a translation
+        self.output_audio_ms += len(pcm) // 48
+        if self.on_output_audio is not None:
+            self.on_output_audio()
 
     async def send_raw(self, raw: str) -> bool:
         """Send without validation: only for fault injection."""

@@ -145,10 +145,15 @@ class FakeRealtimeServer:
         live = list(self._sessions.values())
         if action == "drop":
             after = command.get("after_audio_ms")
+            output = command.get("after_output_ms")
             scope = command.get("scope", "all")
             if scope not in ("all", "next"):
                 raise ControlError("scope must be 'all' or 'next'")
-            fault = DropFault(scope=scope, after_audio_ms=None if after is None else int(after))
+            fault = DropFault(
+                scope=scope,
+                after_audio_ms=None if after is None else int(after),
+                after_output_ms=None if output is None else int(output),
+            )
             if scope == "next":
                 self.faults.pending_drop_next = fault
             else:

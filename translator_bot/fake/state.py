@@ -78,6 +78,7 @@ class SessionRecord:
 class DropFault:
     scope: DropScope
     after_audio_ms: int | None  # None: drop at once (live sessions) or right after connect (next)
+    after_output_ms: int | None = None  # drop once this much more translated audio was sent (mid-response)
 
 
 @dataclass

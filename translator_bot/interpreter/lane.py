@@ -25,7 +25,7 @@ from translator_bot.engine.base import (
     TranslationTranscript,
     Usage,
 )
-from translator_bot.errors import ProviderFatalError
+from translator_bot.errors import ProviderError
 from translator_bot.interpreter.plan import LaneKey, LanePlan
 from translator_bot.interpreter.speech import SpeechEndTracker
 from translator_bot.interpreter.transcript import LaneInfo, Transcript
@@ -73,7 +73,7 @@ class Lane:
         router: LaneRouter,
         transcript: Transcript,
         *,
-        on_fatal: Callable[[ProviderFatalError], None],
+        on_fatal: Callable[[ProviderError], None],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.plan = plan
@@ -124,7 +124,7 @@ class Lane:
             await self.engine.start()
             async for event in self.engine.events():
                 self._handle(event)
-        except ProviderFatalError as exc:
+        except ProviderError as exc:
             self._on_fatal(exc)
         except asyncio.CancelledError:
             raise

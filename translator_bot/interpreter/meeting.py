@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import av
@@ -25,7 +26,7 @@ from translator_bot.audio.inbound import InboundConverter
 from translator_bot.audio.playout import PlayoutTrack
 from translator_bot.engine.base import EngineSession, LaneSpec
 from translator_bot.engine.factory import create_engine
-from translator_bot.errors import ProviderFatalError, RoomError
+from translator_bot.errors import ProviderError, RoomError
 from translator_bot.interpreter.lane import Lane, LaneRouter, spec_for
 from translator_bot.interpreter.plan import LaneKey, LanePlan, Member, diff_lanes, feeds_for, plan_lanes
 from translator_bot.interpreter.transcript import Transcript
@@ -126,15 +127,15 @@ class Meeting(LaneRouter):
         # Decoded frames per participant since their audio arrived: zero means the media path from
         # them is not up yet (their first second can be lost to a DTLS retransmit at join).
         self.frames_heard: dict[str, int] = {}
-        self._fatal: ProviderFatalError | None = None
+        self._fatal: ProviderError | None = None
         self._stop = asyncio.Event()
         self._reconcile_lock = asyncio.Lock()
 
     # --- lifecycle -----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Follow the room until `stop()`; raises RoomError if the room goes, ProviderFatalError on
-        a fatal model error."""
+        """Follow the room until `stop()`; raises RoomError if the room goes, a ProviderError when the
+        model provider refuses the key (exit 4) or stays unreachable too long (exit 5)."""
         events = self._room.events()
         stop_wait = asyncio.create_task(self._stop.wait(), name="meeting stop")
         try:
@@ -179,7 +180,7 @@ class Meeting(LaneRouter):
                 with contextlib.suppress(Exception):
                     await feed.publication.aclose()
 
-    def _fatal_error(self, exc: ProviderFatalError) -> None:
+    def _fatal_error(self, exc: ProviderError) -> None:
         if self._fatal is None:
             self._fatal = exc
         self._stop.set()
@@ -353,12 +354,25 @@ class Meeting(LaneRouter):
     # --- observability ---------------------------------------------------------------------------
 
     def health(self) -> tuple[bool, dict[str, Any]]:
+        """Lanes whose model provider is unreachable are reported under `degraded` without failing the
+        check: the bot stays in the room and resumes by itself, and a restart would not help."""
+        now = time.monotonic()
+        degraded: dict[str, dict[str, Any]] = {}
+        for key, lane in self.lanes.items():
+            outage = lane.engine.outage
+            if outage is not None:
+                degraded[str(key)] = {
+                    "since": datetime.fromtimestamp(outage.since_wall, UTC).isoformat(timespec="seconds"),
+                    "seconds": round(max(0.0, now - outage.since), 1),
+                    "reason": outage.reason,
+                }
         return (
             self._fatal is None,
             {
                 "participants": len(self.members),
                 "frames_heard": dict(self.frames_heard),
                 "lanes": {str(k): lane.engine.state.value for k, lane in self.lanes.items()},
+                "degraded": degraded,
                 "feeds": sorted(self.feeds),
             },
         )

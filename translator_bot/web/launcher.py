@@ -53,6 +53,8 @@ EXIT_MESSAGES: dict[int, str] = {
     ExitCode.ROOM: "the interpreter could not join or stay in the meeting: it does not exist, refused "
     "the bot, or the room server went away",
     ExitCode.PROVIDER: "the model provider refused the interpreter: the API key is wrong or has no quota",
+    ExitCode.PROVIDER_UNAVAILABLE: "the model provider could not be reached for too long; start the "
+    "interpreter again when it is back",
 }
 
 
@@ -80,7 +82,10 @@ def describe_exit(code: int | None, last_line: str | None) -> str:
             name = f"signal {-code}"
         return f"the interpreter was stopped by {name}"
     text = EXIT_MESSAGES.get(code, f"the interpreter exited with code {code}")
-    if code in (ExitCode.USAGE, ExitCode.ROOM, ExitCode.PROVIDER) and last_line:
+    if (
+        code in (ExitCode.USAGE, ExitCode.ROOM, ExitCode.PROVIDER, ExitCode.PROVIDER_UNAVAILABLE)
+        and last_line
+    ):
         text = f"{text}. The interpreter said: {last_line}"
     return text
 
