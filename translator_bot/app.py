@@ -79,7 +79,9 @@ class RoomBridge:
                 return None if p.is_interpreter else mt.PeerAudio(str(p.id), track)
             case rs.FeedTrackGone(participant=p):
                 return mt.PeerAudioGone(str(p.id))
-            case rs.RoomClosed(error=error):
+            case rs.RoomClosed(error=error, ended=ended, reason=reason):
+                if ended:
+                    return mt.MeetingEnded(reason)
                 return mt.RoomClosed(str(error)) if error is not None else None
         return None
 
@@ -89,8 +91,9 @@ class RoomBridge:
 
 
 def run_join(settings: Settings, meeting_id: str, *, create_room: bool = False) -> ExitCode:
-    """Join and interpret until SIGTERM/SIGINT (exit 0); RoomError and ProviderFatalError propagate
-    to the CLI, which turns them into exit codes 3 and 4."""
+    """Join and interpret until SIGTERM/SIGINT or the meeting ends (room destroyed, nobody left):
+    exit 0. RoomError (including a room server unreachable for TRANSLATOR_ROOM_RECONNECT_SECONDS) and
+    ProviderFatalError propagate to the CLI, which turns them into exit codes 3 and 4."""
     return asyncio.run(_join(settings, meeting_id, create_room))
 
 
@@ -156,7 +159,9 @@ def _write_transcript(meeting: mt.Meeting, settings: Settings) -> None:
 
 def _health(room: rs.RoomSession, meeting: mt.Meeting | None) -> tuple[bool, dict[str, Any]]:
     joined = room.room_id is not None and not room.closed
-    details: dict[str, Any] = {"room": "joined" if joined else "not joined"}
+    # Reconnecting is still healthy: a probe that restarted the bot would only make it join later.
+    state = ("joined" if room.online else "reconnecting") if joined else "not joined"
+    details: dict[str, Any] = {"room": state, "room_reconnects": room.reconnects}
     if meeting is None:
         return joined, details
     ok, more = meeting.health()

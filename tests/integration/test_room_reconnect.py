@@ -41,7 +41,7 @@ async def settle(rig: InterpreterRig, extra: float = SETTLE_S) -> None:
     await asyncio.sleep(extra)
 
 
-def heard(listenings: list[Listening]) -> list[str]:
+def heard(listenings: list[Listening]) -> list[str | None]:
     return [h.utterance_id for listening in listenings for h in heard_utterances(listening.recording)]
 
 
@@ -107,7 +107,9 @@ async def test_interpretation_survives_the_janus_socket_being_cut(
         await proxy.stop()
 
     ids = heard(listenings)
-    report = f"Beatriz heard {ids} (recovered in {recovered_s:.1f} s)\n{rig.bot.text[-5000:]}"
+    print(f"room socket cut ({'claim' if reclaim else 'rejoin'}): interpretation back in {recovered_s:.2f} s")
+    details = [heard_utterances(listening.recording) for listening in listenings]
+    report = f"Beatriz heard {ids} {details} (recovered in {recovered_s:.1f} s)\n{rig.bot.text[-5000:]}"
     assert ids == ["u1-es", "u3-es"], report
     assert recovered_s < 10, report
     assert "Traceback" not in rig.bot.text, report
