@@ -26,6 +26,9 @@ from translator_bot.settings import Settings
 log = logging.getLogger(__name__)
 
 SHUTDOWN_BUDGET_S = 4.0  # SIGTERM must end in an exit within 5 s, transcript written
+# After SIGTERM the meeting finishes the room event in hand; one waiting for the room to come back
+# (a feed being published while reconnecting) is cancelled instead.
+STOP_WAIT_S = 1.0
 
 
 class _Feed:
@@ -115,10 +118,16 @@ async def _join(settings: Settings, meeting_id: str, create_room: bool) -> ExitC
         runner = asyncio.create_task(meeting.run(), name="meeting")
         stopper = asyncio.create_task(stop.wait(), name="wait for signal")
         await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        if stop.is_set():
+        stopper.cancel()
+        if stop.is_set() and not runner.done():
             log.info("stopping: leaving meeting %s", room.room_id)
             meeting.stop()
-        stopper.cancel()
+            await asyncio.wait({runner}, timeout=STOP_WAIT_S)
+            if not runner.done():
+                runner.cancel()
+                await asyncio.wait({runner})
+            if runner.cancelled():
+                return ExitCode.OK
         await runner  # re-raises RoomError / ProviderFatalError
         return ExitCode.OK
     finally:

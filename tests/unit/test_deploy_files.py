@@ -209,6 +209,8 @@ def test_job_fits_the_bot() -> None:
     assert len(fail_job) == 1
     codes = fail_job[0]["onExitCodes"]
     assert codes["operator"] == "In" and sorted(codes["values"]) == [2, 3, 4]
+    # A meeting that ends is a success: exit 0 completes the Job, never fails it.
+    assert all(0 not in r.get("onExitCodes", {}).get("values", []) for r in spec["podFailurePolicy"]["rules"])
     assert codes["containerName"] == container["name"]
     assert 1 <= spec["backoffLimit"] <= 5
     assert spec["ttlSecondsAfterFinished"] > 0 and spec["activeDeadlineSeconds"] >= 3600
@@ -286,6 +288,9 @@ def test_compose_runs_janus_the_bot_and_the_page() -> None:
         assert service["network_mode"] == "host"  # why: see the comment at the top of compose.yaml
 
     assert services["bot"]["command"] == ["join", "1234"]
+    # Exit 0 (the meeting ended) is not restarted; the standing room 1234 is never left for being empty.
+    assert str(services["bot"]["restart"]).startswith("on-failure")
+    assert services["bot"]["environment"]["TRANSLATOR_EMPTY_ROOM_SECONDS"] == "0"
     assert services["bot"]["healthcheck"]["test"] == ["CMD", *healthcheck_argv(DOCKER / "Dockerfile")]
     web = services["web"]["command"]
     assert web[0] == "web" and web[web.index("--host") + 1] == "0.0.0.0"

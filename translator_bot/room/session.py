@@ -240,6 +240,9 @@ class Publication:
                 return
             if self._handle is None:
                 await self._bind()
+                if self.closed:  # closed while it was being published
+                    await self._unbind()
+                    return
             labels = (self.display, self.description)
             if self._published != labels:
                 assert self._handle is not None
@@ -562,6 +565,8 @@ class RoomSession:
         while not self.online:
             if self.closed_event.is_set() or self._leaving:
                 raise RoomError("the bot is not in a meeting")
+            if self._online.is_set():
+                self._online.clear()  # the socket went and the room loop has yet to hear of it
             waiters = {
                 asyncio.ensure_future(self._online.wait()),
                 asyncio.ensure_future(self.closed_event.wait()),
