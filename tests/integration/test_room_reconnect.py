@@ -10,6 +10,7 @@ re-publishes its feeds). Either way the interpretation goes on with the same lan
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import signal
 import time
@@ -19,14 +20,23 @@ import pytest
 
 from tests.conftest import StartJanus
 from translator_bot.fake.state import FakeOptions
+from translator_bot.fixtures import read_pcm, utterance
 from translator_bot.room import videoroom
 from translator_bot.room.janus import JanusSession
+from translator_bot.room.session import FeedTrackArrived, FeedTrackGone, ParticipantLeft, RoomSession
 from translator_bot.testbed.bot import BotProcess
 from translator_bot.testbed.janus import JanusServer
 from translator_bot.testbed.listen import heard_utterances
-from translator_bot.testbed.participant import Listening, SimParticipant
+from translator_bot.testbed.participant import (
+    Listening,
+    ScheduleTrack,
+    SimParticipant,
+    best_envelope_match,
+    fixture_speech,
+)
 from translator_bot.testbed.proxy import TcpProxy
 from translator_bot.testbed.rig import InterpreterRig
+from translator_bot.testbed.watch import RoomWatcher
 
 pytestmark = [pytest.mark.janus, pytest.mark.timeout(180)]
 
@@ -251,3 +261,114 @@ async def test_bot_alone_in_the_room_leaves_with_exit_0(janus: JanusServer) -> N
         await alice.close()
     assert 1.5 <= took < 6, (took, bot.text)
     assert "Traceback" not in bot.text, bot.text
+
+
+# --- RoomSession itself, through the proxy ------------------------------------------------------------
+
+
+async def test_room_session_claims_its_session_back_and_catches_up_on_the_gap(
+    start_janus: StartJanus,
+) -> None:
+    janus = await start_janus(reclaim_session_timeout=RECLAIM_S)
+    alice = SimParticipant(
+        janus.url, janus.room, "Alice", "en", schedule=[fixture_speech("u1-en")], loop=True
+    )
+    bob = SimParticipant(janus.url, janus.room, "Bob", "de", publish=False)
+    carol = SimParticipant(
+        janus.url, janus.room, "Carol", "fr", schedule=[fixture_speech("u2-en")], loop=True
+    )
+    await alice.join()
+    await bob.join()
+    proxy = await TcpProxy("127.0.0.1", janus.port).start()
+    room = RoomSession(url=proxy.url(), room=janus.room, reconnect_seconds=30)
+    watch: RoomWatcher | None = None
+    try:
+        await room.join()
+        watch = RoomWatcher(room)
+        arrived = await watch.wait_for(FeedTrackArrived, lambda e: e.participant.id == alice.id)
+        await watch.recorders[arrived.feed].wait_first_frame(10)
+        assert room._session is not None
+        session_id = room._session.id
+        mark = len(watch.events)
+
+        proxy.refuse_for(1.5)
+        proxy.cut()
+        # While the bot is away: Bob leaves, Carol comes. Janus sends nobody's events to a lost socket.
+        bob_id = bob.id
+        await bob.close()
+        carol_id = await carol.join()
+        await watch.wait_for(ParticipantLeft, lambda e: e.participant.id == bob_id, 15, after=mark)
+        await watch.wait_for(FeedTrackArrived, lambda e: e.participant.id == carol_id, 15, after=mark)
+        assert room.online and room.reconnects == 1 and room._session.id == session_id
+        # Alice's subscription went on untouched: no FeedTrackGone, her recording still grows.
+        assert not [e for _, e in watch.events[mark:] if isinstance(e, FeedTrackGone)]
+        frames = watch.recorders[arrived.feed].recording.frames
+        await asyncio.sleep(0.5)
+        assert watch.recorders[arrived.feed].recording.frames > frames
+    finally:
+        await room.leave()
+        if watch is not None:
+            await watch.close()
+        await proxy.stop()
+        for sim in (alice, bob, carol):
+            await sim.close()
+
+
+async def test_room_session_rejoins_and_republishes_the_same_track(start_janus: StartJanus) -> None:
+    janus = await start_janus()  # Janus's default: the session goes with its socket
+    beatriz = SimParticipant(
+        janus.url, janus.room, "Beatriz", "es", schedule=[fixture_speech("u2-es")], loop=True
+    )
+    await beatriz.join()
+    proxy = await TcpProxy("127.0.0.1", janus.port).start()
+    room = RoomSession(url=proxy.url(), room=janus.room, reconnect_seconds=30)
+    watch: RoomWatcher | None = None
+    try:
+        await room.join()
+        watch = RoomWatcher(room)
+        arrived = await watch.wait_for(FeedTrackArrived, lambda e: e.participant.id == beatriz.id)
+        speaking = ScheduleTrack()
+        publication = await room.publish_feed(speaking, arrived.participant, "es")
+        first_id = publication.participant_id
+        listening = await beatriz.subscribe_interpreter(timeout_s=10)
+        await (await listening.wait_track(10)).wait_first_frame(10)
+        mark = len(watch.events)
+
+        proxy.refuse_for(1.5)
+        proxy.cut()
+        await asyncio.sleep(0.3)
+        assert not room.online
+        # Relabelled while away (Beatriz switched to German): applied on return.
+        await publication.relabel(arrived.participant, "de")
+        async with asyncio.timeout(15):
+            while publication.publish_count < 2:  # noqa: ASYNC110 - the publication only counts
+                await asyncio.sleep(0.05)
+        # The same Publication and the same track, now as a new room participant.
+        assert publication.track is speaking and speaking.readyState == "live"
+        assert publication.participant_id != first_id and publication.participant_id in room.own_ids
+        gone = await watch.wait_for(FeedTrackGone, lambda e: e.participant.id == beatriz.id, after=mark)
+        again = await watch.wait_for(FeedTrackArrived, lambda e: e.participant.id == beatriz.id, after=mark)
+        assert again.track is not arrived.track and gone.feed == again.feed
+        await watch.recorders[again.feed].wait_first_frame(10)
+
+        pub = await beatriz.wait_for_publisher(
+            lambda p: beatriz.is_my_interpreter(p) and p.id == publication.participant_id, 10
+        )
+        assert json.loads(pub.streams[0].description or "{}")["lang"] == "de"
+        assert pub.display == "Interpreter -> Beatriz (de)"
+        relistening = await beatriz.subscribe(pub.id)
+        recorder = await relistening.wait_track(10)
+        await recorder.wait_first_frame(10)
+        speaking.say(fixture_speech("u3-es"))
+        async with asyncio.timeout(10):
+            while not (speaking.spoken and speaking.spoken[-1].end is not None):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.4)
+        match = best_envelope_match(recorder.recording.samples(), read_pcm(utterance("u3-es")))
+        assert match > 0.8, match
+    finally:
+        await room.leave()
+        if watch is not None:
+            await watch.close()
+        await proxy.stop()
+        await beatriz.close()
