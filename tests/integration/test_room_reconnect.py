@@ -231,7 +231,7 @@ async def test_bot_alone_in_the_room_leaves_with_exit_0(janus: JanusServer) -> N
     # Nobody ever comes: the countdown starts at the join.
     bot = await start_bot(janus, janus.url, str(janus.room), TRANSLATOR_EMPTY_ROOM_SECONDS="2")
     try:
-        await bot.wait_line(r"joined meeting")
+        await bot.wait_line(r"joined meeting", 30)
         joined = time.monotonic()
         assert await bot.wait(15) == 0, bot.text
         alone = time.monotonic() - joined
@@ -244,10 +244,12 @@ async def test_bot_alone_in_the_room_leaves_with_exit_0(janus: JanusServer) -> N
     alice = SimParticipant(janus.url, janus.room, "Alice", "en", publish=False)
     await alice.join()
     bot = await start_bot(janus, janus.url, str(janus.room), TRANSLATOR_EMPTY_ROOM_SECONDS="2")
-    other = await start_bot(janus, janus.url, str(janus.room), TRANSLATOR_EMPTY_ROOM_SECONDS="0")
+    other: BotProcess | None = None
     try:
-        await bot.wait_line(r"joined meeting")
+        await bot.wait_line(r"joined meeting", 30)
         await bot.wait_line(r"participant .* joined: Alice")
+        other = await start_bot(janus, janus.url, str(janus.room), TRANSLATOR_EMPTY_ROOM_SECONDS="0")
+        await bot.wait_line(r"participant .* joined: Interpreter .*\[interpreter\]", 30)
         await asyncio.sleep(3.5)
         assert bot.proc.returncode is None, bot.text
         await alice.close()
@@ -257,7 +259,8 @@ async def test_bot_alone_in_the_room_leaves_with_exit_0(janus: JanusServer) -> N
         assert other.proc.returncode is None, other.text  # 0: never leaves for being alone
     finally:
         await bot.kill()
-        await other.kill()
+        if other is not None:
+            await other.kill()
         await alice.close()
     assert 1.5 <= took < 6, (took, bot.text)
     assert "Traceback" not in bot.text, bot.text
@@ -372,3 +375,39 @@ async def test_room_session_rejoins_and_republishes_the_same_track(start_janus: 
             await watch.close()
         await proxy.stop()
         await beatriz.close()
+
+
+async def test_room_session_notices_a_stalled_socket_by_its_keepalives(janus: JanusServer) -> None:
+    """A connection that silently stops carrying anything is never closed by anyone: the unanswered
+    keepalive is what tells the bot, which then claims its session on a new socket."""
+    alice = SimParticipant(
+        janus.url, janus.room, "Alice", "en", schedule=[fixture_speech("u1-en")], loop=True
+    )
+    await alice.join()
+    proxy = await TcpProxy("127.0.0.1", janus.port).start()
+    room = RoomSession(url=proxy.url(), room=janus.room, keepalive_interval=1.0, reconnect_seconds=30)
+    watch: RoomWatcher | None = None
+    try:
+        await room.join()
+        watch = RoomWatcher(room)
+        arrived = await watch.wait_for(FeedTrackArrived, lambda e: e.participant.id == alice.id)
+        mark = len(watch.events)
+        assert proxy.stall() == 1
+        stalled_at = time.monotonic()
+        async with asyncio.timeout(10):
+            while room.reconnects < 1:  # noqa: ASYNC110 - the session only counts
+                await asyncio.sleep(0.05)
+        noticed_s = time.monotonic() - stalled_at
+        # The old socket was still open at Janus's end, so the session was there to claim.
+        assert room.online and proxy.accepted == 2
+        assert not [e for _, e in watch.events[mark:] if isinstance(e, FeedTrackGone)]
+        frames = watch.recorders[arrived.feed].recording.frames
+        await asyncio.sleep(0.5)
+        assert watch.recorders[arrived.feed].recording.frames > frames
+    finally:
+        await room.leave()
+        if watch is not None:
+            await watch.close()
+        await proxy.stop()
+        await alice.close()
+    assert 1.0 <= noticed_s < 4.0, noticed_s

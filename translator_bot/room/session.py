@@ -547,8 +547,8 @@ class RoomSession:
             if isinstance(item, _SessionLost):
                 if self._leaving:
                     return
-                if item.session is not self._session:
-                    continue  # a session already replaced, closing late
+                if item.session is not self._session or self.online:
+                    continue  # a session already replaced closing late, or a loss already recovered
                 if not await self._recover(item.reason):
                     return
                 continue
@@ -600,6 +600,11 @@ class RoomSession:
             except JanusError as exc:
                 last_error = exc.reason
                 log.info("reconnecting to the room server failed: %s", exc.reason)
+            except Exception as exc:
+                # A bug must not leave the bot in a room it can no longer follow: count it as a
+                # failed attempt, and the window still bounds the whole.
+                last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("reconnecting to the room server failed")
             attempt += 1
             now = loop.time()
             at = next_attempt_at(lost_at, now, reconnect_delay(attempt), self.reconnect_seconds)

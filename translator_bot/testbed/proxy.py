@@ -2,7 +2,9 @@
 
 Put it between the bot and Janus's WebSocket port: `cut()` closes every connection it carries on
 both sides (Janus keeps running and sees its client go, the bot sees its socket drop), and
-`refuse_for(seconds)` turns new connections away for a while, as a proxy being restarted does.
+`refuse_for(seconds)` turns new connections away for a while, as a proxy being restarted does, and
+`stall()` makes the open connections carry nothing more while staying open (a dead NAT mapping or a
+half-open TCP connection: neither side is told).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ class _Link:
     client: asyncio.StreamWriter
     server: asyncio.StreamWriter
     pumps: list[asyncio.Task[None]] = field(default_factory=list)
+    stalled: bool = False
 
     def abort(self) -> None:
         # abort(), not close(): a cut network sends nothing more, not even the queued bytes.
@@ -63,6 +66,12 @@ class TcpProxy:
         self.cuts += 1
         return len(links)
 
+    def stall(self) -> int:
+        """From now on the open connections drop what they carry, without closing; returns how many."""
+        for link in self._links:
+            link.stalled = True
+        return len(self._links)
+
     def refuse_for(self, seconds: float) -> None:
         """Close new connections at once for `seconds` (existing ones are left alone)."""
         self._refuse_until = time.monotonic() + seconds
@@ -98,6 +107,8 @@ class TcpProxy:
     async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, link: _Link) -> None:
         try:
             while data := await source.read(_CHUNK):
+                if link.stalled:
+                    continue
                 sink.write(data)
                 await sink.drain()
         except (ConnectionError, OSError):
