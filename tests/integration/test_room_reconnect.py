@@ -118,7 +118,8 @@ async def test_interpretation_survives_the_janus_socket_being_cut(
 
     ids = heard(listenings)
     print(f"room socket cut ({'claim' if reclaim else 'rejoin'}): interpretation back in {recovered_s:.2f} s")
-    print("\n".join(line for line in rig.bot.lines if re.search(r"room server|rejoined|re-published|playout", line)))
+    recovery = r"room server|rejoined|re-published|playout"
+    print("\n".join(line for line in rig.bot.lines if re.search(recovery, line)))
     details = [heard_utterances(listening.recording) for listening in listenings]
     report = f"Beatriz heard {ids} {details} (recovered in {recovered_s:.1f} s)\n{rig.bot.text[-5000:]}"
     assert ids == ["u1-es", "u3-es"], report
