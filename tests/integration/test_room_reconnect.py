@@ -16,6 +16,7 @@ import signal
 import time
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from tests.conftest import StartJanus
@@ -35,7 +36,7 @@ from translator_bot.testbed.participant import (
     fixture_speech,
 )
 from translator_bot.testbed.proxy import TcpProxy
-from translator_bot.testbed.rig import InterpreterRig
+from translator_bot.testbed.rig import InterpreterRig, free_port
 from translator_bot.testbed.watch import RoomWatcher
 
 pytestmark = [pytest.mark.janus, pytest.mark.timeout(180)]
@@ -145,8 +146,9 @@ async def start_bot(janus: JanusServer, url: str, *args: str, **env: str) -> Bot
 async def test_sigterm_while_reconnecting_exits_promptly_with_0(janus: JanusServer) -> None:
     alice = SimParticipant(janus.url, janus.room, "Alice", "en", publish=False)
     await alice.join()
+    port = free_port()
     async with TcpProxy("127.0.0.1", janus.port) as proxy:
-        bot = await start_bot(janus, proxy.url(), str(janus.room))
+        bot = await start_bot(janus, proxy.url(), str(janus.room), TRANSLATOR_METRICS_PORT=str(port))
         try:
             await bot.wait_line(r"joined meeting")
             proxy.refuse_for(120)
@@ -154,6 +156,10 @@ async def test_sigterm_while_reconnecting_exits_promptly_with_0(janus: JanusServ
             await bot.wait_line(r"reconnecting", 10)
             await asyncio.sleep(1.5)  # in the middle of the backoff, with attempts refused
             assert proxy.refused >= 1
+            # Still healthy while reconnecting: a probe that restarted the bot would not help.
+            async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/healthz") as reply:
+                health = await reply.json()
+                assert reply.status == 200 and health["room"] == "reconnecting", health
             started = time.monotonic()
             bot.proc.send_signal(signal.SIGTERM)
             assert await bot.wait(10) == 0, bot.text
