@@ -26,6 +26,9 @@ from translator_bot.settings import Settings
 log = logging.getLogger(__name__)
 
 SHUTDOWN_BUDGET_S = 4.0  # SIGTERM must end in an exit within 5 s, transcript written
+# After SIGTERM the meeting finishes the room event in hand; one waiting for the room to come back
+# (a feed being published while reconnecting) is cancelled instead.
+STOP_WAIT_S = 1.0
 
 
 class _Feed:
@@ -79,7 +82,9 @@ class RoomBridge:
                 return None if p.is_interpreter else mt.PeerAudio(str(p.id), track)
             case rs.FeedTrackGone(participant=p):
                 return mt.PeerAudioGone(str(p.id))
-            case rs.RoomClosed(error=error):
+            case rs.RoomClosed(error=error, ended=ended, reason=reason):
+                if ended:
+                    return mt.MeetingEnded(reason)
                 return mt.RoomClosed(str(error)) if error is not None else None
         return None
 
@@ -89,8 +94,9 @@ class RoomBridge:
 
 
 def run_join(settings: Settings, meeting_id: str, *, create_room: bool = False) -> ExitCode:
-    """Join and interpret until SIGTERM/SIGINT (exit 0); RoomError and ProviderFatalError propagate
-    to the CLI, which turns them into exit codes 3 and 4."""
+    """Join and interpret until SIGTERM/SIGINT or the meeting ends (room destroyed, nobody left):
+    exit 0. RoomError (including a room server unreachable for TRANSLATOR_ROOM_RECONNECT_SECONDS) and
+    ProviderFatalError propagate to the CLI, which turns them into exit codes 3 and 4."""
     return asyncio.run(_join(settings, meeting_id, create_room))
 
 
@@ -112,10 +118,16 @@ async def _join(settings: Settings, meeting_id: str, create_room: bool) -> ExitC
         runner = asyncio.create_task(meeting.run(), name="meeting")
         stopper = asyncio.create_task(stop.wait(), name="wait for signal")
         await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        if stop.is_set():
+        stopper.cancel()
+        if stop.is_set() and not runner.done():
             log.info("stopping: leaving meeting %s", room.room_id)
             meeting.stop()
-        stopper.cancel()
+            await asyncio.wait({runner}, timeout=STOP_WAIT_S)
+            if not runner.done():
+                runner.cancel()
+                await asyncio.wait({runner})
+            if runner.cancelled():
+                return ExitCode.OK
         await runner  # re-raises RoomError / ProviderFatalError
         return ExitCode.OK
     finally:
@@ -156,7 +168,9 @@ def _write_transcript(meeting: mt.Meeting, settings: Settings) -> None:
 
 def _health(room: rs.RoomSession, meeting: mt.Meeting | None) -> tuple[bool, dict[str, Any]]:
     joined = room.room_id is not None and not room.closed
-    details: dict[str, Any] = {"room": "joined" if joined else "not joined"}
+    # Reconnecting is still healthy: a probe that restarted the bot would only make it join later.
+    state = ("joined" if room.online else "reconnecting") if joined else "not joined"
+    details: dict[str, Any] = {"room": state, "room_reconnects": room.reconnects}
     if meeting is None:
         return joined, details
     ok, more = meeting.health()

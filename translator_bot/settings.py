@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     ice_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     turn_username: str | None = None
     turn_password: SecretStr | None = None
+    # How long a lost connection to the room server is retried before the bot gives up (exit 3).
+    room_reconnect_seconds: float = Field(default=120.0, ge=0, le=86400)
+    # Leave (exit 0) after the room has held nobody but interpreters this long; 0: never.
+    empty_room_seconds: float = Field(default=60.0, ge=0, le=86400)
 
     # --- interpretation --------------------------------------------------------------------------
     engine: EngineName | None = None  # None: `translate` for OpenAI, `realtime` for Azure

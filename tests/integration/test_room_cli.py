@@ -15,7 +15,9 @@ from translator_bot.testbed.participant import SimParticipant, fixture_speech
 pytestmark = [pytest.mark.janus, pytest.mark.timeout(60)]
 
 
-async def start_bot(janus: JanusServer, *args: str, admin_key: bool = False) -> BotProcess:
+async def start_bot(
+    janus: JanusServer, *args: str, admin_key: bool = False, extra_env: dict[str, str] | None = None
+) -> BotProcess:
     env = janus.environ()
     env["OPENAI_API_KEY"] = "sk-local-test-key"
     env["TRANSLATOR_LOG_LEVEL"] = "INFO"
@@ -24,6 +26,7 @@ async def start_bot(janus: JanusServer, *args: str, admin_key: bool = False) -> 
     env["TRANSLATOR_METRICS_PORT"] = "0"
     if not admin_key:
         env.pop("TRANSLATOR_JANUS_ADMIN_KEY", None)
+    env.update(extra_env or {})
     return await BotProcess.start(["join", *args], env)
 
 
@@ -81,7 +84,8 @@ async def test_janus_killed_mid_call_bot_exits_3(janus: JanusServer) -> None:
         janus.url, janus.room, "Alice", "en", schedule=[fixture_speech("u1-en")], loop=True
     )
     await alice.join()
-    bot = await start_bot(janus, str(janus.room))
+    # Janus does not come back: the bot retries for TRANSLATOR_ROOM_RECONNECT_SECONDS, then exits 3.
+    bot = await start_bot(janus, str(janus.room), extra_env={"TRANSLATOR_ROOM_RECONNECT_SECONDS": "2"})
     try:
         await bot.wait_line(r"receiving audio from participant .* \(Alice\)")
         await asyncio.sleep(0.5)

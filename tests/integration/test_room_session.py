@@ -258,7 +258,8 @@ async def test_janus_killed_mid_call_closes_with_error(janus: JanusServer) -> No
         janus.url, janus.room, "Alice", "en", schedule=[fixture_speech("u1-en")], loop=True
     )
     await alice.join()
-    room = RoomSession(url=janus.url, room=janus.room)
+    # The session retries a lost room server for `reconnect_seconds` before it gives up.
+    room = RoomSession(url=janus.url, room=janus.room, reconnect_seconds=2)
     await room.join()
     watch = RoomWatcher(room)
     try:
@@ -267,6 +268,7 @@ async def test_janus_killed_mid_call_closes_with_error(janus: JanusServer) -> No
         janus.kill()
         closed = await watch.wait_for(RoomClosed, timeout_s=10)
         assert closed.error is not None and "lost the room server" in str(closed.error)
+        assert "gave up after 2 s" in str(closed.error) and not closed.ended
         assert isinstance(await room.wait_closed(), RoomError)
         assert watch.of_type(FeedTrackGone), "the feed was not torn down"
         assert watch.recorders[arrived.feed].recording.frames > 0

@@ -211,6 +211,8 @@ def test_job_fits_the_bot() -> None:
     codes = fail_job[0]["onExitCodes"]
     assert codes["operator"] == "In" and sorted(codes["values"]) == [2, 3, 4]
     assert int(ExitCode.PROVIDER_UNAVAILABLE) not in codes["values"]  # an outage is worth a retry
+    # A meeting that ends is a success: exit 0 completes the Job, never fails it.
+    assert all(0 not in r.get("onExitCodes", {}).get("values", []) for r in spec["podFailurePolicy"]["rules"])
     assert codes["containerName"] == container["name"]
     assert 1 <= spec["backoffLimit"] <= 5
     assert spec["ttlSecondsAfterFinished"] > 0 and spec["activeDeadlineSeconds"] >= 3600
@@ -288,8 +290,10 @@ def test_compose_runs_janus_the_bot_and_the_page() -> None:
         assert service["network_mode"] == "host"  # why: see the comment at the top of compose.yaml
 
     assert services["bot"]["command"] == ["join", "1234"]
-    # Exit 5 (the model provider unavailable for too long) is restarted: on-failure covers every code.
-    assert services["bot"]["restart"].split(":")[0] in ("on-failure", "unless-stopped", "always")
+    # Exit 0 (the meeting ended) is not restarted; exit 5 (the model provider unavailable for too long)
+    # is: on-failure covers every non-zero code. The standing room 1234 is never left for being empty.
+    assert str(services["bot"]["restart"]).startswith("on-failure")
+    assert services["bot"]["environment"]["TRANSLATOR_EMPTY_ROOM_SECONDS"] == "0"
     assert services["bot"]["healthcheck"]["test"] == ["CMD", *healthcheck_argv(DOCKER / "Dockerfile")]
     web = services["web"]["command"]
     assert web[0] == "web" and web[web.index("--host") + 1] == "0.0.0.0"

@@ -21,6 +21,7 @@ from translator_bot.engine.passthrough import PassthroughSession
 from translator_bot.fixtures import read_pcm, utterance
 from translator_bot.interpreter.meeting import (
     Meeting,
+    MeetingEnded,
     PeerAudio,
     PeerChanged,
     PeerLeft,
@@ -193,6 +194,17 @@ async def test_room_gone_is_a_room_error(settings):
     await room.queue.put(RoomClosed("janus connection lost"))
     with pytest.raises(RoomError, match="janus connection lost"):
         await meeting.run()
+    await meeting.aclose()
+
+
+async def test_a_meeting_that_ends_returns_normally(settings, caplog):
+    room = FakeRoom()
+    meeting = Meeting(settings, room, "m5", engine_factory=passthrough)
+    await room.queue.put(PeerChanged(member("a", "Alice", "en")))
+    await room.queue.put(MeetingEnded("meeting ended: the meeting room was destroyed"))
+    caplog.set_level("INFO")
+    await asyncio.wait_for(meeting.run(), 5)  # returns: no RoomError, as after stop()
+    assert "meeting ended: the meeting room was destroyed" in caplog.text
     await meeting.aclose()
 
 

@@ -71,7 +71,14 @@ class RoomClosed:
     reason: str
 
 
-RoomEvent = PeerChanged | PeerLeft | PeerAudio | PeerAudioGone | RoomClosed
+@dataclass(frozen=True, slots=True)
+class MeetingEnded:
+    """The meeting is over (room destroyed, nobody left in it): a normal end, like stop()."""
+
+    reason: str
+
+
+RoomEvent = PeerChanged | PeerLeft | PeerAudio | PeerAudioGone | RoomClosed | MeetingEnded
 
 
 class Publication(Protocol):
@@ -209,6 +216,9 @@ class Meeting(LaneRouter):
                 self._stop_inbound(pid)
             case RoomClosed(reason=reason):
                 raise RoomError(reason)
+            case MeetingEnded(reason=reason):
+                log.info("stopping: %s", reason)
+                self._stop.set()
 
     def _stop_inbound(self, pid: str) -> None:
         self.frames_heard.pop(pid, None)

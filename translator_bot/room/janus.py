@@ -4,6 +4,10 @@ Janus mixes replies and unsolicited events on one socket, so every request carri
 and waits for the reply with that id; everything else is routed to the handle it names (`sender`).
 A plugin request that Janus processes asynchronously is answered with `ack` first and its real result
 later under the same transaction, so `ack` only completes requests that expect nothing more.
+
+A session opened with `on_transport_lost` outlives its WebSocket: Janus keeps a session whose socket
+went for `reclaim_session_timeout` seconds (janus.jcfg; 0 by default, destroyed at once), and
+`reclaim()` claims it back on a new socket with the same handles. Without it, a lost socket ends it.
 """
 
 from __future__ import annotations
@@ -40,11 +44,21 @@ class JanusError(Exception):
         self.reason = reason
 
 
+ERR_SESSION_NOT_FOUND = 458
+
+
 class JanusConnectionLost(JanusError):
-    """The WebSocket to Janus closed or stopped answering; the session is gone."""
+    """The WebSocket to Janus closed or stopped answering (or could not be opened)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(0, reason)
+
+
+class JanusSessionGone(JanusError):
+    """Janus no longer knows the session (458): its handles, feeds and subscriptions went with it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(ERR_SESSION_NOT_FOUND, reason)
 
 
 @dataclass(frozen=True)
@@ -89,6 +103,9 @@ class JanusSession:
     close_reason: str | None = None
     _closer: asyncio.Task[None] | None = None
     _close_listeners: list[Callable[[str], None]] = field(default_factory=list)
+    _on_transport_lost: Callable[[str], None] | None = None
+    _keepalive_interval: float = 25.0
+    _linked: bool = True  # False between a lost socket and a successful reclaim()
 
     @classmethod
     async def connect(
@@ -99,36 +116,67 @@ class JanusSession:
         token: str | None = None,
         keepalive_interval: float = 25.0,
         timeout_s: float = DEFAULT_TIMEOUT,
+        on_transport_lost: Callable[[str], None] | None = None,
     ) -> JanusSession:
+        """Open a socket and create a session. With `on_transport_lost`, a socket that goes later
+        leaves the session waiting for `reclaim()` (the callback says so) instead of closing it."""
         http = aiohttp.ClientSession()
         try:
-            ws = await http.ws_connect(
-                url,
-                protocols=(SUBPROTOCOL,),
-                timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
-                heartbeat=None,
-                max_msg_size=16 * 1024 * 1024,
-            )
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            ws = await _open_socket(http, url, timeout_s)
+        except BaseException:
             await http.close()
-            raise JanusConnectionLost(
-                f"cannot reach the room server at {mask_url(url)}: {_describe(exc)}"
-            ) from None
+            raise
         session = cls(
-            url=url, _http=http, _own_http=True, _ws=ws, _credentials=_Credentials(api_secret, token)
+            url=url,
+            _http=http,
+            _own_http=True,
+            _ws=ws,
+            _credentials=_Credentials(api_secret, token),
+            _on_transport_lost=on_transport_lost,
+            _keepalive_interval=keepalive_interval,
         )
-        session._tasks.append(asyncio.create_task(session._read_loop(), name="janus-reader"))
+        session._tasks.append(asyncio.create_task(session._read_loop(ws), name="janus-reader"))
         try:
             reply = await session._request({"janus": "create"}, timeout_s=timeout_s)
             session.id = int(reply["data"]["id"])
         except BaseException:
             await session._shutdown("session could not be created")
             raise
-        session._tasks.append(
-            asyncio.create_task(session._keepalive_loop(keepalive_interval), name="janus-keepalive")
-        )
+        session._start_keepalive()
         log.debug("janus session %s created on %s", session.id, url)
         return session
+
+    @property
+    def linked(self) -> bool:
+        """A socket carries the session now (False while it waits for `reclaim()`)."""
+        return self._linked and not self.closed
+
+    async def reclaim(self, timeout_s: float = DEFAULT_TIMEOUT) -> None:
+        """Claim this session on a new socket after the old one went: same handles, events flow on the
+        new socket. JanusSessionGone (and the session closes) when Janus no longer has it;
+        JanusConnectionLost when the server cannot be reached (call again later)."""
+        if self.closed:
+            raise JanusSessionGone(self.close_reason or "the Janus session is closed")
+        if self._linked:
+            return
+        ws = await _open_socket(self._http, self.url, timeout_s)
+        self._ws = ws
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._tasks.append(asyncio.create_task(self._read_loop(ws), name="janus-reader"))
+        try:
+            await self._request({"janus": "claim"}, timeout_s=timeout_s, unlinked=True)
+        except JanusError as exc:
+            if exc.code == ERR_SESSION_NOT_FOUND:
+                await self._shutdown(f"the room server no longer has the session: {exc.reason}")
+                raise JanusSessionGone(exc.reason) from None
+            # Anything else (a timeout, the new socket dropping too): this socket is no good.
+            self._lose_socket(ws, f"claiming the session failed: {exc.reason}", notify=False)
+            if isinstance(exc, JanusConnectionLost):
+                raise
+            raise JanusConnectionLost(exc.reason) from None
+        self._linked = True
+        self._start_keepalive()
+        log.debug("janus session %s reclaimed on a new socket", self.id)
 
     @property
     def closed(self) -> bool:
@@ -150,7 +198,7 @@ class JanusSession:
 
     async def destroy(self) -> None:
         """Tell Janus the session is over (it frees every handle) and close the socket."""
-        if not self.closed and self.id:
+        if not self.closed and self.id and self._linked:
             with contextlib.suppress(JanusError, asyncio.TimeoutError):
                 await self._request({"janus": "destroy"}, timeout_s=2.0)
         await self._shutdown("session destroyed")
@@ -166,9 +214,12 @@ class JanusSession:
         handle_id: int | None = None,
         ack_completes: bool = False,
         timeout_s: float = DEFAULT_TIMEOUT,
+        unlinked: bool = False,
     ) -> JsonObject:
         if self.closed:
             raise JanusConnectionLost(self.close_reason or "the Janus session is closed")
+        if not self._linked and not unlinked:
+            raise JanusConnectionLost("the connection to the room server is down")
         transaction = secrets.token_hex(8)
         message = dict(payload, transaction=transaction)
         if self.id:
@@ -192,28 +243,50 @@ class JanusSession:
         return reply
 
     async def _send(self, message: JsonObject) -> None:
+        ws = self._ws
         try:
             async with self._send_lock:
-                await self._ws.send_str(json.dumps(message))
+                await ws.send_str(json.dumps(message))
         except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
-            await self._shutdown(f"lost the connection to the room server: {_describe(exc)}")
-            raise JanusConnectionLost(self.close_reason or "connection lost") from None
+            reason = f"lost the connection to the room server: {_describe(exc)}"
+            self._lose_socket(ws, reason)
+            raise JanusConnectionLost(reason) from None
 
-    async def _read_loop(self) -> None:
+    async def _read_loop(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         reason = "the room server closed the connection"
         try:
-            async for msg in self._ws:
+            async for msg in ws:
                 if msg.type == aiohttp.WSMsgType.TEXT:
                     self._dispatch(msg.data)
                 elif msg.type == aiohttp.WSMsgType.ERROR:
-                    reason = f"room server connection failed: {_describe(self._ws.exception())}"
+                    reason = f"room server connection failed: {_describe(ws.exception())}"
                     break
         except (aiohttp.ClientError, ConnectionError) as exc:
             reason = f"room server connection failed: {_describe(exc)}"
-        # Never await our own cancellation from inside this task: schedule the shutdown instead.
-        if not self.closed:
+        self._lose_socket(ws, reason)
+
+    def _lose_socket(self, ws: aiohttp.ClientWebSocketResponse, reason: str, *, notify: bool = True) -> None:
+        """The socket `ws` is gone. A reclaimable session waits for `reclaim()`; others close.
+        Never awaits: it runs inside the reader, whose cancellation the shutdown awaits."""
+        if self.closed or ws is not self._ws:
+            return  # an old socket, or the session ended already
+        if self._on_transport_lost is None or not self.id:
             self._mark_closed(reason)
             self._spawn_shutdown(reason)
+            return
+        was_linked, self._linked = self._linked, False
+        self._fail_pending(reason)
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current and task.get_name() == "janus-keepalive":
+                task.cancel()
+        asyncio.get_running_loop().create_task(ws.close(), name="janus-socket-close")
+        if was_linked and notify:
+            log.debug("janus session %s lost its socket: %s", self.id, reason)
+            try:
+                self._on_transport_lost(reason)
+            except Exception:
+                log.exception("janus transport-lost listener failed")
 
     def _dispatch(self, text: str) -> None:
         try:
@@ -247,14 +320,23 @@ class JanusSession:
             self._handles.pop(handle.id, None)
         handle._deliver(message)
 
+    def _start_keepalive(self) -> None:
+        self._tasks.append(
+            asyncio.create_task(self._keepalive_loop(self._keepalive_interval), name="janus-keepalive")
+        )
+
     async def _keepalive_loop(self, interval: float) -> None:
-        while not self.closed:
+        while self.linked:
             await asyncio.sleep(interval)
             try:
                 await self._request({"janus": "keepalive"}, ack_completes=True, timeout_s=interval)
             except JanusConnectionLost:
                 return
             except JanusError as exc:
+                if exc.code == 0 and self._on_transport_lost is not None:
+                    # No answer: a socket that stopped carrying anything is as lost as a closed one.
+                    self._lose_socket(self._ws, f"the room server stopped answering: {exc.reason}")
+                    return
                 # A session Janus no longer knows is as dead as a closed socket.
                 await self._shutdown(f"the room server stopped answering keepalives: {exc.reason}")
                 return
@@ -263,14 +345,17 @@ class JanusSession:
         if self._closer is None:
             self._closer = asyncio.get_running_loop().create_task(self._shutdown(reason), name="janus-close")
 
+    def _fail_pending(self, reason: str) -> None:
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(JanusConnectionLost(reason))
+
     def _mark_closed(self, reason: str) -> None:
         if self.closed:
             return
         self.close_reason = reason
         self._closed.set()
-        for pending in self._pending.values():
-            if not pending.future.done():
-                pending.future.set_exception(JanusConnectionLost(reason))
+        self._fail_pending(reason)
         for listener in self._close_listeners:
             try:
                 listener(reason)
@@ -347,6 +432,24 @@ class JanusHandle:
         self.detached = True
         with contextlib.suppress(JanusError, asyncio.TimeoutError):
             await self.session._request({"janus": "detach"}, handle_id=self.id, timeout_s=3.0)
+
+
+async def _open_socket(
+    http: aiohttp.ClientSession, url: str, timeout_s: float
+) -> aiohttp.ClientWebSocketResponse:
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await http.ws_connect(
+                url,
+                protocols=(SUBPROTOCOL,),
+                timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
+                heartbeat=None,
+                max_msg_size=16 * 1024 * 1024,
+            )
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        raise JanusConnectionLost(
+            f"cannot reach the room server at {mask_url(url)}: {_describe(exc)}"
+        ) from None
 
 
 def _describe(exc: BaseException | None) -> str:

@@ -5,6 +5,14 @@ changing, leaving; remote audio tracks arriving and going) and publishes the bot
 Each remote audio feed gets its own subscriber PeerConnection: Janus reuses freed m-line slots with a
 new SSRC and aiortc keeps routing by the first SSRC it saw, so a shared connection goes silent.
 The bot never subscribes to its own feeds nor to another interpreter's.
+
+The session survives its WebSocket to Janus dropping (media does not travel on it): it claims its
+Janus session back on a new socket where Janus kept it (`reclaim_session_timeout`), or else joins the
+room again, re-subscribes and re-publishes the same feeds with the same labels, for up to
+`reconnect_seconds`. The `Publication` objects the caller holds stay valid throughout and re-bind to
+the new room participant, sending the same track. The meeting ends (`RoomClosed.ended`) when the
+room is destroyed, is gone when the bot comes back, or has held nobody but interpreters for
+`empty_room_seconds`.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection
+from aiortc.mediastreams import MediaStreamError
 
 from translator_bot import metrics
 from translator_bot.errors import RoomError
@@ -28,9 +37,11 @@ from translator_bot.room.janus import (
     JanusError,
     JanusHandle,
     JanusSession,
+    JanusSessionGone,
     JsonObject,
     PluginReply,
 )
+from translator_bot.room.lifecycle import Presence, empty_room_verdict, next_attempt_at, reconnect_delay
 from translator_bot.room.metadata import (
     Participant,
     ParticipantId,
@@ -46,6 +57,7 @@ log = logging.getLogger(__name__)
 
 _SUBSCRIBE_ATTEMPTS = 3
 _JANUS_UNAUTHORIZED = 403
+_PRESENCE_CHECK_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -91,10 +103,12 @@ class FeedTrackGone:
 
 @dataclass(frozen=True)
 class RoomClosed:
-    """The last event: `error` is set when the room ended under the bot (server gone, room destroyed)."""
+    """The last event. `ended`: the meeting is over (room destroyed or gone, nobody left), a normal
+    end; `error`: the room failed under the bot (server unreachable for too long, kicked out)."""
 
     reason: str
     error: RoomError | None = None
+    ended: bool = False
 
 
 RoomEvent = (
@@ -122,38 +136,64 @@ class _Subscription:
     handle: JanusHandle | None = None
     pc: RTCPeerConnection | None = None
     announced: Participant | None = None  # set once FeedTrackArrived went out
+    lost: bool = False  # its setup failed because the room connection dropped: redo it
 
 
 @dataclass(frozen=True)
 class _SessionLost:
+    session: JanusSession
     reason: str
+
+
+class _RoomGone(Exception):
+    """The room no longer exists on the server: the meeting is over."""
+
+
+class _Relay(MediaStreamTrack):
+    """What one PeerConnection sends of a published track.
+
+    aiortc stops the track a sender was given when that sender ends (its PeerConnection closed or
+    hung up by the server), so each PeerConnection gets its own relay and the feed's own track (the
+    meeting's playout) lives on to be sent by the next one after a re-publish."""
+
+    kind = "audio"
+
+    def __init__(self, source: MediaStreamTrack) -> None:
+        super().__init__()
+        self._source = source
+
+    async def recv(self) -> Any:
+        if self.readyState != "live":
+            raise MediaStreamError
+        return await self._source.recv()
 
 
 _Inbox = JsonObject | _SessionLost
 
 
 class Publication:
-    """One audio feed the bot publishes, with its own room participant and display name."""
+    """One audio feed the bot publishes, with its own room participant and display name.
+
+    It outlives the room connection: after a re-join it is published again (a new participant id)
+    with the same track and labels; a relabel made while the room was away is applied on return."""
 
     def __init__(
-        self,
-        owner: RoomSession,
-        handle: JanusHandle,
-        pc: RTCPeerConnection,
-        participant_id: ParticipantId,
-        channel: RTCDataChannel | None,
-        display: str,
-        description: str,
-        mid: str,
+        self, owner: RoomSession, track: MediaStreamTrack, display: str, description: str, data: bool
     ) -> None:
         self._owner = owner
-        self._handle = handle
-        self._pc = pc
-        self.participant_id = participant_id
-        self._channel = channel
+        self.track = track
         self.display = display
         self.description = description
-        self._mid = mid
+        self._data = data
+        self.participant_id: ParticipantId | None = None
+        self._handle: JanusHandle | None = None
+        self._pc: RTCPeerConnection | None = None
+        self._relay: _Relay | None = None
+        self._channel: RTCDataChannel | None = None
+        self._mid = "0"
+        self._published: tuple[str, str] | None = None  # the labels the room server has
+        self._lock = asyncio.Lock()
+        self.publish_count = 0
         self.media_up = asyncio.Event()
         self.closed = False
 
@@ -181,26 +221,93 @@ class Publication:
         return True
 
     async def relabel(self, for_participant: Participant | None, language: Language | str) -> None:
-        """Point the feed at a renamed listener or a new language without re-publishing."""
+        """Point the feed at a renamed listener or a new language without re-publishing. With the room
+        away it is applied when the room is back."""
         lang = _language(language)
         self.display = interpreter_display(self._owner.display_name, for_participant, lang)
         self.description = interpreter_description(
             for_participant.id if for_participant is not None else None, lang
         )
-        await videoroom.configure(
-            self._handle, descriptions=[(self._mid, self.description)], display=self.display
-        )
+        if not self._owner.online:
+            return
+        with contextlib.suppress(JanusConnectionLost):
+            await self._ensure()
+
+    async def _ensure(self) -> None:
+        """Published, with the current labels, on the room's current session."""
+        async with self._lock:
+            if self.closed:
+                return
+            if self._handle is None:
+                await self._bind()
+                if self.closed:  # closed while it was being published
+                    await self._unbind()
+                    return
+            labels = (self.display, self.description)
+            if self._published != labels:
+                assert self._handle is not None
+                await videoroom.configure(
+                    self._handle, descriptions=[(self._mid, labels[1])], display=labels[0]
+                )
+                self._published = labels
+
+    async def _bind(self) -> None:
+        owner = self._owner
+        session = owner._session
+        if session is None:
+            raise JanusConnectionLost("the bot is not connected to the room server")
+        pid = owner._new_participant_id()
+        owner.own_ids.add(pid)
+        labels = (self.display, self.description)
+        self.media_up.clear()
+        handle = await session.attach(videoroom.PLUGIN, self._on_message)
+        relay = _Relay(self.track)
+        pc = new_peer_connection(owner.ice)
+        try:
+            await owner._join_as(handle, pid, labels[0])
+            pc.addTransceiver(relay, direction="sendonly")
+            channel = pc.createDataChannel("captions") if self._data else None
+            await pc.setLocalDescription(await pc.createOffer())
+            mid = pc.getTransceivers()[0].mid or "0"
+            reply = await videoroom.publish(
+                handle, to_jsep(pc.localDescription), descriptions=[(mid, labels[1])], display=labels[0]
+            )
+            if reply.jsep is None:
+                raise JanusError(0, "the room server accepted the feed without an answer")
+            await pc.setRemoteDescription(from_jsep(reply.jsep))
+        except BaseException:
+            relay.stop()
+            await close_quietly(pc)
+            await handle.detach()
+            raise
+        self._handle, self._pc, self._relay, self._channel, self._mid = handle, pc, relay, channel, mid
+        self.participant_id = pid
+        self._published = labels
+        self.publish_count += 1
+        log.info("%s %r", "publishing" if self.publish_count == 1 else "re-published", labels[0])
+
+    async def _unbind(self) -> None:
+        """Forget the room participant of a session that is gone (Janus unpublished it already)."""
+        handle, pc, relay = self._handle, self._pc, self._relay
+        self._handle = self._pc = self._relay = self._channel = None
+        self._published = None
+        if relay is not None:
+            relay.stop()
+        if pc is not None:
+            await close_quietly(pc)
+        if handle is not None:
+            await handle.detach()
 
     async def aclose(self) -> None:
         if self.closed:
             return
         self.closed = True
         self._owner._publications.discard(self)
-        if not self._handle.session.closed:
+        handle = self._handle
+        if handle is not None and handle.session.linked:
             with contextlib.suppress(JanusError):
-                await videoroom.leave(self._handle)
-        await close_quietly(self._pc)
-        await self._handle.detach()
+                await videoroom.leave(handle)
+        await self._unbind()
 
 
 def _significant(p: Participant) -> tuple[object, ...]:
@@ -228,7 +335,9 @@ class RoomSession:
         token: str | None = None,
         admin_key: str | None = None,
         create_room: bool = False,
-        keepalive_interval: float = 25.0,
+        keepalive_interval: float = 10.0,
+        reconnect_seconds: float = 120.0,
+        empty_room_seconds: float = 0.0,
     ) -> None:
         self.url = url
         self.meeting_id = str(room)
@@ -239,7 +348,11 @@ class RoomSession:
         self._token = token
         self._admin_key = admin_key
         self.create_room = create_room
+        # Janus counts a lost session's claim window from its last request: frequent keepalives keep
+        # a claim possible even with a short reclaim_session_timeout.
         self._keepalive = keepalive_interval
+        self.reconnect_seconds = reconnect_seconds
+        self.empty_room_seconds = empty_room_seconds  # 0: never leave for being alone
         self.room_id: ParticipantId | None = None
         self.participant_id: ParticipantId | None = None
         self.participants: dict[ParticipantId, Participant] = {}
@@ -259,6 +372,10 @@ class RoomSession:
         self._reported: set[tuple[ParticipantId, tuple[str, str]]] = set()
         self._leaving = False
         self._teardowns: set[asyncio.Task[None]] = set()
+        self._online = asyncio.Event()  # joined, and the room server's socket is up
+        self._presence = Presence(None)
+        self._presence_task: asyncio.Task[None] | None = None
+        self.reconnects = 0
 
     @classmethod
     def from_settings(cls, settings: Settings, meeting_id: str, *, create_room: bool = False) -> RoomSession:
@@ -275,6 +392,8 @@ class RoomSession:
             token=secret(settings.janus_token),
             admin_key=secret(settings.janus_admin_key),
             create_room=create_room,
+            reconnect_seconds=settings.room_reconnect_seconds,
+            empty_room_seconds=settings.empty_room_seconds,
         )
 
     # --- joining -----------------------------------------------------------------------------------
@@ -298,18 +417,63 @@ class RoomSession:
             raise
 
     async def _join(self) -> None:
-        self._session = await JanusSession.connect(
-            self.url, api_secret=self._api_secret, token=self._token, keepalive_interval=self._keepalive
-        )
-        self._session.on_close(lambda reason: self._inbox.put_nowait(_SessionLost(reason)))
+        self._session = await self._connect()
         self._control = await self._session.attach(videoroom.PLUGIN, self._inbox.put_nowait)
         self.room_id = await self._resolve_room(self._control)
-        self.participant_id = self._new_participant_id()
-        self.own_ids.add(self.participant_id)
-        joined = await self._join_as(self._control, self.participant_id, f"{self.display_name} [bot]")
-        self._private_id = joined.private_id
+        joined = await self._join_control(self._control)
         log.info("joined meeting %s as participant %s", self.room_id, self.participant_id)
         self._loop_task = asyncio.create_task(self._room_loop(), name="room-events")
+        self._apply_snapshot(joined)
+        self._online.set()
+        self._presence_task = asyncio.create_task(self._presence_loop(), name="room-presence")
+
+    async def _connect(self) -> JanusSession:
+        holder: list[JanusSession] = []
+
+        def transport_lost(reason: str) -> None:
+            # Synchronously: nothing may try the dead socket again before the room loop recovers.
+            self._online.clear()
+            if holder:
+                self._inbox.put_nowait(_SessionLost(holder[0], reason))
+
+        session = await JanusSession.connect(
+            self.url,
+            api_secret=self._api_secret,
+            token=self._token,
+            keepalive_interval=self._keepalive,
+            on_transport_lost=transport_lost,
+        )
+        holder.append(session)
+
+        def session_closed(reason: str) -> None:
+            self._online.clear()
+            self._inbox.put_nowait(_SessionLost(session, reason))
+
+        session.on_close(session_closed)
+        return session
+
+    async def _join_control(self, handle: JanusHandle) -> videoroom.JoinedRoom:
+        """Join as the bot's control participant (it publishes nothing, it follows the room)."""
+        pid = self._new_participant_id()
+        self.own_ids.add(pid)
+        joined = await self._join_as(handle, pid, f"{self.display_name} [bot]")
+        self.participant_id, self._private_id = pid, joined.private_id
+        return joined
+
+    def _apply_snapshot(self, joined: videoroom.JoinedRoom) -> None:
+        """Bring what we know of the room in line with a join answer's full list of participants
+        (after a reconnect, events sent while the bot was away are lost)."""
+        publishers = {p.id for p in joined.publishers}
+        attendees = {a.id for a in joined.attendees}
+        for pid, known in list(self._known.items()):
+            if pid in publishers or pid in self.own_ids:
+                continue
+            if pid in attendees or (not joined.attendees_listed and not known.streams):
+                if known.streams:
+                    known.streams = ()
+                    self._drop_feeds(pid)
+                continue
+            self._on_left(pid)
         for attendee in joined.attendees:
             self._on_attendee(attendee.id, attendee.display)
         self._on_publishers(joined.publishers)
@@ -381,10 +545,170 @@ class RoomSession:
         while True:
             item = await self._inbox.get()
             if isinstance(item, _SessionLost):
-                if not self._leaving:
-                    await self._close(item.reason, RoomError(f"lost the room server: {item.reason}"))
-                return
+                if self._leaving:
+                    return
+                if item.session is not self._session or self.online:
+                    continue  # a session already replaced closing late, or a loss already recovered
+                if not await self._recover(item.reason):
+                    return
+                continue
             self._on_control_message(item)
+
+    # --- recovery ------------------------------------------------------------------------------
+
+    @property
+    def online(self) -> bool:
+        """In the room with a working connection to the room server (False while reconnecting)."""
+        return self._online.is_set() and self._session is not None and self._session.linked
+
+    async def _wait_online(self) -> None:
+        while not self.online:
+            if self.closed_event.is_set() or self._leaving:
+                raise RoomError("the bot is not in a meeting")
+            if self._online.is_set():
+                self._online.clear()  # the socket went and the room loop has yet to hear of it
+            waiters = {
+                asyncio.ensure_future(self._online.wait()),
+                asyncio.ensure_future(self.closed_event.wait()),
+            }
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+            await asyncio.sleep(0)
+
+    async def _recover(self, reason: str) -> bool:
+        """Get back into the room after the connection to the room server dropped: claim the Janus
+        session, or join again. False when the room closed instead (meeting over, or gave up)."""
+        self._online.clear()
+        loop = asyncio.get_running_loop()
+        lost_at = loop.time()
+        log.warning(
+            "lost the connection to the room server (%s); reconnecting (giving up after %g s)",
+            reason,
+            self.reconnect_seconds,
+        )
+        attempt, last_error = 0, reason
+        while True:
+            try:
+                how = await self._reconnect_once()
+                break
+            except _RoomGone as exc:
+                await self._close(f"meeting ended: {exc}", None, ended=True)
+                return False
+            except JanusError as exc:
+                last_error = exc.reason
+                log.info("reconnecting to the room server failed: %s", exc.reason)
+            except Exception as exc:
+                # A bug must not leave the bot in a room it can no longer follow: count it as a
+                # failed attempt, and the window still bounds the whole.
+                last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("reconnecting to the room server failed")
+            attempt += 1
+            now = loop.time()
+            at = next_attempt_at(lost_at, now, reconnect_delay(attempt), self.reconnect_seconds)
+            if at is None:
+                error = RoomError(
+                    f"lost the room server: {reason}; gave up after {self.reconnect_seconds:g} s"
+                    f" ({last_error})"
+                )
+                await self._close(str(error), error)
+                return False
+            await asyncio.sleep(at - now)
+        self.reconnects += 1
+        log.info("%s after %.1f s", how, loop.time() - lost_at)
+        self._online.set()
+        for publication in list(self._publications):
+            try:
+                await publication._ensure()
+            except JanusConnectionLost:
+                return True  # dropped again: the next _SessionLost recovers it
+            except JanusError as exc:
+                log.error("cannot re-publish the feed %r: %s", publication.display, exc.reason)
+        return True
+
+    async def _reconnect_once(self) -> str:
+        session = self._session
+        if session is not None and not session.closed:
+            try:
+                await session.reclaim()
+            except JanusSessionGone:
+                log.info("the room server no longer has the bot's session: joining the meeting again")
+            else:
+                await self._resync()
+                return f"reclaimed the room server session {session.id} (same feeds and subscriptions)"
+        await self._rejoin()
+        return f"rejoined meeting {self.room_id} as participant {self.participant_id}"
+
+    async def _resync(self) -> None:
+        """After a claim: the session, its feeds and subscriptions are intact, but the room's events of
+        the gap are lost; a new control participant gets the full list of who is there now."""
+        assert self._session is not None
+        control = await self._session.attach(videoroom.PLUGIN, self._inbox.put_nowait)
+        try:
+            joined = await self._join_control_checked(control)
+        except BaseException:
+            with contextlib.suppress(JanusError):
+                await control.detach()
+            raise
+        old, self._control = self._control, control
+        if old is not None:
+            with contextlib.suppress(JanusError):
+                await videoroom.leave(old)
+            await old.detach()
+        for feed, sub in list(self._subscriptions.items()):
+            if sub.lost:
+                self._drop_feed(feed)
+        self._apply_snapshot(joined)
+
+    async def _rejoin(self) -> None:
+        """The Janus session is gone with everything in it: a new session, a new control participant,
+        every subscription made again; the feeds are re-published once online."""
+        for feed in list(self._subscriptions):
+            self._drop_feed(feed)
+        for publication in list(self._publications):
+            await publication._unbind()
+        old = self._session
+        if old is not None:
+            await old.destroy()
+        session = await self._connect()
+        try:
+            control = await session.attach(videoroom.PLUGIN, self._inbox.put_nowait)
+            joined = await self._join_control_checked(control)
+        except BaseException:
+            await session.destroy()
+            raise
+        self._session, self._control = session, control
+        self._apply_snapshot(joined)
+
+    async def _join_control_checked(self, handle: JanusHandle) -> videoroom.JoinedRoom:
+        assert self.room_id is not None
+        try:
+            if not await videoroom.room_exists(handle, self.room_id):
+                raise _RoomGone(f"meeting {self.room_id} no longer exists")
+            return await self._join_control(handle)
+        except JanusError as exc:
+            if exc.code == videoroom.ERR_NO_SUCH_ROOM:
+                raise _RoomGone(f"meeting {self.room_id} no longer exists") from None
+            raise
+
+    # --- presence ------------------------------------------------------------------------------
+
+    def _people_present(self) -> bool:
+        return any(not p.is_interpreter for p in self.participants.values())
+
+    async def _presence_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if self.online:
+                now = loop.time()
+                self._presence = self._presence.update(self._people_present(), now)
+                verdict = empty_room_verdict(self._presence, now, self.empty_room_seconds)
+                if verdict is not None:
+                    self._spawn_close(f"meeting ended: {verdict}", None, ended=True)
+                    return
+            await asyncio.sleep(_PRESENCE_CHECK_S)
 
     def _on_control_message(self, message: JsonObject) -> None:
         kind = message.get("janus")
@@ -423,7 +747,7 @@ class RoomSession:
                 return
             self._on_left(event.id)
         elif isinstance(event, videoroom.RoomDestroyed):
-            self._spawn_close("the meeting room was destroyed", RoomError("the meeting room was destroyed"))
+            self._spawn_close("meeting ended: the meeting room was destroyed", None, ended=True)
 
     def _on_attendee(self, pid: ParticipantId, display: str | None) -> None:
         if pid in self.own_ids:
@@ -569,7 +893,8 @@ class RoomSession:
         except asyncio.CancelledError:
             raise
         except JanusConnectionLost:
-            return  # the room loop reports the lost session
+            sub.lost = True  # made again once the room connection is back
+            return
         except Exception as exc:
             reason = (
                 "no_such_feed"
@@ -608,41 +933,32 @@ class RoomSession:
         *,
         data: bool = True,
     ) -> Publication:
-        """Publish an audio track as its own room participant, labelled for one listener and language."""
-        if self._session is None or self.room_id is None or self.closed_event.is_set():
+        """Publish an audio track as its own room participant, labelled for one listener and language.
+        While the room connection is being recovered this waits for it."""
+        if self._session is None or self.room_id is None or self.closed_event.is_set() or self._leaving:
             raise RoomError("the bot is not in a meeting")
         language = _language(lang)
         display = interpreter_display(self.display_name, for_participant, language)
         description = interpreter_description(
             for_participant.id if for_participant is not None else None, language
         )
-        pid = self._new_participant_id()
-        self.own_ids.add(pid)
-        handle = await self._session.attach(videoroom.PLUGIN)
-        pc = new_peer_connection(self.ice)
+        publication = Publication(self, track, display, description, data)
+        self._publications.add(publication)
         try:
-            await self._join_as(handle, pid, display)
-            pc.addTransceiver(track, direction="sendonly")
-            channel = pc.createDataChannel("captions") if data else None
-            await pc.setLocalDescription(await pc.createOffer())
-            mid = pc.getTransceivers()[0].mid or "0"
-            publication = Publication(self, handle, pc, pid, channel, display, description, mid)
-            handle.listener = publication._on_message
-            reply = await videoroom.publish(
-                handle, to_jsep(pc.localDescription), descriptions=[(mid, description)], display=display
-            )
-            if reply.jsep is None:
-                raise JanusError(0, "the room server accepted the feed without an answer")
-            await pc.setRemoteDescription(from_jsep(reply.jsep))
+            while True:
+                await self._wait_online()
+                try:
+                    await publication._ensure()
+                    return publication
+                except JanusConnectionLost:
+                    continue  # the room loop recovers the connection; try again once it has
         except BaseException as exc:
-            await close_quietly(pc)
-            await handle.detach()
+            self._publications.discard(publication)
+            publication.closed = True
+            await publication._unbind()
             if isinstance(exc, JanusError):
                 raise RoomError(f"cannot publish the feed {display!r}: {exc.reason}") from None
             raise
-        self._publications.add(publication)
-        log.info("publishing %r", display)
-        return publication
 
     # --- leaving -----------------------------------------------------------------------------------
 
@@ -654,38 +970,43 @@ class RoomSession:
         await self.closed_event.wait()
         return self.error
 
-    def _spawn_close(self, reason: str, error: RoomError | None) -> None:
-        task = asyncio.create_task(self._close(reason, error), name="room-close")
+    def _spawn_close(self, reason: str, error: RoomError | None, *, ended: bool = False) -> None:
+        task = asyncio.create_task(self._close(reason, error, ended=ended), name="room-close")
         self._teardowns.add(task)
         task.add_done_callback(self._teardowns.discard)
 
-    async def _close(self, reason: str, error: RoomError | None) -> None:
+    async def _close(self, reason: str, error: RoomError | None, *, ended: bool = False) -> None:
         if self.closed_event.is_set() or self._leaving:
             return
         self._leaving = True
+        self._online.clear()
         self.close_reason, self.error = reason, error
         if error is not None:
             log.error("%s", error)
+        elif ended:
+            log.info("%s; leaving", reason)
+        current = asyncio.current_task()
+        # Stop a recovery in progress and the presence watch first: nothing may re-publish now.
+        for task in (self._loop_task, self._presence_task):
+            if task is not None and task is not current:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         for feed in list(self._subscriptions):
             self._drop_feed(feed)
         for publication in list(self._publications):
             with contextlib.suppress(Exception):
                 await publication.aclose()
-        current = asyncio.current_task()
         pending = [t for t in self._teardowns if t is not current]
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
-        if self._control is not None and self._session is not None and not self._session.closed:
+        if self._control is not None and self._session is not None and self._session.linked:
             with contextlib.suppress(JanusError):
                 await videoroom.leave(self._control)
         if self._session is not None:
             await self._session.destroy()
-        if self._loop_task is not None and self._loop_task is not current:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
         self.closed_event.set()
-        self._emit(RoomClosed(reason, error))
+        self._emit(RoomClosed(reason, error, ended))
 
     async def leave(self) -> None:
         """Leave the meeting: unsubscribe, unpublish, detach, destroy the session. Safe to call twice."""
@@ -698,10 +1019,11 @@ class RoomSession:
 
     async def _abort(self) -> None:
         self._leaving = True
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+        for task in (self._loop_task, self._presence_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._session is not None:
             await self._session.destroy()
         self.close_reason = "could not join"

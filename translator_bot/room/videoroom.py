@@ -110,6 +110,8 @@ class JoinedRoom:
     private_id: int | None
     publishers: tuple[PublisherInfo, ...]
     attendees: tuple[AttendeeJoined, ...] = field(default=())
+    # Janus lists non-publishers only in rooms with notify_joining; without it they are unknown.
+    attendees_listed: bool = False
 
 
 def _participant_id(value: object) -> ParticipantId | None:
@@ -226,6 +228,7 @@ def parse_joined(data: JsonObject) -> JoinedRoom:
         private_id=private if isinstance(private, int) and not isinstance(private, bool) else None,
         publishers=_publishers(data.get("publishers")),
         attendees=_attendees(data.get("attendees")),
+        attendees_listed="attendees" in data,
     )
 
 

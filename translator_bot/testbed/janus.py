@@ -95,6 +95,7 @@ class JanusServer:
         binary: str = "janus",
         debug_level: int = 4,
         session_timeout: int = 60,
+        reclaim_session_timeout: int | None = None,
     ) -> None:
         found = shutil.which(binary)
         if found is None:
@@ -108,6 +109,9 @@ class JanusServer:
         self.publishers = publishers
         self.debug_level = debug_level
         self.session_timeout = session_timeout
+        # None: Janus's default (0), a session whose WebSocket goes is destroyed at once; N > 0: a new
+        # socket may `claim` it for N seconds (counted from its last request, e.g. a keepalive).
+        self.reclaim_session_timeout = reclaim_session_timeout
         self.port = 0
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -145,6 +149,8 @@ class JanusServer:
         }
         if self.api_secret is not None:
             general["api_secret"] = self.api_secret
+        if self.reclaim_session_timeout is not None:
+            general["reclaim_session_timeout"] = self.reclaim_session_timeout
         main = (
             _section("general", general)
             + _section("media", {"rtp_port_range": f"{base}-{base + 199}"})
