@@ -17,6 +17,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from translator_bot.errors import ExitCode
 from translator_bot.interpreter import meeting as mt
+from translator_bot.interpreter.health import PartHealth, assess
 from translator_bot.interpreter.plan import Member
 from translator_bot.ops import OpsServer
 from translator_bot.room import session as rs
@@ -36,6 +37,10 @@ class _Feed:
 
     def send_data(self, text: str) -> bool:
         return self._publication.send_data(text)
+
+    @property
+    def lost_reason(self) -> str | None:
+        return self._publication.lost_reason
 
     async def relabel(self, lang: str) -> None:
         await self._publication.relabel(self._bridge.participant(self._for_id), lang)
@@ -75,10 +80,10 @@ class RoomBridge:
             case rs.ParticipantLeft(participant=p):
                 self._by_key.pop(str(p.id), None)
                 return mt.PeerLeft(str(p.id))
-            case rs.FeedTrackArrived(participant=p, track=track):
-                return None if p.is_interpreter else mt.PeerAudio(str(p.id), track)
-            case rs.FeedTrackGone(participant=p):
-                return mt.PeerAudioGone(str(p.id))
+            case rs.FeedTrackArrived(participant=p, feed=feed, track=track):
+                return None if p.is_interpreter else mt.PeerAudio(str(p.id), track, str(feed))
+            case rs.FeedTrackGone(participant=p, feed=feed):
+                return mt.PeerAudioGone(str(p.id), str(feed))
             case rs.RoomClosed(error=error):
                 return mt.RoomClosed(str(error)) if error is not None else None
         return None
@@ -155,9 +160,19 @@ def _write_transcript(meeting: mt.Meeting, settings: Settings) -> None:
 
 
 def _health(room: rs.RoomSession, meeting: mt.Meeting | None) -> tuple[bool, dict[str, Any]]:
+    """Readiness: in the room and interpreting with every part working (see ops.py)."""
     joined = room.room_id is not None and not room.closed
     details: dict[str, Any] = {"room": "joined" if joined else "not joined"}
+    parts = [PartHealth("room", "lost", room.control_lost)] if room.control_lost else []
+    fatal: str | None = None
     if meeting is None:
-        return joined, details
-    ok, more = meeting.health()
-    return joined and ok, {**details, **more}
+        fatal = "not interpreting yet"
+    else:
+        _, more = meeting.health()
+        details.update(more)
+        fatal = more.get("fatal")
+        parts.extend(meeting.degraded_parts())
+    verdict = assess(in_room=joined, fatal=fatal, parts=parts)
+    details["status"] = verdict
+    details["degraded"] = [part.as_json() for part in parts]
+    return verdict == "ok", details
