@@ -74,7 +74,7 @@ async def test_a_participant_with_two_audio_streams_cannot_grow_the_bots_memory(
         speech = [fixture_speech("u1-en", 0.5)]
         await add_person(rig, janus, "Alice", "en", schedule=speech, loop=True, audio_streams=2)
         await add_person(rig, janus, "Beatriz", "es", schedule=[fixture_speech("u2-es", 0.5)], loop=True)
-        await rig.bot.wait_line(r"sends more than one audio stream", 30)
+        await rig.bot.wait_line(r"receiving \S+/1 from Alice", 30)  # the second stream reached the bot
         samples = await sample_rss(rig.bot.proc.pid, WARM_UP_S, MEASURE_S)
         growth = slope(samples)
         print(f"bot RSS {samples[0][1] / 1024:.1f} -> {samples[-1][1] / 1024:.1f} MiB, {growth:.1f} KiB/s")
@@ -85,6 +85,7 @@ async def test_a_participant_with_two_audio_streams_cannot_grow_the_bots_memory(
             health
         )  # the first stream is interpreted
         assert status == 200, health
+        assert re.search(r"sends more than one audio stream: interpreting \S+/0 only", rig.bot.text)
     finally:
         await rig.aclose()
 
