@@ -275,7 +275,8 @@ class Meeting(LaneRouter):
                 ):
                     await self._reconcile()
                 else:
-                    await self._repair_feeds()
+                    async with self._reconcile_lock:
+                        await self._repair_feeds()
             except Exception:
                 # Repairs are retried on the next tick; the supervisor itself must not die of one.
                 log.exception("repairing the meeting failed; trying again")
@@ -417,21 +418,22 @@ class Meeting(LaneRouter):
             step = self._limiter.step(self._plans, capped.plans, now)
             self._plans = step.plans
             self._replan_at = step.retry_at
+            # The lanes change in one go (nothing awaited in between); closing them comes after.
+            closing = [lane for key in step.changes.closed if (lane := self.lanes.pop(key, None)) is not None]
             for key in step.changes.closed:
-                lane = self.lanes.pop(key, None)
                 self._lane_restarts.pop(key, None)
                 self._lane_retry_at.pop(key, None)
-                if lane is not None:
-                    # Translations already queued still play: they were said and are on their way.
-                    log.info("closing lane %s", key)
-                    await lane.aclose()
-                    forget_lane(str(key))
             for plan in step.changes.changed:
                 if plan.key in self.lanes:
                     log.info("re-configuring lane %s -> %s", plan.key, plan.target.tag)
                     self.lanes[plan.key].update(plan)
             for plan in step.changes.opened:
                 self._open_lane(plan)
+            for lane in closing:
+                # Translations already queued still play: they were said and are on their way.
+                log.info("closing lane %s", lane.key)
+                await lane.aclose()
+                forget_lane(str(lane.key))
             LANES.set(len(self.lanes))
             await self._reconcile_feeds()
 
@@ -581,6 +583,7 @@ class Meeting(LaneRouter):
                     self._feed_failed(feed, "lost", str(lost))
             if feed.problem is None or feed.retry_at is None or feed.retry_at > now:
                 continue
+            feed.retry_at = None  # this attempt is under way; a failure sets the next
             old, feed.publication = feed.publication, None
             if old is not None:
                 with contextlib.suppress(Exception):
