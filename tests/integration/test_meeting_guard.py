@@ -85,7 +85,8 @@ async def test_a_participant_with_two_audio_streams_cannot_grow_the_bots_memory(
             health
         )  # the first stream is interpreted
         assert status == 200, health
-        assert re.search(r"sends more than one audio stream: interpreting \S+/0 only", rig.bot.text)
+        # whichever stream arrived first is interpreted, the other read and discarded
+        assert re.search(r"sends more than one audio stream: interpreting \S+/\d+ only", rig.bot.text)
     finally:
         await rig.aclose()
 
