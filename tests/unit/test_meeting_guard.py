@@ -75,6 +75,7 @@ async def meeting_on(
     *,
     engine_factory: Callable[[Settings, LaneSpec], PassthroughSession] | None = None,
     clock: Callable[[], float] | None = None,
+    lane_change_interval: float = 1.0,
 ) -> AsyncIterator[Meeting]:
     meeting = Meeting(
         settings,
@@ -84,6 +85,7 @@ async def meeting_on(
         clock=clock or time.monotonic,
         playout_clock=FakeClock(),
         supervise_interval=0.02,
+        lane_change_interval=lane_change_interval,
     )
     runner = asyncio.create_task(meeting.run())
     try:
@@ -318,7 +320,7 @@ async def test_lanes_coming_and_going_do_not_grow_metrics(settings):
     def series() -> int:
         return generate_latest(REGISTRY).decode().count('lane="')
 
-    async with meeting_on(room, settings) as meeting:
+    async with meeting_on(room, settings, lane_change_interval=0.05) as meeting:
         await room.queue.put(PeerChanged(member("a", "Alice", "en")))
         baseline = series()
         for i in range(20):
