@@ -208,7 +208,7 @@ status = int(sys.argv[1])
 
 class Health(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        self.send_response(status if self.path == "/healthz" else 404)
+        self.send_response(status if self.path == "/readyz" else 404)
         self.end_headers()
 
     def log_message(self, *args: object) -> None:
@@ -218,18 +218,18 @@ http.server.HTTPServer(("127.0.0.1", 9464), Health).serve_forever()
 EOF
     stub_pid=$!
     for _ in $(seq 50); do port_open && return 0; sleep 0.1; done
-    fail "the stand-in /healthz server did not start"
+    fail "the stand-in /readyz server did not start"
 }
 stop_health() { kill "$stub_pid"; wait "$stub_pid" 2>/dev/null || true; stub_pid=""; }
 
 serve_health 200
-healthcheck || fail "the HEALTHCHECK failed against a /healthz answering 200"
+healthcheck || fail "the HEALTHCHECK failed against a /readyz answering 200"
 stop_health
-pass "HEALTHCHECK passes when /healthz answers 200"
+pass "HEALTHCHECK passes when /readyz answers 200"
 serve_health 503
-if healthcheck; then fail "the HEALTHCHECK passed against a /healthz answering 503"; fi
+if healthcheck; then fail "the HEALTHCHECK passed against a /readyz answering 503"; fi
 stop_health
-pass "HEALTHCHECK fails when /healthz answers 503"
+pass "HEALTHCHECK fails when /readyz answers 503"
 
 echo "check-image-steps: all ${#checked[@]} checks passed:"
 printf '  - %s\n' "${checked[@]}"

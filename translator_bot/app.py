@@ -17,6 +17,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from translator_bot.errors import ExitCode
 from translator_bot.interpreter import meeting as mt
+from translator_bot.interpreter.health import PartHealth, assess
 from translator_bot.interpreter.plan import Member
 from translator_bot.ops import OpsServer
 from translator_bot.room import session as rs
@@ -39,6 +40,10 @@ class _Feed:
 
     def send_data(self, text: str) -> bool:
         return self._publication.send_data(text)
+
+    @property
+    def lost_reason(self) -> str | None:
+        return self._publication.lost_reason
 
     async def relabel(self, lang: str) -> None:
         await self._publication.relabel(self._bridge.participant(self._for_id), lang)
@@ -78,10 +83,10 @@ class RoomBridge:
             case rs.ParticipantLeft(participant=p):
                 self._by_key.pop(str(p.id), None)
                 return mt.PeerLeft(str(p.id))
-            case rs.FeedTrackArrived(participant=p, track=track):
-                return None if p.is_interpreter else mt.PeerAudio(str(p.id), track)
-            case rs.FeedTrackGone(participant=p):
-                return mt.PeerAudioGone(str(p.id))
+            case rs.FeedTrackArrived(participant=p, feed=feed, track=track):
+                return None if p.is_interpreter else mt.PeerAudio(str(p.id), track, str(feed))
+            case rs.FeedTrackGone(participant=p, feed=feed):
+                return mt.PeerAudioGone(str(p.id), str(feed))
             case rs.RoomClosed(error=error, ended=ended, reason=reason):
                 if ended:
                     return mt.MeetingEnded(reason)
@@ -96,7 +101,7 @@ class RoomBridge:
 def run_join(settings: Settings, meeting_id: str, *, create_room: bool = False) -> ExitCode:
     """Join and interpret until SIGTERM/SIGINT or the meeting ends (room destroyed, nobody left):
     exit 0. RoomError (including a room server unreachable for TRANSLATOR_ROOM_RECONNECT_SECONDS) and
-    ProviderFatalError propagate to the CLI, which turns them into exit codes 3 and 4."""
+    ProviderError propagate to the CLI, which turns them into exit codes 3, 4 and 5."""
     return asyncio.run(_join(settings, meeting_id, create_room))
 
 
@@ -128,7 +133,7 @@ async def _join(settings: Settings, meeting_id: str, create_room: bool) -> ExitC
                 await asyncio.wait({runner})
             if runner.cancelled():
                 return ExitCode.OK
-        await runner  # re-raises RoomError / ProviderFatalError
+        await runner  # re-raises RoomError / ProviderError
         return ExitCode.OK
     finally:
         await _shutdown(room, meeting, ops, settings)
@@ -167,11 +172,24 @@ def _write_transcript(meeting: mt.Meeting, settings: Settings) -> None:
 
 
 def _health(room: rs.RoomSession, meeting: mt.Meeting | None) -> tuple[bool, dict[str, Any]]:
+    """Readiness: in the room and interpreting with every part working (see ops.py)."""
     joined = room.room_id is not None and not room.closed
-    # Reconnecting is still healthy: a probe that restarted the bot would only make it join later.
+    # Reconnecting is reported as a degraded part: the lanes keep running and media may still flow
+    # (a claimed session keeps its PeerConnections), but the room's events are not arriving.
     state = ("joined" if room.online else "reconnecting") if joined else "not joined"
     details: dict[str, Any] = {"room": state, "room_reconnects": room.reconnects}
+    parts = [PartHealth("room", "lost", room.control_lost)] if room.control_lost else []
+    if joined and not room.online:
+        parts.append(PartHealth("room", "reconnecting", "the connection to the room server dropped"))
+    fatal: str | None = None
     if meeting is None:
-        return joined, details
-    ok, more = meeting.health()
-    return joined and ok, {**details, **more}
+        fatal = "not interpreting yet"
+    else:
+        _, more = meeting.health()
+        details.update(more)
+        fatal = more.get("fatal")
+        parts.extend(meeting.degraded_parts())
+    verdict = assess(in_room=joined, fatal=fatal, parts=parts)
+    details["status"] = verdict
+    details["degraded"] = [part.as_json() for part in parts]
+    return verdict == "ok", details

@@ -5,6 +5,8 @@ Label values are bounded (reasons, engine names, lane ids of one meeting), never
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -61,6 +63,31 @@ ENGINE_TOKENS = Counter(
     "translator_engine_tokens", "Tokens reported by response.done", ["lane", "kind"], registry=REGISTRY
 )
 LANES = Gauge("translator_lanes", "Open interpretation lanes", registry=REGISTRY)
+LANES_UNSERVED = Gauge(
+    "translator_lanes_unserved",
+    "Lanes the meeting needs but TRANSLATOR_MAX_LANES leaves closed (earliest-joined are served first)",
+    registry=REGISTRY,
+)
+LANE_RESTARTS = Counter(
+    "translator_lane_restarts",
+    "Lanes restarted after their task crashed or their session ended",
+    registry=REGISTRY,
+)
+INPUT_RESTARTS = Counter(
+    "translator_input_restarts", "Participant audio pumps restarted after a crash", registry=REGISTRY
+)
+FRAMES_IGNORED = Counter(
+    "translator_frames_ignored",
+    "Decoded frames read and discarded: a participant's extra audio streams, or during a pump restart",
+    ["reason"],
+    registry=REGISTRY,
+)
+FEED_FAILURES = Counter(
+    "translator_feed_failures",
+    "The bot's own feeds refused by the room (publisher limit) or taken away (kicked, unpublished, failed)",
+    ["reason"],
+    registry=REGISTRY,
+)
 TRANSLATION_LATENCY = Histogram(
     "translator_translation_latency_seconds",
     "From the end of a source utterance to the first translated audio of it",
@@ -106,6 +133,16 @@ ENGINE_EVENTS_DROPPED = Counter(
     ["engine"],
     registry=REGISTRY,
 )
+
+
+TOKEN_KINDS = ("input", "output", "cached")
+
+
+def forget_lane(lane: str) -> None:
+    """Remove a closed lane's labelled series, so lanes coming and going do not grow /metrics."""
+    for kind in TOKEN_KINDS:
+        with contextlib.suppress(KeyError):
+            ENGINE_TOKENS.remove(lane, kind)
 
 
 def counter_value(counter: Counter, **labels: str) -> float:

@@ -1,13 +1,22 @@
-"""`/healthz` and Prometheus `/metrics` over HTTP, for orchestrators and dashboards.
+"""The bot's HTTP endpoints for orchestrators and dashboards.
 
-Both bodies pass through the process's redactor: health details carry error messages, and a label
+- `/livez`: the process and its event loop are alive (answering at all proves the loop runs; the
+  body adds how late the loop's last tick was). Restart the bot only when this fails.
+- `/readyz` and `/healthz` (the same answer): 200 while the bot is in the room and interpreting with
+  every part working; 503 otherwise, with `status` `degraded` (some part broken, listed in `degraded`
+  with a reason: the bot still serves everyone else) or `not ready` (not in the room, or stopped).
+- `/metrics`: Prometheus text.
+
+Every body passes through the process's redactor: health details carry error messages, and a label
 value is whatever the code that set it had in hand.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import time
 from collections.abc import Callable
 
 from aiohttp import web
@@ -18,16 +27,23 @@ from translator_bot.redact import redact
 
 HealthProbe = Callable[[], tuple[bool, dict[str, object]]]
 
+TICK_S = 1.0
+
 
 class OpsServer:
     def __init__(self, host: str, port: int, health: HealthProbe) -> None:
         self._host, self._port, self._health = host, port, health
         self._runner: web.AppRunner | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._last_tick = time.monotonic()
+        self._worst_lag_s = 0.0
         self.port: int | None = None
 
     async def start(self) -> None:
         app = web.Application()
-        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/livez", self._livez)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/healthz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -36,17 +52,42 @@ class OpsServer:
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self._port
+        self._ticker = asyncio.create_task(self._tick(), name="ops loop ticker")
 
     async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
 
-    async def _healthz(self, _request: web.Request) -> web.Response:
-        ok, details = self._health()
+    async def _tick(self) -> None:
+        """Notes how late the loop runs a 1 s timer: a loop blocked by something shows as lag here."""
+        while True:
+            self._last_tick = time.monotonic()
+            await asyncio.sleep(TICK_S)
+            lag = time.monotonic() - self._last_tick - TICK_S
+            self._worst_lag_s = max(self._worst_lag_s, lag)
+
+    async def _livez(self, _request: web.Request) -> web.Response:
+        since_tick = time.monotonic() - self._last_tick
         return web.json_response(
-            {"status": "ok" if ok else "unhealthy", **details},
-            status=200 if ok else 503,
+            {
+                "status": "alive",
+                "since_last_tick_s": round(since_tick, 3),
+                "worst_loop_lag_s": round(self._worst_lag_s, 3),
+            }
+        )
+
+    async def _readyz(self, _request: web.Request) -> web.Response:
+        ready, details = self._health()
+        status = details.get("status") or ("ok" if ready else "not ready")
+        return web.json_response(
+            {**details, "status": status},
+            status=200 if ready else 503,
             dumps=lambda body: redact(json.dumps(body)),
         )
 

@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     # `passthrough` engine only (diagnostics and latency baseline): echo delay after each utterance.
     passthrough_delay_ms: int = Field(default=0, ge=0, le=10000)
     output_mode: OutputMode = "per-listener"
+    # Model sessions per meeting at most: four people in four languages need 12. Beyond the cap the
+    # earliest-joined participants are served first (see interpreter/plan.py).
+    max_lanes: int = Field(default=12, ge=1, le=400)
 
     # --- playout ---------------------------------------------------------------------------------
     playout_cushion_ms: int = Field(default=60, ge=0, le=2000)

@@ -64,7 +64,7 @@ def add_settings_flags(
     )
     add("default_language", help="language of participants who declare none, e.g. en")
     add("display_name", help="base display name of the bot's feeds")
-    add("metrics_port", type=int, help="port for /healthz and /metrics (0 turns it off)")
+    add("metrics_port", type=int, help="port for /livez, /readyz (= /healthz) and /metrics (0 turns it off)")
     add("transcript_dir", type=Path, help="where transcripts are written")
     add("log_level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
     add("log_format", choices=["text", "json"])

@@ -156,10 +156,14 @@ async def test_sigterm_while_reconnecting_exits_promptly_with_0(janus: JanusServ
             await bot.wait_line(r"reconnecting", 10)
             await asyncio.sleep(1.5)  # in the middle of the backoff, with attempts refused
             assert proxy.refused >= 1
-            # Still healthy while reconnecting: a probe that restarted the bot would not help.
-            async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/healthz") as reply:
-                health = await reply.json()
-                assert reply.status == 200 and health["room"] == "reconnecting", health
+            # Alive while reconnecting (a probe that restarted the bot would not help), and not ready.
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"http://127.0.0.1:{port}/livez") as reply:
+                    assert reply.status == 200, await reply.text()
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as reply:
+                    health = await reply.json()
+                    assert reply.status == 503 and health["room"] == "reconnecting", health
+                    assert {"part": "room", "status": "reconnecting"}.items() <= health["degraded"][0].items()
             started = time.monotonic()
             bot.proc.send_signal(signal.SIGTERM)
             assert await bot.wait(10) == 0, bot.text

@@ -137,7 +137,7 @@ def test_image_layout_agrees_with_its_install_scripts() -> None:
     assert f"TRANSCRIPT_DIR={transcripts}\n" in runtime
     assert f"APP_UID={runtime_uid()}\n" in runtime
     assert f'VOLUME ["{transcripts}"]' in dockerfile
-    assert healthcheck_argv(DOCKER / "Dockerfile")[-1].count("http://127.0.0.1:9464/healthz") == 1
+    assert healthcheck_argv(DOCKER / "Dockerfile")[-1].count("http://127.0.0.1:9464/readyz") == 1
     lines = dockerfile_lines(DOCKER / "Dockerfile")
     assert 'ENTRYPOINT ["translator-bot"]' in lines and 'CMD ["--help"]' in lines
     assert "EXPOSE 9464 8080" in lines
@@ -230,9 +230,11 @@ def test_job_fits_the_bot() -> None:
     assert "emptyDir" in volumes[mounts[transcripts]] and "emptyDir" in volumes[mounts["/tmp"]]
     port = {p["name"]: p["containerPort"] for p in container["ports"]}["metrics"]
     assert port == int(env["TRANSLATOR_METRICS_PORT"]) == 9464
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+    # Only a dead process is restarted (liveness); a degraded bot is merely not ready.
+    paths = {"startupProbe": "/livez", "readinessProbe": "/readyz", "livenessProbe": "/livez"}
+    for probe, path in paths.items():
         get = container[probe]["httpGet"]
-        assert get["path"] == "/healthz" and get["port"] in ("metrics", 9464), probe
+        assert get["path"] == path and get["port"] in ("metrics", 9464), probe
     resources = container["resources"]
     assert _cpu(resources["requests"]["cpu"]) <= _cpu(resources["limits"]["cpu"])
     assert _mem(resources["requests"]["memory"]) <= _mem(resources["limits"]["memory"])

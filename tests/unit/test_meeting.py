@@ -248,8 +248,9 @@ async def test_health_says_from_whom_audio_is_arriving(settings):
 
 
 async def test_health_lists_lanes_whose_provider_is_unreachable(settings):
-    """A lane in a provider outage is reported with since, duration and reason, and the bot stays
-    healthy: it resumes by itself, and a restart of the pod would not bring the provider back."""
+    """A lane in a provider outage is reported with since, duration and reason, and makes the bot not
+    ready (a degraded part); liveness is another endpoint, so nobody restarts the bot for it: it
+    resumes by itself, and a restart of the pod would not bring the provider back."""
     async with running(settings, "m6") as (room, meeting):
         await room.queue.put(PeerChanged(member("a", "Alice", "en")))
         await room.queue.put(PeerChanged(member("b", "Bea", "es")))
@@ -258,8 +259,15 @@ async def test_health_lists_lanes_whose_provider_is_unreachable(settings):
         lane.engine.state = EngineState.DEGRADED
         lane.engine.outage = Outage(time.monotonic() - 12.0, time.time() - 12.0, "cannot connect to host")
         ok, details = meeting.health()
-    assert ok
-    assert details["lanes"]["a->es"] == "degraded" and list(details["degraded"]) == ["a->es"]
-    entry = details["degraded"]["a->es"]
+    assert not ok
+    assert details["lanes"]["a->es"] == "degraded" and list(details["outages"]) == ["a->es"]
+    assert details["degraded"] == [
+        {
+            "part": "lane a->es",
+            "status": "outage",
+            "reason": "the model provider is unreachable: cannot connect to host",
+        }
+    ]
+    entry = details["outages"]["a->es"]
     assert entry["reason"] == "cannot connect to host" and 12.0 <= entry["seconds"] < 13.0
     assert entry["since"].endswith("+00:00")

@@ -1,4 +1,15 @@
-from translator_bot.interpreter.plan import LaneKey, Member, diff_lanes, feeds_for, plan_lanes
+import itertools
+
+from translator_bot.interpreter.plan import (
+    ChangeLimiter,
+    LaneKey,
+    LanePlan,
+    Member,
+    cap_lanes,
+    diff_lanes,
+    feeds_for,
+    plan_lanes,
+)
 from translator_bot.languages import parse_language
 
 
@@ -61,3 +72,126 @@ def test_mixed_feed_carries_every_lane():
     plans = plan_lanes([member("a", "en"), member("b", "es")])
     assert feeds_for(plans, "mixed") == {"mixed": (LaneKey("a", "es"), LaneKey("b", "en"))}
     assert feeds_for({}, "mixed") == {}
+
+
+# --- the lane cap ------------------------------------------------------------------------------------
+
+
+def everyone_in_their_own_language(count: int) -> list[Member]:
+    languages = ["en", "es", "de", "fr", "it", "pt", "ja", "zh", "ko", "ar", "ru", "nl", "sv", "pl", "tr",
+                 "hi", "uk", "cs", "el", "he"]  # fmt: skip
+    return [member(f"p{i:02d}", languages[i]) for i in range(count)]
+
+
+def test_twenty_languages_would_need_380_lanes_and_the_cap_keeps_a_bounded_number():
+    people = everyone_in_their_own_language(20)
+    plans = plan_lanes(people)
+    assert len(plans) == 380
+    capped = cap_lanes(plans, [m.id for m in people], 12)
+    assert len(capped.plans) == 12 and len(capped.left_out) == 368
+
+
+def test_the_cap_serves_the_earliest_joined_fully_among_themselves():
+    people = everyone_in_their_own_language(5)  # p00..p04 joined in that order
+    plans = plan_lanes(people)
+    capped = cap_lanes(plans, [m.id for m in people], 6)
+    # three people need 6 lanes: the first three are fully interpreted, the later two not at all
+    assert set(capped.plans) == {
+        LaneKey(s, lang)
+        for s, lang in [
+            ("p00", "es"),
+            ("p00", "de"),
+            ("p01", "en"),
+            ("p01", "de"),
+            ("p02", "en"),
+            ("p02", "es"),
+        ]
+    }
+    assert all({"p03", "p04"} & ({p.speaker.id} | set(p.listener_ids)) for p in capped.left_out)
+
+
+def test_join_order_not_id_order_decides_and_a_newcomer_takes_nothing_away():
+    a, b, c = member("z", "en"), member("y", "es"), member("x", "de")
+    order = ["z", "y"]
+    before = cap_lanes(plan_lanes([a, b]), order, 2)
+    after = cap_lanes(plan_lanes([a, b, c]), [*order, "x"], 2)
+    assert set(before.plans) == set(after.plans) == {LaneKey("z", "es"), LaneKey("y", "en")}
+    assert {p.key.speaker_id for p in after.left_out} | {p.key.target_base for p in after.left_out} >= {"x"}
+
+
+def test_a_leaver_frees_capacity_for_the_next_in_line():
+    a, b, c = member("a", "en"), member("b", "es"), member("c", "de")
+    capped = cap_lanes(plan_lanes([b, c]), ["a", "b", "c"], 2)
+    assert set(capped.plans) == {LaneKey("b", "de"), LaneKey("c", "es")} and not capped.left_out
+    assert len(cap_lanes(plan_lanes([a, b, c]), ["a", "b", "c"], 2).left_out) == 4
+
+
+def test_no_cap_keeps_every_lane():
+    plans = plan_lanes(everyone_in_their_own_language(4))
+    assert cap_lanes(plans, [], None).plans == plans
+
+
+# --- the change limiter ------------------------------------------------------------------------------
+
+
+def test_a_language_flipping_every_100_ms_changes_each_lane_at_most_once_a_second():
+    alice = member("a", "en")
+    bob_de, bob_en = member("b", "de"), member("b", "en")
+    limiter = ChangeLimiter(min_interval=1.0)
+    applied: dict[LaneKey, LanePlan] = {}
+    changes_at: dict[LaneKey, list[float]] = {}
+    for tick in range(100):  # 10 s of flips, one every 100 ms
+        now = tick * 0.1
+        wanted = plan_lanes([alice, bob_de if tick % 2 == 0 else bob_en])
+        step = limiter.step(applied, wanted, now)
+        applied = step.plans
+        for key in [
+            *step.changes.closed,
+            *(p.key for p in step.changes.opened),
+            *(p.key for p in step.changes.changed),
+        ]:
+            changes_at.setdefault(key, []).append(now)
+        if step.retry_at is not None:
+            assert step.retry_at > now
+    assert changes_at, "nothing was ever applied"
+    for key, times in changes_at.items():
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        assert all(gap >= 1.0 - 1e-9 for gap in gaps), (key, times)
+        assert len(times) <= 11
+
+
+def test_a_held_back_change_is_applied_when_due_and_the_last_word_wins():
+    alice, bob_de, bob_es = member("a", "en"), member("b", "de"), member("b", "es")
+    limiter = ChangeLimiter(min_interval=1.0)
+    first = limiter.step({}, plan_lanes([alice, bob_de]), 0.0)
+    assert {p.key for p in first.changes.opened} == {LaneKey("a", "de"), LaneKey("b", "en")}
+    # 0.2 s later Bob says Spanish: a->de must close and a->es open; b->en is re-configured
+    wanted = plan_lanes([alice, bob_es])
+    second = limiter.step(first.plans, wanted, 0.2)
+    assert {p.key for p in second.changes.opened} == {LaneKey("a", "es")}
+    assert not second.changes.closed and not second.changes.changed
+    assert second.retry_at == 1.0
+    third = limiter.step(second.plans, wanted, 1.0)
+    assert set(third.changes.closed) == {LaneKey("a", "de")}
+    assert {p.key for p in third.changes.changed} == {LaneKey("b", "en")}
+    assert third.plans == wanted and third.retry_at is None
+
+
+def test_the_limiter_never_runs_more_lanes_than_the_cap():
+    alice, bob_de, bob_es = member("a", "en"), member("b", "de"), member("b", "es")
+    limiter = ChangeLimiter(min_interval=1.0, max_lanes=2)
+    first = limiter.step({}, plan_lanes([alice, bob_de]), 0.0)
+    second = limiter.step(first.plans, plan_lanes([alice, bob_es]), 0.5)
+    assert len(second.plans) == 2 and not second.changes.opened  # a->de cannot close yet
+    assert second.retry_at == 1.0
+    third = limiter.step(second.plans, plan_lanes([alice, bob_es]), 1.0)
+    assert set(third.plans) == {LaneKey("a", "es"), LaneKey("b", "en")}
+
+
+def test_the_limiter_forgets_closed_lanes_once_their_interval_passed():
+    limiter = ChangeLimiter(min_interval=1.0)
+    applied: dict[LaneKey, LanePlan] = {}
+    for i in range(50):  # fifty different listeners come and go
+        applied = limiter.step(applied, plan_lanes([member("a", "en"), member(f"l{i}", "de")]), i * 2.0).plans
+        applied = limiter.step(applied, {}, i * 2.0 + 1.0).plans
+    assert len(limiter.last_change) <= 4

@@ -74,6 +74,7 @@ class Lane:
         transcript: Transcript,
         *,
         on_fatal: Callable[[ProviderError], None],
+        on_stopped: Callable[[Lane, str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.plan = plan
@@ -81,6 +82,8 @@ class Lane:
         self._router = router
         self._transcript = transcript
         self._on_fatal = on_fatal
+        self._on_stopped = on_stopped
+        self.stopped_reason: str | None = None  # set when the lane's task ended by itself
         self._clock = clock
         self._speech = SpeechEndTracker()
         self._measured_end: float | None = None
@@ -124,13 +127,21 @@ class Lane:
             await self.engine.start()
             async for event in self.engine.events():
                 self._handle(event)
+            reason = "the model session ended"
+            log.error("lane %s stopped: %s", self.key, reason)
         except ProviderError as exc:
             self._on_fatal(exc)
+            return
         except asyncio.CancelledError:
             raise
-        except Exception:
-            # A bug in one lane must not take the meeting down; the lane goes quiet and says so.
+        except Exception as exc:
+            # A bug in one lane must not take the meeting down; the lane stops, says so, and its
+            # owner restarts it.
+            reason = f"crashed: {type(exc).__name__}: {exc}"
             log.exception("lane %s stopped after an unexpected error", self.key)
+        self.stopped_reason = reason
+        if self._on_stopped is not None:
+            self._on_stopped(self, reason)
 
     def _handle(self, event: object) -> None:
         lane = str(self.key)

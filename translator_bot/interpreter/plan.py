@@ -4,12 +4,22 @@ A lane is one model session interpreting one speaker into one language. Listener
 language (by base language: `es-MX` and `es-ES` are both Spanish) share the lane, so a third or
 fourth participant adds at most one lane per new (speaker, language) pair, and two people who speak
 the same language cost nothing.
+
+Two guards keep a meeting's cost and churn bounded whatever its participants do:
+
+- `cap_lanes`: at most `max_lanes` lanes per meeting. Who is served first is decided by join order:
+  a lane ranks by the later of its speaker's join position and its earliest listener's, so the
+  people who came first are fully interpreted among themselves, and a newcomer never takes a lane
+  away from people already served; lanes left out open as soon as capacity frees up.
+- `ChangeLimiter`: a lane key is opened, closed or re-configured at most once per `min_interval`
+  seconds; further changes wait until then, so metadata flapping every 100 ms cannot open and
+  close model sessions at that rate.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from translator_bot.languages import Language
 
@@ -90,3 +100,95 @@ def feeds_for(plans: Mapping[LaneKey, LanePlan], mode: str) -> dict[str, tuple[L
         for listener in plan.listeners:
             feeds.setdefault(listener.id, []).append(key)
     return {listener: tuple(sorted(keys, key=str)) for listener, keys in sorted(feeds.items())}
+
+
+@dataclass(frozen=True, slots=True)
+class CappedPlan:
+    plans: dict[LaneKey, LanePlan]  # the lanes to run
+    left_out: tuple[LanePlan, ...]  # lanes the meeting needs that the cap leaves closed, best first
+
+
+def lane_rank(plan: LanePlan, join_position: Mapping[str, int]) -> tuple[int, int, int, str]:
+    """Sort key of a lane under the cap: lanes between earlier-joined people first."""
+    last = len(join_position)
+    speaker = join_position.get(plan.speaker.id, last)
+    first_listener = min((join_position.get(m.id, last) for m in plan.listeners), default=last)
+    return (max(speaker, first_listener), speaker, first_listener, plan.key.target_base)
+
+
+def cap_lanes(
+    plans: Mapping[LaneKey, LanePlan], join_order: Sequence[str], max_lanes: int | None
+) -> CappedPlan:
+    """Keep at most `max_lanes` of `plans` (None: no cap), ranked by `lane_rank` on `join_order`
+    (participant ids, earliest first)."""
+    if max_lanes is None or len(plans) <= max_lanes:
+        return CappedPlan(dict(plans), ())
+    position = {pid: i for i, pid in enumerate(join_order)}
+    ranked = sorted(plans.values(), key=lambda plan: lane_rank(plan, position))
+    kept = {plan.key: plan for plan in ranked[:max_lanes]}
+    return CappedPlan({k: p for k, p in plans.items() if k in kept}, tuple(ranked[max_lanes:]))
+
+
+@dataclass(frozen=True, slots=True)
+class LimitedStep:
+    plans: dict[LaneKey, LanePlan]  # what to run now: the applied plans moved towards the wanted ones
+    changes: LaneChanges  # from the applied plans to `plans`
+    retry_at: float | None  # when deferred changes fall due (None: nothing deferred)
+
+
+@dataclass(slots=True)
+class ChangeLimiter:
+    """Rate-limits lane changes per key; the caller supplies the time, so it is a pure policy.
+
+    Closing happens before opening, and an open never pushes the running lanes above `max_lanes`
+    (a close that is held back holds back the open that would replace it).
+    """
+
+    min_interval: float = 1.0
+    max_lanes: int | None = None
+    last_change: dict[LaneKey, float] = field(default_factory=dict)
+
+    def step(
+        self, applied: Mapping[LaneKey, LanePlan], wanted: Mapping[LaneKey, LanePlan], now: float
+    ) -> LimitedStep:
+        wanted_changes = diff_lanes(applied, wanted)
+        result = dict(applied)
+        due: list[float] = []
+
+        def allowed(key: LaneKey) -> bool:
+            last = self.last_change.get(key)
+            if last is None or now - last >= self.min_interval:
+                return True
+            due.append(last + self.min_interval)
+            return False
+
+        closed = [key for key in wanted_changes.closed if allowed(key)]
+        for key in closed:
+            del result[key]
+        changed = [plan for plan in wanted_changes.changed if allowed(plan.key)]
+        for plan in changed:
+            result[plan.key] = plan
+        opened: list[LanePlan] = []
+        for plan in wanted_changes.opened:
+            if not allowed(plan.key):
+                continue
+            if self.max_lanes is not None and len(result) >= self.max_lanes:
+                # Full until a held-back close falls due.
+                due.extend(
+                    self.last_change[k] + self.min_interval for k in wanted_changes.closed if k in result
+                )
+                continue
+            result[plan.key] = plan
+            opened.append(plan)
+        for key in [*closed, *(p.key for p in changed), *(p.key for p in opened)]:
+            self.last_change[key] = now
+        # Forget keys whose interval has passed: a meeting's churn must not grow this map for ever.
+        for key in [
+            k for k, at in self.last_change.items() if now - at >= self.min_interval and k not in result
+        ]:
+            del self.last_change[key]
+        return LimitedStep(
+            result,
+            LaneChanges(tuple(opened), tuple(closed), tuple(changed)),
+            min(due) if due else None,
+        )

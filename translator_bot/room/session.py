@@ -196,14 +196,30 @@ class Publication:
         self.publish_count = 0
         self.media_up = asyncio.Event()
         self.closed = False
+        self._lost: str | None = None
+
+    @property
+    def lost_reason(self) -> str | None:
+        """Why the room no longer carries this feed (None: it does, as far as the bot can tell)."""
+        if (
+            self._lost is None
+            and not self.closed
+            and self._pc is not None
+            and self._pc.connectionState == "failed"
+        ):
+            self._lost = "its connection to the room server failed"
+        return self._lost
+
+    def lost(self, reason: str) -> None:
+        if self._lost is None and not self.closed:
+            self._lost = reason
+            log.warning("the feed %r is gone: %s", self.display, reason)
 
     def _on_message(self, message: JsonObject) -> None:
         if message.get("janus") == "webrtcup":
             self.media_up.set()
         elif message.get("janus") == "hangup" and not self.closed:
-            log.warning(
-                "the room server hung up the feed %r (%s)", self.display, message.get("reason", "no reason")
-            )
+            self.lost(f"the room server hung up the feed ({message.get('reason', 'no reason')})")
 
     async def wait_connected(self, timeout_s: float = 10.0) -> None:
         async with asyncio.timeout(timeout_s):
@@ -360,6 +376,7 @@ class RoomSession:
         self.closed_event = asyncio.Event()
         self.close_reason: str | None = None
         self.error: RoomError | None = None
+        self.control_lost: str | None = None  # the room handle went: the bot no longer sees the room
         self._session: JanusSession | None = None
         self._control: JanusHandle | None = None
         self._private_id: int | None = None
@@ -714,6 +731,7 @@ class RoomSession:
         kind = message.get("janus")
         if kind == "hangup" or kind == "detached":
             log.warning("the room server dropped the bot's room handle (%s)", kind)
+            self.control_lost = f"the room server dropped the bot's room handle ({kind})"
             return
         plugindata = message.get("plugindata")
         data = plugindata.get("data") if isinstance(plugindata, dict) else None
@@ -725,6 +743,8 @@ class RoomSession:
             self._apply(event)
 
     def _apply(self, event: videoroom.VideoRoomEvent) -> None:
+        if self._own_feed_taken(event):
+            return
         if isinstance(event, videoroom.PublishersAnnounced):
             self._on_publishers(event.publishers)
         elif isinstance(event, videoroom.AttendeeJoined):
@@ -748,6 +768,23 @@ class RoomSession:
             self._on_left(event.id)
         elif isinstance(event, videoroom.RoomDestroyed):
             self._spawn_close("meeting ended: the meeting room was destroyed", None, ended=True)
+
+    def _own_feed_taken(self, event: videoroom.VideoRoomEvent) -> bool:
+        """Marks one of the bot's feeds lost when the room unpublishes or kicks it."""
+        taken = {
+            videoroom.FeedUnpublished: "unpublished by the room server",
+            videoroom.ParticipantKicked: "kicked out of the meeting",
+            videoroom.ParticipantLeaving: "removed from the meeting",
+        }
+        reason = taken.get(type(event))
+        pid = getattr(event, "id", None)
+        if reason is None or pid == self.participant_id:
+            return False
+        for publication in self._publications:
+            if publication.participant_id == pid:
+                publication.lost(reason)
+                return True
+        return False
 
     def _on_attendee(self, pid: ParticipantId, display: str | None) -> None:
         if pid in self.own_ids:
@@ -876,6 +913,7 @@ class RoomSession:
                     await asyncio.sleep(0.25 * (attempt + 1))
             assert reply is not None and reply.jsep is not None
             sub.pc = new_peer_connection(self.ice)
+            sub.pc.on("connectionstatechange", lambda: self._on_subscriber_state(sub))
             tracks: list[MediaStreamTrack] = []
             sub.pc.on("track", lambda track: tracks.append(track) if track.kind == "audio" else None)
             await sub.pc.setRemoteDescription(from_jsep(reply.jsep))
@@ -905,6 +943,21 @@ class RoomSession:
             log.warning("could not receive feed %s: %s", feed, exc)
             if self._subscriptions.get(feed) is sub:
                 self._drop_feed(feed)
+
+    def _on_subscriber_state(self, sub: _Subscription) -> None:
+        # A failed connection never delivers again (aiortc keeps its track open and silent): receive
+        # the feed anew.
+        if (
+            sub.pc is None
+            or sub.pc.connectionState != "failed"
+            or self._subscriptions.get(sub.feed) is not sub
+        ):
+            return
+        log.warning("the connection receiving %s failed; subscribing again", sub.feed)
+        metrics.ROOM_SUBSCRIBE_FAILURES.labels(reason="connection_failed").inc()
+        self._drop_feed(sub.feed)
+        if sub.feed.participant in self._known and not self._leaving:
+            self._sync_feeds(sub.feed.participant)
 
     def _on_subscriber_message(self, feed: FeedId, message: JsonObject) -> None:
         # A hangup on a subscription we still hold means its publisher went without a renegotiation.

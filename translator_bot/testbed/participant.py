@@ -252,6 +252,7 @@ class SimParticipant:
         description: str | None = None,
         api_secret: str | None = None,
         ice: IceConfig | None = None,
+        audio_streams: int = 1,
     ) -> None:
         self.url = url
         self.room = room
@@ -264,6 +265,10 @@ class SimParticipant:
         self.description = description  # a raw stream description instead of the name/lang JSON
         self.api_secret = api_secret
         self.ice = ice or IceConfig()
+        # More than one audio stream (a careless or hostile client): the extra ones play the same
+        # schedule, each from its own track.
+        self.audio_streams = audio_streams
+        self.extra_tracks: list[ScheduleTrack] = []
         self.id: ParticipantId | None = None
         self.private_id: int | None = None
         self.track: ScheduleTrack | None = None
@@ -276,6 +281,7 @@ class SimParticipant:
         self._handle: JanusHandle | None = None
         self._pc: RTCPeerConnection | None = None
         self._audio_mid: str | None = None
+        self._extra_mids: list[str] = []
         self._changed = asyncio.Event()
         self._listenings: list[Listening] = []
 
@@ -291,7 +297,8 @@ class SimParticipant:
         if self.description is not None and self._audio_mid is not None:
             return [(self._audio_mid, self.description)]
         if self.declare in ("description", "both") and self._audio_mid is not None:
-            return [(self._audio_mid, participant_description(self.name, self.language))]
+            described = participant_description(self.name, self.language)
+            return [(mid, described) for mid in [self._audio_mid, *self._extra_mids]]
         return []
 
     @property
@@ -359,8 +366,14 @@ class SimParticipant:
         self.track = ScheduleTrack(self.schedule, loop=self.loop)
         self.tracks_spoken.append(self.track)
         self._pc.addTransceiver(self.track, direction="sendonly")
+        self.extra_tracks = [
+            ScheduleTrack(self.schedule, loop=self.loop) for _ in range(self.audio_streams - 1)
+        ]
+        for extra in self.extra_tracks:
+            self._pc.addTransceiver(extra, direction="sendonly")
         await self._pc.setLocalDescription(await self._pc.createOffer())
         self._audio_mid = self._pc.getTransceivers()[0].mid or "0"
+        self._extra_mids = [t.mid or str(i + 1) for i, t in enumerate(self._pc.getTransceivers()[1:])]
         reply = await videoroom.publish(
             self._handle,
             to_jsep(self._pc.localDescription),
