@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
 
+from translator_bot.fake.events import EventSink
 from translator_bot.fake.probe import ProbeClient, types
 from translator_bot.fake.server import FakeRealtimeServer
 from translator_bot.fake.state import FakeOptions
@@ -160,3 +162,35 @@ async def test_a_monologue_is_interpreted_sentence_by_sentence_while_the_speaker
     )
     assert server.state.sessions[0].recognised == MONOLOGUE
     assert server.state.sessions[0].unrecognised == 0
+
+
+async def test_translated_audio_keeps_pace_with_real_time_even_when_sending_takes_time(monkeypatch):
+    """The real output keeps up with the input it consumes; time spent sending must not add up."""
+    speed, send_s = 5.0, 0.015  # a 200 ms chunk every 40 ms; each send takes 15 ms of it
+    send_raw = EventSink.send_raw
+
+    async def slow_send_raw(self: EventSink, raw: str) -> bool:
+        if '"session.output_audio.delta"' in raw[:60]:
+            await asyncio.sleep(send_s)
+        return await send_raw(self, raw)
+
+    monkeypatch.setattr(EventSink, "send_raw", slow_send_raw)
+    fake = FakeRealtimeServer(options=FakeOptions(translation_speed=speed, heartbeat_ms=0))
+    await fake.start()
+    try:
+        async with await connect(fake, "en", transcription=False) as client:
+            await client.append(np.concatenate([read_pcm(utterance("u4-es")), silence(600)]))
+            arrivals: list[float] = []
+            translated = len(read_pcm(utterance("u4-en"))) * 2
+            received = 0
+            while received < translated:
+                event = await client.recv()
+                if event.type == "session.output_audio.delta":
+                    arrivals.append(time.monotonic())
+                    received += len(base64.b64decode(event.delta))
+    finally:
+        await fake.stop()
+    due_s = (len(arrivals) - 1) * 0.2 / speed
+    late_s = arrivals[-1] - arrivals[0] - due_s
+    print(f"\nlast chunk {late_s * 1000:.0f} ms behind its due time ({len(arrivals)} chunks)")
+    assert late_s < send_s * 4, late_s  # sleeping a chunk's length after each send: 13 x 15 ms behind

@@ -249,6 +249,11 @@ class TranslationSession(BaseSession):
         chunks = [pcm[i : i + chunk] for i in range(0, len(pcm), chunk)]
         words = transcript_pieces(text)
         texts = spread(words, len(chunks))
+        # Paced against the clock, not by sleeping a chunk's length after each send: the time a send
+        # takes would otherwise add up and the stream would fall behind real time (~5 % on a busy
+        # machine), which the real service, whose output keeps up with its input, does not do.
+        loop = asyncio.get_running_loop()
+        started, streamed_ms = loop.time(), 0.0
         for index, audio in enumerate(chunks):
             piece = texts[index]
             if piece:
@@ -256,7 +261,8 @@ class TranslationSession(BaseSession):
                     {"type": "session.output_transcript.delta", "delta": piece, "elapsed_ms": self._elapsed()}
                 )
             await self._send_audio(audio)
-            await asyncio.sleep(len(audio) / MODEL_BYTES_PER_MS / 1000 / opts.translation_speed)
+            streamed_ms += len(audio) / MODEL_BYTES_PER_MS
+            await asyncio.sleep(max(0.0, started + streamed_ms / 1000 / opts.translation_speed - loop.time()))
 
     async def _send_audio(self, audio: bytes) -> None:
         await self.sink.send(
