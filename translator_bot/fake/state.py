@@ -60,6 +60,8 @@ class SessionRecord:
     responses_cancelled: int = 0
     items_dropped_by_retention: int = 0
     heartbeats_sent: int = 0
+    # The most a translation audio chunk was sent after its real-time due time (a starved event loop)
+    output_late_ms: int = 0
 
     @property
     def live(self) -> bool:

@@ -260,6 +260,8 @@ class TranslationSession(BaseSession):
                 await self.sink.send(
                     {"type": "session.output_transcript.delta", "delta": piece, "elapsed_ms": self._elapsed()}
                 )
+            late_ms = (loop.time() - started) * 1000 - streamed_ms / opts.translation_speed
+            self.record.output_late_ms = max(self.record.output_late_ms, round(late_ms))
             await self._send_audio(audio)
             streamed_ms += len(audio) / MODEL_BYTES_PER_MS
             await asyncio.sleep(max(0.0, started + streamed_ms / 1000 / opts.translation_speed - loop.time()))
