@@ -96,9 +96,13 @@ async def test_a_minute_long_monologue_is_heard_sentence_by_sentence_in_order_wi
     heard_ids = [h.utterance_id for h in heard]
     said_s = spoken[-1][2] - spoken[0][1]  # type: ignore[operator]
     print(f"\nBeatriz spoke {len(spoken)} sentences in {said_s:.1f} s; Alice heard {len(heard)}")
+    print("heard (id, ms):", [(h.utterance_id, h.duration_ms) for h in heard])
+    print(f"the fake sent translated audio up to {fake_late_ms} ms after it was due")
 
     # Every sentence, in order, and nothing else.
     assert [label for label, _, _ in spoken] == [uid for uid, _ in script]
+    # (A sentence that a playout underrun stretched can also run into the next one and be heard as
+    # one unrecognised piece: the length and lateness figures printed above tell.)
     assert heard_ids == expected, f"Alice heard {heard_ids}\n{rig.bot.text[-3000:]}"
 
     # Interpreted while the speaker goes on: the first sentence arrives before she ends the second.
@@ -122,7 +126,6 @@ async def test_a_minute_long_monologue_is_heard_sentence_by_sentence_in_order_wi
     # Whole: no silence inserted inside a sentence (it would make it longer than its recording).
     stretch = [h.duration_ms - voiced_ms(uid) for h, uid in zip(heard, expected, strict=True)]
     print("heard length - recorded length (ms):", stretch)
-    print(f"the fake sent translated audio up to {fake_late_ms} ms after it was due")
     assert max(stretch) <= DURATION_TOLERANCE_MS, (stretch, f"fake up to {fake_late_ms} ms late")
 
     assert latency_ms[-1] <= latency_ms[0] + DRIFT_TOLERANCE_MS, latency_ms

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
 
-from translator_bot.audio.formats import MODEL_BYTES_PER_MS, MODEL_RATE
+from translator_bot.audio.formats import BYTES_PER_SAMPLE, MODEL_BYTES_PER_MS, MODEL_RATE
 from translator_bot.engine.protocol import TRANSLATION_CLIENT_EVENT_TYPES, TRANSLATION_CLIENT_EVENTS
 from translator_bot.fake import session_config as cfg
 from translator_bot.fake.base_session import UNRECOGNISED_TRANSCRIPT, BaseSession
@@ -138,7 +138,7 @@ class TranslationSession(BaseSession):
                     (self._buffer_start + sentence.voiced_end) // _SAMPLES_PER_MS,
                 )
             )
-        del self._buffer[: split.consumed * 2]
+        del self._buffer[: split.consumed * BYTES_PER_SAMPLE]
         self._buffer_start += split.consumed
 
     async def _close(self) -> None:
