@@ -84,6 +84,7 @@ async def test_a_minute_long_monologue_is_heard_sentence_by_sentence_in_order_wi
         await asyncio.sleep(SETTLE_S)
         violations = rig.fake.state.all_violations()
         fake_late_ms = max(s.output_late_ms for s in rig.fake.state.sessions)
+        fake_waits_ms = [s.translation_waits_ms for s in rig.fake.state.sessions if s.translation_waits_ms]
         assert await rig.stop_bot() == 0, rig.bot.text
     finally:
         await rig.aclose()
@@ -98,6 +99,7 @@ async def test_a_minute_long_monologue_is_heard_sentence_by_sentence_in_order_wi
     print(f"\nBeatriz spoke {len(spoken)} sentences in {said_s:.1f} s; Alice heard {len(heard)}")
     print("heard (id, ms):", [(h.utterance_id, h.duration_ms) for h in heard])
     print(f"the fake sent translated audio up to {fake_late_ms} ms after it was due")
+    print("the fake's wait from each sentence's end to its first audio (ms):", fake_waits_ms)
 
     # Every sentence, in order, and nothing else.
     assert [label for label, _, _ in spoken] == [uid for uid, _ in script]

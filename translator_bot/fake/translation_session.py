@@ -49,12 +49,14 @@ class HeardSentence:
     pcm: npt.NDArray[np.int16]
     voiced_start_ms: int  # on the session's audio clock
     voiced_end_ms: int
+    ended_at: float  # loop time its end was found
 
 
 @dataclass(frozen=True)
 class PendingTranslation:
     reply: Utterance
     pause_before_ms: int  # the speaker's pause between the previous sentence and this one
+    ended_at: float  # loop time the sentence's end was found
 
 
 class TranslationSession(BaseSession):
@@ -136,6 +138,7 @@ class TranslationSession(BaseSession):
                     pcm[sentence.start : sentence.end].copy(),
                     (self._buffer_start + sentence.voiced_start) // _SAMPLES_PER_MS,
                     (self._buffer_start + sentence.voiced_end) // _SAMPLES_PER_MS,
+                    asyncio.get_running_loop().time(),
                 )
             )
         del self._buffer[: split.consumed * BYTES_PER_SAMPLE]
@@ -167,7 +170,7 @@ class TranslationSession(BaseSession):
             if reply is None:
                 self._answered()
             else:
-                await self._to_speak.put(PendingTranslation(reply, max(0, pause_ms)))
+                await self._to_speak.put(PendingTranslation(reply, max(0, pause_ms), heard.ended_at))
 
     async def _recognise(self, pcm: npt.NDArray[np.int16]) -> Utterance | None:
         """The recording to speak for this sentence, after its input transcript; None for nothing."""
@@ -224,6 +227,7 @@ class TranslationSession(BaseSession):
                 if delay_ms > 0:
                     await asyncio.sleep(delay_ms / 1000)
                 reply = pending.reply
+                self.record.translation_waits_ms.append(round((loop.time() - pending.ended_at) * 1000))
                 text = " " + reply.text if self._spoken_any else reply.text
                 self._spoken_any = True
                 await self._stream(self.ctx.catalog.pcm(reply.id).tobytes(), text)
