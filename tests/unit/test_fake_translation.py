@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import time
 from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
 
+from translator_bot.fake.events import EventSink
 from translator_bot.fake.probe import ProbeClient, types
 from translator_bot.fake.server import FakeRealtimeServer
 from translator_bot.fake.state import FakeOptions
@@ -88,7 +91,7 @@ async def test_speech_in_the_target_language_and_wrong_layout_get_no_audio(serve
         events = await client.until("session.closed")
     assert audio(events) == b""
     heard = joined(events, "session.input_transcript.delta")
-    assert heard.startswith(utterance("u3-en").text + "[unrecognised speech]")
+    assert heard.startswith(utterance("u3-en").text + " [unrecognised speech]")  # one running transcript
     record = server.state.sessions[0]
     # At a quarter speed the pauses between words are long enough to split the turn.
     assert (record.recognised, record.same_language) == (["u3-en"], 1) and record.unrecognised >= 1
@@ -121,3 +124,73 @@ async def test_invalid_events_and_missing_language(server):
     assert [v.event_type for v in server.state.sessions[0].contract_violations] == [
         "input_audio_buffer.append"
     ]
+
+
+MONOLOGUE = ["u1-en", "u2-en", "u3-en", "u4-en"]
+PAUSES_MS = [350, 400, 300]  # between sentences: shorter than the 500 ms that ends a turn
+
+
+def monologue_pcm(ids: list[str], pauses_ms: list[int]) -> list[np.ndarray]:
+    """The sentences with their pause before each (none before the first), as separate pieces."""
+    pieces = [read_pcm(utterance(ids[0]))]
+    for uid, pause in zip(ids[1:], pauses_ms, strict=True):
+        pieces.append(np.concatenate([silence(pause), read_pcm(utterance(uid))]))
+    return pieces
+
+
+async def test_a_monologue_is_interpreted_sentence_by_sentence_while_the_speaker_goes_on(server):
+    pieces = monologue_pcm(MONOLOGUE, PAUSES_MS)
+    async with await connect(server, "es") as client:
+        # The first sentence, its pause and the first half-second of the next: the speaker is still
+        # talking, and the first sentence's translation must already be on its way.
+        await client.append(np.concatenate([pieces[0], pieces[1][: 24 * (PAUSES_MS[0] + 500)]]))
+        early: list[object] = []
+        async with asyncio.timeout(5):
+            while not audio(early):
+                early.append(await client.recv())
+        await client.append(pieces[1][24 * (PAUSES_MS[0] + 500) :])
+        for piece in pieces[2:]:
+            await client.append(piece)
+        await client.send({"type": "session.close"})
+        events = early + await client.until("session.closed")
+    translations = [utterance(uid.replace("-en", "-es")) for uid in MONOLOGUE]
+    # One after another, whole, never interleaved: the output is exactly the four recordings in order.
+    assert audio(events) == b"".join(read_pcm(u).tobytes() for u in translations)
+    assert joined(events, "session.output_transcript.delta") == " ".join(u.text for u in translations)
+    assert joined(events, "session.input_transcript.delta") == " ".join(
+        utterance(uid).text for uid in MONOLOGUE
+    )
+    assert server.state.sessions[0].recognised == MONOLOGUE
+    assert server.state.sessions[0].unrecognised == 0
+
+
+async def test_translated_audio_keeps_pace_with_real_time_even_when_sending_takes_time(monkeypatch):
+    """The real output keeps up with the input it consumes; time spent sending must not add up."""
+    speed, send_s = 5.0, 0.015  # a 200 ms chunk every 40 ms; each send takes 15 ms of it
+    send_raw = EventSink.send_raw
+
+    async def slow_send_raw(self: EventSink, raw: str) -> bool:
+        if '"session.output_audio.delta"' in raw[:60]:
+            await asyncio.sleep(send_s)
+        return await send_raw(self, raw)
+
+    monkeypatch.setattr(EventSink, "send_raw", slow_send_raw)
+    fake = FakeRealtimeServer(options=FakeOptions(translation_speed=speed, heartbeat_ms=0))
+    await fake.start()
+    try:
+        async with await connect(fake, "en", transcription=False) as client:
+            await client.append(np.concatenate([read_pcm(utterance("u4-es")), silence(600)]))
+            arrivals: list[float] = []
+            translated = len(read_pcm(utterance("u4-en"))) * 2
+            received = 0
+            while received < translated:
+                event = await client.recv()
+                if event.type == "session.output_audio.delta":
+                    arrivals.append(time.monotonic())
+                    received += len(base64.b64decode(event.delta))
+    finally:
+        await fake.stop()
+    due_s = (len(arrivals) - 1) * 0.2 / speed
+    late_s = arrivals[-1] - arrivals[0] - due_s
+    print(f"\nlast chunk {late_s * 1000:.0f} ms behind its due time ({len(arrivals)} chunks)")
+    assert late_s < send_s * 4, late_s  # sleeping a chunk's length after each send: 13 x 15 ms behind

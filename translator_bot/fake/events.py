@@ -31,9 +31,13 @@ def new_id(prefix: str) -> str:
 
 
 def transcript_pieces(text: str) -> list[str]:
-    """Append-only transcript deltas: each word with the space before it (clients add none)."""
+    """Append-only transcript deltas: each word with the space before it (clients add none).
+
+    The pieces join back to exactly `text`, a leading space included (a sentence that continues a
+    running transcript), and none is empty."""
     parts = text.split(" ")
-    return [parts[0]] + [" " + word for word in parts[1:]] if text else []
+    pieces = [parts[0]] + [" " + word for word in parts[1:]] if text else []
+    return [piece for piece in pieces if piece]
 
 
 def spread(pieces: list[str], slots: int) -> list[str]:

@@ -14,7 +14,7 @@ spectral comparison, which on its own also scores them above 0.5.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import librosa
@@ -62,24 +62,40 @@ def features(pcm: npt.NDArray[np.int16]) -> FloatArray | None:
 
 
 def dtw_score(a: FloatArray, b: FloatArray) -> float:
-    """Mean cosine distance along the best alignment with local slopes 1/2, 1 or 2 (inf if none).
+    """Mean cosine distance along the best alignment with local slopes 1/2, 1 or 2 (inf if none)."""
+    return dtw_scores(a, [b])[0]
+
+
+def dtw_scores(query: FloatArray, refs: Sequence[FloatArray]) -> list[float]:
+    """`dtw_score(query, ref)` for every ref, computed together.
 
     The step set (1,1), (1,2), (2,1) has no dependency inside a row, so each row is one numpy
-    expression: about 1 ms for two 3 s utterances.
+    expression; and since every ref is aligned with the same query rows, the refs are stacked (the
+    shorter ones padded with infinite cost, which no path to a real column can cross: a column only
+    depends on columns before it). One pass over the query's rows then serves every ref: half the
+    CPU time of one ref at a time (22 vs 44 ms for nine refs and a 3 s query), which matters because
+    the fake recognises a sentence while it streams the previous one from the same process.
     """
-    n, m = len(a), len(b)
-    cost = 1.0 - a.astype(np.float64) @ b.astype(np.float64).T
+    if not refs:
+        return []
+    n = len(query)
+    widths = [len(ref) for ref in refs]
+    width = max(widths)
+    cost = np.full((len(refs), n, width), np.inf)
+    q = query.astype(np.float64)
+    for index, ref in enumerate(refs):
+        cost[index, :, : len(ref)] = 1.0 - q @ ref.astype(np.float64).T
     diagonal, skip = 2.0 * cost, 3.0 * cost
-    before = np.full(m, np.inf)  # row i - 2
-    previous = np.full(m, np.inf)  # row i - 1
-    previous[0] = diagonal[0, 0]
+    before = np.full((len(refs), width), np.inf)  # row i - 2
+    previous = np.full((len(refs), width), np.inf)  # row i - 1
+    previous[:, 0] = diagonal[:, 0, 0]
     for i in range(1, n):
-        row = np.full(m, np.inf)
-        row[1:] = previous[:-1] + diagonal[i, 1:]
-        np.minimum(row[2:], previous[:-2] + skip[i, 2:], out=row[2:])
-        np.minimum(row[1:], before[:-1] + skip[i, 1:], out=row[1:])
+        row = np.full((len(refs), width), np.inf)
+        row[:, 1:] = previous[:, :-1] + diagonal[:, i, 1:]
+        np.minimum(row[:, 2:], previous[:, :-2] + skip[:, i, 2:], out=row[:, 2:])
+        np.minimum(row[:, 1:], before[:, :-1] + skip[:, i, 1:], out=row[:, 1:])
         before, previous = previous, row
-    return float(previous[-1] / (n + m))
+    return [float(previous[index, m - 1] / (n + m)) for index, m in enumerate(widths)]
 
 
 @dataclass(frozen=True)
@@ -120,19 +136,24 @@ class FixtureRecognizer:
         query = features(pcm)
         if query is None:
             return {utterance_id: float("inf") for utterance_id in self._refs}
-        result: dict[str, float] = {}
-        for utterance_id, ref in self._refs.items():
-            ratio = len(query) / len(ref)
-            if tempo_gate and not (1 / _MAX_TEMPO_RATIO <= ratio <= _MAX_TEMPO_RATIO):
-                result[utterance_id] = float("inf")
-            else:
-                result[utterance_id] = dtw_score(query, ref)
+        return self._scores(query, tempo_gate=tempo_gate)
+
+    def _scores(self, query: FloatArray, *, tempo_gate: bool) -> dict[str, float]:
+        result = {utterance_id: float("inf") for utterance_id in self._refs}
+        candidates = [
+            utterance_id
+            for utterance_id, ref in self._refs.items()
+            if not tempo_gate or 1 / _MAX_TEMPO_RATIO <= len(query) / len(ref) <= _MAX_TEMPO_RATIO
+        ]
+        scored = dtw_scores(query, [self._refs[utterance_id] for utterance_id in candidates])
+        result.update(zip(candidates, scored, strict=True))
         return result
 
     def recognise(self, pcm: npt.NDArray[np.int16]) -> Recognition:
-        if features(pcm) is None:
+        query = features(pcm)
+        if query is None:
             return Recognition(None, float("inf"), None, None, float("inf"), "no_sound")
-        ranked = sorted(self.scores(pcm).items(), key=lambda kv: kv[1])
+        ranked = sorted(self._scores(query, tempo_gate=True).items(), key=lambda kv: kv[1])
         best_id, best = ranked[0]
         runner_id, runner = ranked[1] if len(ranked) > 1 else (None, float("inf"))
         if not np.isfinite(best):

@@ -63,6 +63,11 @@ class SessionRecord:
     responses_cancelled: int = 0
     items_dropped_by_retention: int = 0
     heartbeats_sent: int = 0
+    # The most a translation audio chunk was sent after its real-time due time (a starved event loop)
+    output_late_ms: int = 0
+    # Per translated sentence: from finding its end to its first audio (recognition, the wait for
+    # the previous translation and the speaker's pause, first_audio_delay_ms)
+    translation_waits_ms: list[int] = field(default_factory=list)
 
     @property
     def live(self) -> bool:

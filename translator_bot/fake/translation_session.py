@@ -1,12 +1,14 @@
 """`/v1/realtime/translations`: continuous interpretation into the session's output language.
 
-The client streams audio without pause (silence included); the fake finds utterances in it with
-the energy VAD, recognises each fixture after its end, and streams that sentence's recording in the
-target language as ~200 ms `session.output_audio.delta` chunks with input and output transcript
-deltas. The real service starts translating while the speaker is still talking (it consumes 200 ms
-frames as they come); the fake answers only once the utterance has ended, so its delay is about
-`silence_duration` plus `first_audio_delay_ms` longer at the start and it does not overlap with the
-speaker.
+The client streams audio without pause (silence included). Like the real service, the fake
+interprets while the speaker is still talking: it cuts the input into sentences at short pauses
+(`sentences.split_sentences`), recognises each fixture sentence as soon as it has ended, sends its
+input transcript at once, and streams that sentence's recording in the target language as ~200 ms
+`session.output_audio.delta` chunks with output transcript deltas. Translations go out one after
+another, never overlapping: a sentence that is ready while the previous one is still being spoken
+waits for it, and then for as long as the speaker paused between the two, so the listener hears the
+speaker's sentence breaks. The delay of each sentence is about `pause_ms` (300 ms) plus
+`first_audio_delay_ms` after the speaker finished it.
 
 Like the real endpoint it also sends all-zero "heartbeat" audio chunks while idle, which a client
 must not let build up playout delay. Speech already in the target language gets no audio.
@@ -17,22 +19,44 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
 
-from translator_bot.audio.formats import MODEL_BYTES_PER_MS, MODEL_RATE
+from translator_bot.audio.formats import BYTES_PER_SAMPLE, MODEL_BYTES_PER_MS, MODEL_RATE
 from translator_bot.engine.protocol import TRANSLATION_CLIENT_EVENT_TYPES, TRANSLATION_CLIENT_EVENTS
 from translator_bot.fake import session_config as cfg
 from translator_bot.fake.base_session import UNRECOGNISED_TRANSCRIPT, BaseSession
 from translator_bot.fake.events import spread, transcript_pieces
-from translator_bot.fake.vad import EnergyVad, SpeechStarted, SpeechStopped, VadConfig
+from translator_bot.fake.sentences import SentenceConfig, split_sentences
+from translator_bot.fixtures import Utterance
 
 log = logging.getLogger(__name__)
 
 _ELAPSED_STEP_MS = 200
+_SAMPLES_PER_MS = MODEL_RATE // 1000
+# Sentences heard but not yet recognised, and translations waiting to be spoken. When either is
+# full the session stops reading the socket until there is room (the client's sends then block),
+# as a service that consumes its input at the pace of its output does.
+_BACKLOG_SENTENCES = 16
+
+
+@dataclass(frozen=True)
+class HeardSentence:
+    pcm: npt.NDArray[np.int16]
+    voiced_start_ms: int  # on the session's audio clock
+    voiced_end_ms: int
+    ended_at: float  # loop time its end was found
+
+
+@dataclass(frozen=True)
+class PendingTranslation:
+    reply: Utterance
+    pause_before_ms: int  # the speaker's pause between the previous sentence and this one
+    ended_at: float  # loop time the sentence's end was found
 
 
 class TranslationSession(BaseSession):
@@ -41,17 +65,22 @@ class TranslationSession(BaseSession):
 
     def setup(self) -> None:
         self.session = cfg.default_translation_session(self.record.id, self.record.model)
-        self.vad = EnergyVad(VadConfig())
-        self._buffer = bytearray()
-        self._buffer_start_ms = 0
-        self._speech_start_ms = 0
-        self._segments: asyncio.Queue[npt.NDArray[np.int16] | None] = asyncio.Queue()
+        self.sentence_config = SentenceConfig()
+        self._buffer = bytearray()  # input not yet handed on as a sentence
+        self._buffer_start = 0  # its first sample on the session's audio clock
+        self._last_voiced_end_ms: int | None = None
+        self._heard: asyncio.Queue[HeardSentence | None] = asyncio.Queue(_BACKLOG_SENTENCES)
+        self._to_speak: asyncio.Queue[PendingTranslation | None] = asyncio.Queue(_BACKLOG_SENTENCES)
+        self._in_flight = 0  # sentences handed on and not yet fully answered
+        self._transcribed_any = False
+        self._spoken_any = False
         self._closing = False
         self._idle = asyncio.Event()
         self._idle.set()
 
     async def open(self) -> None:
         self.setup()
+        self.spawn(self._recognise_worker(), "recognise")
         self.spawn(self._output_worker(), "output")
         if self.ctx.options.heartbeat_ms > 0:
             self.spawn(self._heartbeats(), "heartbeats")
@@ -95,50 +124,57 @@ class TranslationSession(BaseSession):
         if samples is None:
             return
         self._buffer.extend(samples.tobytes())
-        for vad_event in self.vad.feed(samples):
-            if isinstance(vad_event, SpeechStarted):
-                self._speech_start_ms = vad_event.audio_start_ms
-            elif isinstance(vad_event, SpeechStopped):
-                self._cut(vad_event.audio_end_ms)
-        if not self.vad.in_speech:
-            excess_ms = self.audio_ms - self._buffer_start_ms - 1000
-            if excess_ms > 1000:
-                del self._buffer[: excess_ms * MODEL_BYTES_PER_MS]
-                self._buffer_start_ms += excess_ms
+        await self._hand_on_sentences(final=False)
 
-    def _cut(self, end_ms: int) -> None:
-        start = max(0, (self._speech_start_ms - self._buffer_start_ms) * MODEL_BYTES_PER_MS)
-        end = max(start, (end_ms - self._buffer_start_ms) * MODEL_BYTES_PER_MS)
-        segment = np.frombuffer(bytes(self._buffer[start:end]), dtype="<i2").astype(np.int16)
-        del self._buffer[:end]
-        self._buffer_start_ms = end_ms
-        self._idle.clear()
-        self._segments.put_nowait(segment)
+    async def _hand_on_sentences(self, *, final: bool) -> None:
+        """Pass every sentence complete in the buffer to recognition, and drop what is done with."""
+        pcm = np.frombuffer(bytes(self._buffer), dtype="<i2").astype(np.int16)
+        split = split_sentences(pcm, self.sentence_config, final=final)
+        for sentence in split.sentences:
+            self._in_flight += 1
+            self._idle.clear()
+            await self._heard.put(
+                HeardSentence(
+                    pcm[sentence.start : sentence.end].copy(),
+                    (self._buffer_start + sentence.voiced_start) // _SAMPLES_PER_MS,
+                    (self._buffer_start + sentence.voiced_end) // _SAMPLES_PER_MS,
+                    asyncio.get_running_loop().time(),
+                )
+            )
+        del self._buffer[: split.consumed * BYTES_PER_SAMPLE]
+        self._buffer_start += split.consumed
 
     async def _close(self) -> None:
-        """Flush: finish the utterance in progress and everything queued, then `session.closed`."""
+        """Flush: finish the sentence in progress and everything queued, then `session.closed`."""
         self._closing = True
-        for vad_event in self.vad.flush():
-            if isinstance(vad_event, SpeechStopped):
-                self._cut(vad_event.audio_end_ms)
-        self._segments.put_nowait(None)
+        await self._hand_on_sentences(final=True)
+        await self._heard.put(None)
 
-    async def _output_worker(self) -> None:
+    def _answered(self) -> None:
+        self._in_flight -= 1
+        if self._in_flight == 0:
+            self._idle.set()
+
+    async def _recognise_worker(self) -> None:
+        """Recognise each sentence as soon as it has ended, while earlier ones may still be spoken."""
         while True:
-            segment = await self._segments.get()
-            if segment is None:
-                await self.sink.send({"type": "session.closed"})
-                self.record.close_reason = "session.close"
-                await self.ws.close()
+            heard = await self._heard.get()
+            if heard is None:
+                await self._to_speak.put(None)
                 return
-            try:
-                await self._translate(segment)
-            finally:
-                if self._segments.empty():
-                    self._idle.set()
+            pause_ms = (
+                0 if self._last_voiced_end_ms is None else heard.voiced_start_ms - self._last_voiced_end_ms
+            )
+            self._last_voiced_end_ms = heard.voiced_end_ms
+            reply = await self._recognise(heard.pcm)
+            if reply is None:
+                self._answered()
+            else:
+                await self._to_speak.put(PendingTranslation(reply, max(0, pause_ms), heard.ended_at))
 
-    async def _translate(self, segment: npt.NDArray[np.int16]) -> None:
-        result = await asyncio.to_thread(self.ctx.catalog.recognise, segment)
+    async def _recognise(self, pcm: npt.NDArray[np.int16]) -> Utterance | None:
+        """The recording to speak for this sentence, after its input transcript; None for nothing."""
+        result = await asyncio.to_thread(self.ctx.catalog.recognise, pcm)
         target = self.record.target_language
         log.info(
             "session %s heard %s (score %.3f, next %.3f, %s), target %s",
@@ -152,7 +188,7 @@ class TranslationSession(BaseSession):
         if result.utterance_id is None:
             self.record.unrecognised += 1
             await self._input_transcript(UNRECOGNISED_TRANSCRIPT)
-            return
+            return None
         self.record.recognised.append(result.utterance_id)
         heard = self.ctx.catalog.utterance(result.utterance_id)
         if target is None:
@@ -161,21 +197,51 @@ class TranslationSession(BaseSession):
                 "no_target_language",
                 "Set session.audio.output.language before streaming audio.",
             )
-            return
-        delay_ms = self.ctx.faults.first_audio_delay_ms
-        if delay_ms > 0:
-            await asyncio.sleep(delay_ms / 1000)
+            return None
         await self._input_transcript(heard.text)
         reply = self.ctx.catalog.reply(heard.id, target)
         if reply is None or reply.id == heard.id:
             if reply is not None:
                 self.record.same_language += 1
-            return
-        await self._stream(self.ctx.catalog.pcm(reply.id).tobytes(), reply.text)
+            return None
+        return reply
+
+    async def _output_worker(self) -> None:
+        """Speak the translations one at a time, in order, keeping the speaker's sentence breaks."""
+        loop = asyncio.get_running_loop()
+        spoken_until: float | None = None  # loop time the previous translation's audio ended
+        while True:
+            pending = await self._to_speak.get()
+            if pending is None:
+                await self.sink.send({"type": "session.closed"})
+                self.record.close_reason = "session.close"
+                await self.ws.close()
+                return
+            try:
+                if spoken_until is not None:
+                    pause_s = pending.pause_before_ms / 1000 / self.ctx.options.translation_speed
+                    wait_s = spoken_until + pause_s - loop.time()
+                    if wait_s > 0:
+                        await asyncio.sleep(wait_s)
+                delay_ms = self.ctx.faults.first_audio_delay_ms
+                if delay_ms > 0:
+                    await asyncio.sleep(delay_ms / 1000)
+                reply = pending.reply
+                self.record.translation_waits_ms.append(round((loop.time() - pending.ended_at) * 1000))
+                text = " " + reply.text if self._spoken_any else reply.text
+                self._spoken_any = True
+                await self._stream(self.ctx.catalog.pcm(reply.id).tobytes(), text)
+                spoken_until = loop.time()
+            finally:
+                self._answered()
 
     async def _input_transcript(self, text: str) -> None:
         if not (self.session["audio"].get("input") or {}).get("transcription"):
             return
+        # One running transcript for the whole session: later sentences follow after a space.
+        if self._transcribed_any:
+            text = " " + text
+        self._transcribed_any = True
         for piece in transcript_pieces(text):
             await self.sink.send(
                 {"type": "session.input_transcript.delta", "delta": piece, "elapsed_ms": self._elapsed()}
@@ -187,14 +253,22 @@ class TranslationSession(BaseSession):
         chunks = [pcm[i : i + chunk] for i in range(0, len(pcm), chunk)]
         words = transcript_pieces(text)
         texts = spread(words, len(chunks))
+        # Paced against the clock, not by sleeping a chunk's length after each send: the time a send
+        # takes would otherwise add up and the stream would fall behind real time (~5 % on a busy
+        # machine), which the real service, whose output keeps up with its input, does not do.
+        loop = asyncio.get_running_loop()
+        started, streamed_ms = loop.time(), 0.0
         for index, audio in enumerate(chunks):
             piece = texts[index]
             if piece:
                 await self.sink.send(
                     {"type": "session.output_transcript.delta", "delta": piece, "elapsed_ms": self._elapsed()}
                 )
+            late_ms = (loop.time() - started) * 1000 - streamed_ms / opts.translation_speed
+            self.record.output_late_ms = max(self.record.output_late_ms, round(late_ms))
             await self._send_audio(audio)
-            await asyncio.sleep(len(audio) / MODEL_BYTES_PER_MS / 1000 / opts.translation_speed)
+            streamed_ms += len(audio) / MODEL_BYTES_PER_MS
+            await asyncio.sleep(max(0.0, started + streamed_ms / 1000 / opts.translation_speed - loop.time()))
 
     async def _send_audio(self, audio: bytes) -> None:
         await self.sink.send(
