@@ -171,6 +171,8 @@ class FakeRealtimeServer:
                 self.faults.pending_malformed += 1
         elif action == "first_audio_delay_ms":
             self.faults.first_audio_delay_ms = int(command["value"])
+        elif action == "transcript_suffix":
+            self.faults.transcript_suffix = str(command.get("value", ""))
         elif action == "session_max_seconds":
             self.faults.session_max_seconds = float(command["value"])
             for session in live:

@@ -87,6 +87,9 @@ class FaultConfig:
     session_max_seconds: float = 3600.0
     pending_drop_next: DropFault | None = None  # armed for the next session to open
     pending_malformed: int = 0  # malformed events owed to the next session to open
+    # Appended to every translation's transcript. The real model can end a delta with half a
+    # surrogate pair (a token boundary inside an emoji), which JSON carries as a lone "\ud83d".
+    transcript_suffix: str = ""
 
 
 @dataclass

@@ -185,7 +185,7 @@ class TranslationSession(BaseSession):
         opts = self.ctx.options
         chunk = opts.translation_chunk_ms * MODEL_BYTES_PER_MS
         chunks = [pcm[i : i + chunk] for i in range(0, len(pcm), chunk)]
-        words = transcript_pieces(text)
+        words = transcript_pieces(text + self.ctx.faults.transcript_suffix)
         texts = spread(words, len(chunks))
         for index, audio in enumerate(chunks):
             piece = texts[index]
