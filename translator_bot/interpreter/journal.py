@@ -133,7 +133,7 @@ class TranscriptJournal:
         self._closed = True
         loop = asyncio.get_running_loop()
         finished = loop.create_future()
-        self._on_finished = lambda: loop.call_soon_threadsafe(_resolve, finished)
+        self._on_finished = lambda: _call_soon(loop, finished)
         if not self._thread.is_alive():
             self.status.lines_failed += self._dropped
             return self.status
@@ -277,6 +277,12 @@ def _fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
+    """From the writer thread: wake the closer, unless it gave up and its loop is already gone."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(_resolve, future)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
