@@ -72,14 +72,20 @@ async def sample(rig: InterpreterRig, started: float, samples: Samples) -> None:
 
 
 def match_in_order(expected: list[tuple[str, float]], heard: list[Heard]) -> list[tuple[float, float]]:
-    """(speech end, first arrival) of each expected translation found, in order, in what was heard."""
+    """(speech end, first arrival) of each expected translation found, in order, in what was heard.
+
+    A translation counts only if it starts before the next sentence in the same direction ends: the
+    same sentence comes back every few turns, and a lost one must not be matched to its next turn."""
     found: list[tuple[float, float]] = []
     position = 0
-    for uid, end in expected:
-        for index in range(position, len(heard)):
-            if heard[index].utterance_id == uid:
-                found.append((end, heard[index].first_arrival))
-                position = index + 1
+    for index, (uid, end) in enumerate(expected):
+        until = expected[index + 1][1] if index + 1 < len(expected) else float("inf")
+        for at in range(position, len(heard)):
+            if heard[at].first_arrival >= until:
+                break
+            if heard[at].utterance_id == uid:
+                found.append((end, heard[at].first_arrival))
+                position = at + 1
                 break
     return found
 
@@ -124,6 +130,7 @@ async def soak(janus: JanusServer, engine: str, minutes: float, session_max_s: f
 
     spoken = 0
     delivered: list[tuple[float, float]] = []
+    lost: list[str] = []  # translations that never reached the listener, with when they were said
     for (speaker, _), (listener, listener_lang) in (PEOPLE, PEOPLE[::-1]):
         said = [
             (f"{uid.rsplit('-', 1)[0]}-{listener_lang}", end - started)
@@ -137,7 +144,10 @@ async def soak(janus: JanusServer, engine: str, minutes: float, session_max_s: f
             Heard(h.utterance_id, h.first_arrival - started, h.duration_ms, h.score)
             for h in heard_utterances(listening.recording)
         ]
-        delivered += match_in_order(said, heard)
+        found = match_in_order(said, heard)
+        delivered += found
+        matched = {end for end, _ in found}
+        lost += [f"{uid} at {end // 60:.0f}:{end % 60:04.1f}" for uid, end in said if end not in matched]
     lines = [
         json.loads(line) for path in transcripts.glob("*.jsonl") for line in path.read_text().splitlines()
     ]
@@ -158,6 +168,8 @@ async def soak(janus: JanusServer, engine: str, minutes: float, session_max_s: f
 
     print(f"\n== {engine}: {elapsed / 60:.1f} min, session max {session_max_s:.0f} s, bot exit code {code}")
     print(f"utterances delivered / spoken     {len(delivered)} / {spoken}   (transcript records: {recorded})")
+    if lost:
+        print(f"lost (meeting time said)          {', '.join(lost)}")
     print(
         f"bot RSS MiB minute 1 -> end       {rss_1:.0f} -> {end_rss:.0f} "
         f"({(end_rss / rss_1 - 1) * 100:+.1f} %)"
