@@ -28,6 +28,7 @@ import statistics
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from tests.bench.bench_meeting import percentile, talk
@@ -94,6 +95,17 @@ def at_or_after(values: list[tuple[float, float]], t: float) -> float:
     return next((v for when, v in values if when >= t), values[-1][1] if values else float("nan"))
 
 
+def recycle_times(rig: InterpreterRig, wall_started: float) -> list[float]:
+    """Meeting times of the bot's planned recycles, from its log, to set beside what was lost."""
+    assert rig.bot is not None
+    times = []
+    for line in rig.bot.lines:
+        if "recycling session" in line:
+            stamp = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            times.append(stamp - wall_started)
+    return times
+
+
 def p50_p95_ms(values: list[float]) -> str:
     if not values:
         return "     -      -"
@@ -113,7 +125,7 @@ async def soak(janus: JanusServer, engine: str, minutes: float, session_max_s: f
     try:
         await rig.start(list(PEOPLE))
         assert rig.bot is not None
-        started = time.monotonic()
+        started, wall_started = time.monotonic(), time.time()
         sampler = asyncio.create_task(sample(rig, started, samples))
         try:
             await talk(rig, minutes * 60)
@@ -170,6 +182,8 @@ async def soak(janus: JanusServer, engine: str, minutes: float, session_max_s: f
     print(f"utterances delivered / spoken     {len(delivered)} / {spoken}   (transcript records: {recorded})")
     if lost:
         print(f"lost (meeting time said)          {', '.join(lost)}")
+        recycles = [f"{t // 60:.0f}:{t % 60:04.1f}" for t in recycle_times(rig, wall_started)]
+        print(f"recycles began at                 {', '.join(recycles)}")
     print(
         f"bot RSS MiB minute 1 -> end       {rss_1:.0f} -> {end_rss:.0f} "
         f"({(end_rss / rss_1 - 1) * 100:+.1f} %)"
