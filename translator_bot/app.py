@@ -18,6 +18,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from translator_bot.errors import ExitCode
 from translator_bot.interpreter import meeting as mt
 from translator_bot.interpreter.health import PartHealth, assess
+from translator_bot.interpreter.journal import TranscriptJournal
 from translator_bot.interpreter.plan import Member
 from translator_bot.ops import OpsServer
 from translator_bot.room import session as rs
@@ -112,6 +113,7 @@ async def _join(settings: Settings, meeting_id: str, create_room: bool) -> ExitC
         loop.add_signal_handler(sig, stop.set)
     room = rs.RoomSession.from_settings(settings, meeting_id, create_room=create_room)
     meeting: mt.Meeting | None = None
+    journal: TranscriptJournal | None = None
     ops: OpsServer | None = None
     try:
         if settings.metrics_port:
@@ -120,6 +122,7 @@ async def _join(settings: Settings, meeting_id: str, create_room: bool) -> ExitC
         await room.join()
         log.info("joined meeting %s as %r", room.room_id, settings.display_name)
         meeting = mt.Meeting(settings, RoomBridge(room), meeting_id)
+        journal = _open_journal(meeting, settings)
         runner = asyncio.create_task(meeting.run(), name="meeting")
         stopper = asyncio.create_task(stop.wait(), name="wait for signal")
         await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -136,13 +139,17 @@ async def _join(settings: Settings, meeting_id: str, create_room: bool) -> ExitC
         await runner  # re-raises RoomError / ProviderError
         return ExitCode.OK
     finally:
-        await _shutdown(room, meeting, ops, settings)
+        await _shutdown(room, meeting, journal, ops, settings)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
 
 
 async def _shutdown(
-    room: rs.RoomSession, meeting: mt.Meeting | None, ops: OpsServer | None, settings: Settings
+    room: rs.RoomSession,
+    meeting: mt.Meeting | None,
+    journal: TranscriptJournal | None,
+    ops: OpsServer | None,
+    settings: Settings,
 ) -> None:
     try:
         async with asyncio.timeout(SHUTDOWN_BUDGET_S):
@@ -152,23 +159,52 @@ async def _shutdown(
     except TimeoutError:
         log.warning("leaving took longer than %.0f s; exiting anyway", SHUTDOWN_BUDGET_S)
     finally:
-        if meeting is not None:
-            _write_transcript(meeting, settings)
+        if meeting is not None and journal is not None:
+            await _write_transcript(meeting, journal, settings)
         if ops is not None:
             with contextlib.suppress(Exception):
                 await ops.stop()
 
 
-def _write_transcript(meeting: mt.Meeting, settings: Settings) -> None:
-    if not meeting.transcript.utterances:
-        log.info("nothing was interpreted: no transcript written")
-        return
+def _open_journal(meeting: mt.Meeting, settings: Settings) -> TranscriptJournal:
+    """Every utterance goes to the journal (JSON lines, fsynced) as soon as it is final."""
+    transcript = meeting.transcript
+    journal = TranscriptJournal.for_meeting(
+        settings.transcript_dir,
+        transcript.base_name,
+        to_stdout=settings.transcript_stdout,
+        meeting_id=transcript.meeting_id,
+    )
+    transcript.record_to(journal.append)
+    return journal
+
+
+async def _write_transcript(meeting: mt.Meeting, journal: TranscriptJournal, settings: Settings) -> None:
+    """Record what is still in flight, render the .txt and close the journal. Never raises: a
+    transcript that cannot be written is logged with its cause, and a clean leave stays clean."""
     try:
-        jsonl, text = meeting.transcript.write(settings.transcript_dir)
-    except OSError as exc:
-        log.error("cannot write the transcript to %s: %s", settings.transcript_dir, exc)
+        transcript = meeting.transcript
+        transcript.finish()
+        if not transcript.utterances:
+            await journal.aclose()
+            log.info("nothing was interpreted: no transcript written")
+            return
+        text_path = settings.transcript_dir / f"{transcript.base_name}.txt"
+        status = await journal.aclose(text_path, transcript.render_text())
+    except Exception:
+        log.exception("the transcript could not be completed")
         return
-    log.info("transcript written: %s and %s", jsonl, text)
+    if status.lines_failed or not status.text_written:
+        log.error(
+            "transcript incomplete in %s: %d of %d utterance records written, text %s; cause: %s",
+            settings.transcript_dir,
+            status.lines_written,
+            status.lines_written + status.lines_failed,
+            "written" if status.text_written else "not written",
+            status.error or "the writer did not finish in time",
+        )
+        return
+    log.info("transcript written: %s and %s", journal.path, text_path)
 
 
 def _health(room: rs.RoomSession, meeting: mt.Meeting | None) -> tuple[bool, dict[str, Any]]:

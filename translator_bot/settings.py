@@ -130,6 +130,7 @@ class Settings(BaseSettings):
     metrics_host: str = "0.0.0.0"
     metrics_port: int = Field(default=9464, ge=0, le=65535)  # 0 turns the HTTP server off
     transcript_dir: Path = Path("transcripts")
+    transcript_stdout: bool = False  # also print each transcript line to stdout (log collection)
     log_level: LogLevel = "INFO"
     log_format: LogFormat = "text"
 

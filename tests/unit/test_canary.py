@@ -28,6 +28,7 @@ from translator_bot import metrics
 from translator_bot.engine.connection import open_socket
 from translator_bot.engine.endpoint import endpoint_for
 from translator_bot.errors import RoomError, SettingsError
+from translator_bot.interpreter.journal import TranscriptJournal
 from translator_bot.interpreter.transcript import LaneInfo, Transcript
 from translator_bot.logs import configure_logging_for
 from translator_bot.ops import OpsServer
@@ -424,14 +425,19 @@ async def test_healthz_and_metrics_are_scrubbed(canaries: Settings) -> None:
     assert_no_canary(health + body)
 
 
-def test_transcripts_are_scrubbed(canaries: Settings, tmp_path: Path) -> None:
+async def test_transcripts_are_scrubbed(canaries: Settings, tmp_path: Path) -> None:
     transcript = Transcript("1234")
+    journal = TranscriptJournal(tmp_path / f"{transcript.base_name}.jsonl")
+    transcript.record_to(journal.append)
     secret = SECRETS["OPENAI_API_KEY"]
     transcript.lane_opened(LaneInfo("l1", "p1", f"Eve {secret}", "en", "es", ("p2",)))
     transcript.source_text("l1", "i1", f"my key is {secret} and {canaries.janus_url}", True)
     transcript.translation_text("l1", "i1", f"mi clave es {secret}", True)
-    jsonl, text = transcript.write(tmp_path)
-    written = jsonl.read_text(encoding="utf-8") + text.read_text(encoding="utf-8")
+    transcript.finish()
+    text = tmp_path / f"{transcript.base_name}.txt"
+    status = await journal.aclose(text, transcript.render_text())
+    assert status.lines_written == 1 and status.text_written
+    written = journal.path.read_text(encoding="utf-8") + text.read_text(encoding="utf-8")
     assert "my key is" in written
     assert_no_canary(written)
 

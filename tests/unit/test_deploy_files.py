@@ -228,6 +228,8 @@ def test_job_fits_the_bot() -> None:
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert "emptyDir" in volumes[mounts[transcripts]] and "emptyDir" in volumes[mounts["/tmp"]]
+    # The emptyDir goes with the pod: the transcript also goes to the log collector, line by line.
+    assert Settings(_env_file=None, transcript_stdout=env["TRANSLATOR_TRANSCRIPT_STDOUT"]).transcript_stdout  # type: ignore[call-arg]
     port = {p["name"]: p["containerPort"] for p in container["ports"]}["metrics"]
     assert port == int(env["TRANSLATOR_METRICS_PORT"]) == 9464
     # Only a dead process is restarted (liveness); a degraded bot is merely not ready.

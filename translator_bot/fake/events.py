@@ -50,6 +50,14 @@ def spread(pieces: list[str], slots: int) -> list[str]:
 _OUTPUT_AUDIO = frozenset({"response.output_audio.delta", "session.output_audio.delta"})
 
 
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 class FakeProtocolBug(AssertionError):
     """The fake was about to send an event that does not match the protocol."""
 
@@ -80,6 +88,9 @@ class EventSink:
         """Validate and send; False if the socket is already gone (the caller just stops)."""
         event.setdefault("event_id", new_id("event"))
         raw = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+        if not raw.isascii() and _has_surrogate(raw):
+            # Lone surrogates travel escaped (as the real service's JSON carries them), never raw.
+            raw = json.dumps(event, separators=(",", ":"))
         try:
             parsed = self._parse(raw)
         except ValueError as exc:

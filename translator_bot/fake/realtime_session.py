@@ -535,7 +535,7 @@ class RealtimeSession(BaseSession):
         pcm = self.ctx.catalog.pcm(reply.id).tobytes()
         chunk = opts.realtime_chunk_ms * MODEL_BYTES_PER_MS
         chunks = [pcm[i : i + chunk] for i in range(0, len(pcm), chunk)] if audio_mode else [b""]
-        words = transcript_pieces(reply.text)
+        words = transcript_pieces(reply.text + self.ctx.faults.transcript_suffix)
         texts = spread(words, len(chunks))
         loop = asyncio.get_running_loop()
         pace = self.ctx.faults.stream_pace

@@ -180,6 +180,8 @@ class FakeRealtimeServer:
             self.faults.first_audio_delay_ms = int(command["value"])
         elif action == "stream_pace":
             self._set_stream_pace(command)
+        elif action == "transcript_suffix":
+            self.faults.transcript_suffix = str(command.get("value", ""))
         elif action == "session_max_seconds":
             self.faults.session_max_seconds = float(command["value"])
             for session in live:

@@ -98,6 +98,9 @@ class FaultConfig:
     pending_malformed: int = 0  # malformed events owed to the next session to open
     stream_pace: StreamPace | None = None  # realtime responses at this pace, with jitter (None: fast)
     pace_rng: random.Random = field(default_factory=random.Random)  # seeded by the stream_pace control
+    # Appended to every translation's transcript. The real model can end a delta with half a
+    # surrogate pair (a token boundary inside an emoji), which JSON carries as a lone "\ud83d".
+    transcript_suffix: str = ""
 
 
 @dataclass

@@ -251,7 +251,7 @@ class TranslationSession(BaseSession):
         opts = self.ctx.options
         chunk = opts.translation_chunk_ms * MODEL_BYTES_PER_MS
         chunks = [pcm[i : i + chunk] for i in range(0, len(pcm), chunk)]
-        words = transcript_pieces(text)
+        words = transcript_pieces(text + self.ctx.faults.transcript_suffix)
         texts = spread(words, len(chunks))
         # Paced against the clock, not by sleeping a chunk's length after each send: the time a send
         # takes would otherwise add up and the stream would fall behind real time (~5 % on a busy

@@ -153,6 +153,7 @@ class Lane:
                 self._router.deliver_audio(self.key, item, pcm)
             case TranslationDone(item_id=item):
                 self._router.end_item(self.key, item)
+                self._transcript.translation_done(lane, item)
             case SourceTranscript(item_id=item, text=text, final=final):
                 self._transcript.source_text(lane, item, text, final)
             case TranslationTranscript(item_id=item, text=text, final=final):

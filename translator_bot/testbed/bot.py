@@ -15,18 +15,29 @@ class BotProcess:
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
         self.lines: list[str] = []
+        self.stdout_lines: list[str] = []  # only with capture_stdout
         self._changed = asyncio.Event()
         self._reader = asyncio.create_task(self._read(), name="bot log reader")
+        self._stdout_reader = (
+            asyncio.create_task(self._read_stdout(), name="bot stdout reader") if proc.stdout else None
+        )
 
     @classmethod
-    async def start(cls, args: list[str], env: Mapping[str, str], cwd: str | Path = "/tmp") -> BotProcess:
+    async def start(
+        cls,
+        args: list[str],
+        env: Mapping[str, str],
+        cwd: str | Path = "/tmp",
+        *,
+        capture_stdout: bool = False,
+    ) -> BotProcess:
         if not BOT.exists():
             raise FileNotFoundError(f"console script missing: {BOT} (install the package: pip install -e .)")
         proc = await asyncio.create_subprocess_exec(
             str(BOT),
             *args,
             stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE if capture_stdout else asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
             env=dict(env),
             cwd=str(cwd),
@@ -39,6 +50,11 @@ class BotProcess:
             self.lines.append(raw.decode(errors="replace").rstrip())
             self._changed.set()
         self._changed.set()
+
+    async def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        async for raw in self.proc.stdout:
+            self.stdout_lines.append(raw.decode(errors="replace").rstrip("\n"))
 
     @property
     def text(self) -> str:
@@ -65,6 +81,8 @@ class BotProcess:
         async with asyncio.timeout(timeout_s):
             code = await self.proc.wait()
             await self._reader
+            if self._stdout_reader is not None:
+                await self._stdout_reader
         return code
 
     async def kill(self) -> None:
@@ -72,3 +90,5 @@ class BotProcess:
             self.proc.kill()
             await self.proc.wait()
         await self._reader
+        if self._stdout_reader is not None:
+            await self._stdout_reader

@@ -51,6 +51,7 @@ class InterpreterRig:
     people: dict[str, Person] = field(default_factory=dict)
     metrics_port: int = 0
     stop_seconds: float | None = None  # SIGTERM -> exit
+    capture_stdout: bool = False  # keep the bot's stdout in bot.stdout_lines (otherwise discarded)
     _own_fake: bool = False
 
     async def start(self, people: Sequence[tuple[str, str]]) -> None:
@@ -76,7 +77,7 @@ class InterpreterRig:
             env["OPENAI_BASE_URL"] = self.fake.base_url
         env.update(self.env)
         args = ["join", str(room)] + (["--create-room"] if self.room is not None else [])
-        self.bot = await BotProcess.start(args, env)
+        self.bot = await BotProcess.start(args, env, capture_stdout=self.capture_stdout)
         await self.bot.wait_line(r"joined meeting", 20)
         for name, language in people:
             sim = SimParticipant(self.janus.url, room, name, language)
