@@ -34,6 +34,9 @@ def canary_environ(janus: JanusServer, fmt: str, api_secret: str) -> dict[str, s
     env["TRANSLATOR_METRICS_PORT"] = "0"
     env["TRANSLATOR_LOG_LEVEL"] = "DEBUG"
     env["TRANSLATOR_LOG_FORMAT"] = fmt
+    # A vanished Janus is retried before exit 3: keep the window short, and its reconnect attempts
+    # (which name the URL in their messages) are in the log that is searched for canaries.
+    env["TRANSLATOR_ROOM_RECONNECT_SECONDS"] = "2"
     return env
 
 
