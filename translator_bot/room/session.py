@@ -196,6 +196,9 @@ class Publication:
             return
         self.closed = True
         self._owner._publications.discard(self)
+        # `translator-bot web` reads this (and "publishing ... as participant") to tell its page which
+        # feeds are the real interpreter's.
+        log.info("unpublished %r (participant %s)", self.display, self.participant_id)
         if not self._handle.session.closed:
             with contextlib.suppress(JanusError):
                 await videoroom.leave(self._handle)
@@ -641,7 +644,7 @@ class RoomSession:
                 raise RoomError(f"cannot publish the feed {display!r}: {exc.reason}") from None
             raise
         self._publications.add(publication)
-        log.info("publishing %r", display)
+        log.info("publishing %r as participant %s", display, pid)
         return publication
 
     # --- leaving -----------------------------------------------------------------------------------
