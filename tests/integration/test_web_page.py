@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import os
 import time
 import wave
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import numpy as np
 import pytest
 import soxr
@@ -384,3 +386,58 @@ async def test_an_interpreter_that_cannot_start_is_explained_on_the_page(
         console_tail(console),
     )
     assert button  # the person can try again once the server is fixed
+
+
+async def test_the_page_trusts_only_the_interpreter_its_server_started(
+    janus: JanusServer, fake: FakeRealtimeServer, start_web: StartWeb, playwright: Any, tmp_path: Path
+) -> None:
+    """Mallory joins labelled as Alice's interpreter (display and stream description): the page must
+    treat her as a person, offer to start the interpreter, and later play only the real bot's feed."""
+    server = await start_web(janus, fake)
+    beatriz = SimParticipant(janus.url, janus.room, "Beatriz", "es")
+    browser = await launch(playwright, None)
+    mallory: SimParticipant | None = None
+    try:
+        page, console = await open_page(browser, f"{server.url}/?meeting={janus.room}")
+        await join_from_page(page, "Alice", "en")
+        state = await wait_page(page, "in the meeting", lambda s: s["state"] == "waiting", 15)
+        alice_id = state["myId"]
+        claim = json.dumps({"role": "interpreter", "for": alice_id, "lang": "en", "name": "Interpreter"})
+        mallory = SimParticipant(
+            janus.url, janus.room, "Interpreter -> Alice (en)", "en", declare="description", description=claim
+        )
+        await mallory.join()
+        mallory.say("u1-en")
+        state = await wait_page(
+            page,
+            "Mallory heard as a participant",
+            lambda s: [x["kind"] for x in s["subscriptions"]] == ["original"] and len(s["participants"]) == 1,
+            15,
+        )
+        assert state["interpreter"] == "absent", state
+        assert await page.is_visible("#start-interpreter")
+        await asyncio.sleep(2.0)  # nothing changes its mind later
+        state = await snapshot(page)
+        assert state["interpreter"] == "absent" and state["captions"] == [], state
+
+        await beatriz.join()
+        await page.click("#start-interpreter")
+        state = await wait_page(page, "interpreter joined", lambda s: s["interpreter"] == "joined", 40)
+        status_url = f"{server.url}/api/meetings/{janus.room}/interpreter"
+        async with aiohttp.ClientSession() as http, http.get(status_url) as reply:
+            status = await reply.json()
+        bot_ids = {str(pid) for pid in status["participants"]}
+        state = await wait_page(page, "three subscriptions", lambda s: len(s["subscriptions"]) == 3, 15)
+        by_kind = {str(s["feed"]): s["kind"] for s in state["subscriptions"]}
+        assert by_kind[str(mallory.id)] == "original", (state, console_tail(console))
+        interpreters = [feed for feed, kind in by_kind.items() if kind == "interpreter"]
+        assert len(interpreters) == 1 and interpreters[0] in bot_ids, (by_kind, bot_ids)
+        people = {str(p["id"]) for p in state["participants"]}
+        assert people == {str(beatriz.id), str(mallory.id)}, state
+    finally:
+        await browser.close()
+        with contextlib.suppress(Exception):
+            await beatriz.close()
+        if mallory is not None:
+            with contextlib.suppress(Exception):
+                await mallory.close()
