@@ -42,6 +42,7 @@ from translator_bot.testbed.participant import (
     upsample_24k_to_48k,
 )
 from translator_bot.testbed.rig import FAKE_KEY, free_port
+from translator_bot.web.access import AccessPolicy
 from translator_bot.web.config import WebConfig, language_choices
 from translator_bot.web.launcher import BotLauncher, default_command
 from translator_bot.web.server import VENDOR_DIR, VENDOR_FILES, create_app
@@ -127,6 +128,7 @@ async def start_web(vendored: None, tmp_path: Path) -> AsyncIterator[StartWeb]:
         janus: JanusServer,
         fake: FakeRealtimeServer | None,
         env_extra: dict[str, str] | None = None,
+        token: str | None = None,
         **config: Any,
     ) -> WebServer:
         env = janus.environ()
@@ -146,10 +148,11 @@ async def start_web(vendored: None, tmp_path: Path) -> AsyncIterator[StartWeb]:
         web_config = WebConfig(
             janus_url=janus.url, languages=tuple(language_choices(["en", "es", "de"])), **config
         )
-        runner = web.AppRunner(create_app(web_config, launcher), access_log=None)
+        port = free_port()
+        access = AccessPolicy.for_server("127.0.0.1", port, token=token)
+        runner = web.AppRunner(create_app(web_config, launcher, access=access), access_log=None)
         await runner.setup()
         runners.append(runner)
-        port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         return WebServer(f"http://127.0.0.1:{port}", launcher)
 
@@ -441,3 +444,33 @@ async def test_the_page_trusts_only_the_interpreter_its_server_started(
         if mallory is not None:
             with contextlib.suppress(Exception):
                 await mallory.close()
+
+
+async def test_the_page_asks_for_the_access_code_the_server_requires(
+    janus: JanusServer, start_web: StartWeb, playwright: Any
+) -> None:
+    # No API key: once the code is right, `translator-bot join` starts and stops at once (exit 2).
+    server = await start_web(janus, None, {"OPENAI_API_KEY": ""}, token="open-sesame-1234")
+    browser = await launch(playwright, None)
+    try:
+        page, console = await open_page(browser, f"{server.url}/?meeting={janus.room}")
+        await join_from_page(page, "Alice", "en")
+        await wait_page(page, "in the meeting", lambda s: s["state"] == "waiting", 15)
+        assert await page.is_visible("#access-code")
+        await page.click("#start-interpreter")
+        await page.wait_for_function(
+            "document.getElementById('interpreter-text').textContent.includes('enter the access code')"
+        )
+        await page.fill("#access-code", "open-sesame-12345")
+        await page.click("#start-interpreter")
+        await page.wait_for_function(
+            "document.getElementById('interpreter-text').textContent.includes('access code is wrong')"
+        )
+        assert server.launcher.running == [] and server.launcher.get(str(janus.room)) is None
+        await page.fill("#access-code", "open-sesame-1234")
+        await page.click("#start-interpreter")
+        state = await wait_page(page, "interpreter exited", lambda s: s["interpreter"] == "exited", 30)
+        text = await page.inner_text("#interpreter-text")
+    finally:
+        await browser.close()
+    assert "settings are wrong" in text, (state, console_tail(console))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Sequence
@@ -23,9 +24,11 @@ from translator_bot.web.app import bot_environment, bot_flags
 from translator_bot.web.config import WebConfig, language_choices
 from translator_bot.web.launcher import (
     BotLauncher,
+    child_environment,
     default_command,
     describe_exit,
     log_message,
+    read_record,
     valid_meeting_id,
 )
 from translator_bot.web.ratelimit import StartLimiter, StartLimits
@@ -35,7 +38,7 @@ from translator_bot.web.server import create_app
 # SIGTERM -> clean exit 0, and the CLI's one-line error before a failing exit code.
 FAKE_BOT = textwrap.dedent(
     """
-    import signal, sys, time
+    import json, signal, sys, time
     meeting = sys.argv[-1]
     def log(msg):
         print("2025-01-02 10:11:12,345 INFO    translator_bot.app: " + msg, file=sys.stderr, flush=True)
@@ -57,11 +60,18 @@ FAKE_BOT = textwrap.dedent(
             print("%04d " % n + "y" * 1019, file=sys.stderr)
         sys.stderr.flush()
     if meeting.startswith("ids"):
-        log("joined meeting %s as participant 777" % meeting)
-        log("publishing 'Interpreter -> Ann (en)' as participant 888")
-        log("publishing 'Interpreter -> Bob (de)' as participant 999")
-        log("unpublished 'Interpreter -> Bob (de)' (participant 999)")
-        log("a line only the server log may show")
+        def record(msg, logger="translator_bot.room.session"):
+            line = json.dumps({"ts": "x", "level": "info", "logger": logger, "msg": msg})
+            print(line, file=sys.stderr, flush=True)
+        record("joined meeting %s as participant 777" % meeting)
+        record("publishing 'Interpreter -> Ann (en)' as participant 888")
+        record("publishing 'Interpreter -> Bob (de)' as participant 999")
+        record("unpublished 'Interpreter -> Bob (de)' (participant 999)")
+        # Only the room session's own JSON records are believed: not another logger's, not a text line
+        # (a quoted name with a newline in a text log could fake one).
+        record("publishing 'Mallory' as participant 666", logger="translator_bot.interpreter.meeting")
+        log("publishing 'Mallory' as participant 665")
+        record("a line only the server log may show")
     log("joined meeting %s as 'Interpreter'" % meeting)
     if meeting.startswith("stubborn"):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -373,3 +383,17 @@ def test_log_lines_and_exits_read_well() -> None:
     assert describe_exit(0, "x") == "the interpreter left the meeting"
     assert describe_exit(4, "bad key").endswith(". The interpreter said: bad key")
     assert describe_exit(9, None) == "the interpreter exited with code 9"
+
+
+def test_the_bots_log_is_read_as_json_records_at_info_at_least() -> None:
+    env = child_environment({"TRANSLATOR_LOG_LEVEL": "WARNING", "TRANSLATOR_LOG_FORMAT": "text", "X": "1"})
+    assert env == {"TRANSLATOR_LOG_LEVEL": "INFO", "TRANSLATOR_LOG_FORMAT": "json", "X": "1"}
+    assert child_environment({"TRANSLATOR_LOG_LEVEL": "debug"})["TRANSLATOR_LOG_LEVEL"] == "debug"
+    record = read_record('{"level": "warning", "logger": "translator_bot.room.session", "msg": "slow"}')
+    assert (record.level, record.logger, record.message, record.structured) == (
+        logging.WARNING,
+        "translator_bot.room.session",
+        "slow",
+        True,
+    )
+    assert not read_record("2025-01-02 10:11:12,345 INFO    translator_bot.room.session: x").structured

@@ -46,7 +46,8 @@ def run_web(args: argparse.Namespace, *, forwarded: Sequence[str]) -> int:
             VENDOR_DIR,
         )
     launcher = BotLauncher(
-        default_command(bot_flags(args, forwarded)),
+        # The launcher sets the bots' log format and level itself: it reads their records.
+        default_command(bot_flags(args, [name for name in forwarded if not name.startswith("log_")])),
         bot_environment(),
         max_running=args.max_interpreters,
     )

@@ -8,8 +8,9 @@ lookup (`01234` is meeting 1234), so one meeting has at most one interpreter.
 
 The child's stderr is read in bounded chunks, whatever its line lengths and volume: a pipe nobody
 reads would block the bot on its next log write, inside its event loop. What the API shows of it is
-only the CLI's final error line, scrubbed of secrets and cut short; the bot's participant ids (which
-the page trusts as its interpreter) are read from the lines that announce them.
+only the CLI's final error line, scrubbed of secrets and cut short. The bot logs JSON records (the
+launcher sets its format), and the room participant ids it joins and publishes as, which the page
+trusts as its interpreter, are read from the room session's own records only.
 """
 
 from __future__ import annotations
@@ -49,11 +50,12 @@ _OWN_PARTICIPANT = re.compile(r"^joined meeting \S+ as participant (?P<id>[A-Za-
 _FEED_PUBLISHED = re.compile(r"^publishing .* as participant (?P<id>[A-Za-z0-9_.-]{1,64})$")
 _FEED_UNPUBLISHED = re.compile(r"^unpublished .* \(participant (?P<id>[A-Za-z0-9_.-]{1,64})\)$")
 _CLI_ERROR = "translator-bot: "
+_ROOM_LOGGER = "translator_bot.room.session"  # the only logger whose announcements are believed
 # "2025-01-02 10:11:12,345 INFO    translator_bot.app: joined meeting ..." -> the message part.
 _TEXT_LOG = re.compile(
     r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?P<level>[A-Z]+)\s+(?P<name>[\w.]+): (?P<msg>.*)$"
 )
-_MAX_LINE = 500  # what is kept of one stderr line
+_MAX_LINE = 500  # what is kept of one log message
 _MAX_REASON = 300  # what the page is shown of the bot's error
 _READ_CHUNK = 64 * 1024
 _KEEP_LINES = 40
@@ -120,7 +122,7 @@ class LineSplitter:
     """Bytes from a pipe -> complete lines, each cut to `max_chars`; a line of any length costs at
     most `max_bytes` of memory (the rest of it is dropped as it arrives)."""
 
-    def __init__(self, max_bytes: int = 4 * _MAX_LINE) -> None:
+    def __init__(self, max_bytes: int = 16 * 1024) -> None:
         self._max = max_bytes
         self._partial = bytearray()
         self._dropping = False
@@ -153,20 +155,54 @@ class LineSplitter:
             self._dropping = True
 
 
-def log_message(line: str) -> str:
-    """The readable part of one of the bot's log lines (text or JSON format), bounded."""
+@dataclass(frozen=True)
+class ChildRecord:
+    """One line of the bot's stderr, read. Only a JSON record's fields are its own: in a text line,
+    a message that quotes text with a newline could fake the next "line"."""
+
+    message: str
+    level: int = logging.INFO
+    logger: str | None = None
+    structured: bool = False
+    exc: str | None = None
+
+
+def read_record(line: str) -> ChildRecord:
     text = line.strip()
     if text.startswith("{"):
         with contextlib.suppress(ValueError):
             record = json.loads(text)
             if isinstance(record, dict) and isinstance(record.get("msg"), str):
-                text = record["msg"]
-    else:
-        match = _TEXT_LOG.match(text)
-        if match is not None:
-            text = match.group("msg")
-    text = text.removeprefix("translator-bot: ")
-    return text[:_MAX_LINE]
+                level = logging.getLevelName(str(record.get("level", "info")).upper())
+                logger = record.get("logger")
+                exc = record.get("exc")
+                return ChildRecord(
+                    message=record["msg"][:_MAX_LINE],
+                    level=level if isinstance(level, int) else logging.INFO,
+                    logger=logger if isinstance(logger, str) else None,
+                    structured=True,
+                    exc=exc if isinstance(exc, str) else None,
+                )
+    match = _TEXT_LOG.match(text)
+    if match is not None:
+        text = match.group("msg")
+    return ChildRecord(message=text.removeprefix(_CLI_ERROR)[:_MAX_LINE])
+
+
+def log_message(line: str) -> str:
+    """The readable part of one of the bot's log lines (text or JSON format), bounded."""
+    return read_record(line).message
+
+
+def child_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The bot's environment as the launcher needs it: JSON log records (the participant ids it
+    announces are read from their fields) at INFO at least (where it announces them); this server's
+    own log level still decides what is relayed."""
+    out = dict(env)
+    out["TRANSLATOR_LOG_FORMAT"] = "json"
+    if out.get("TRANSLATOR_LOG_LEVEL", "INFO").upper() != "DEBUG":
+        out["TRANSLATOR_LOG_LEVEL"] = "INFO"
+    return out
 
 
 class LaunchError(RuntimeError):
@@ -224,19 +260,22 @@ class Interpreter:
     def failed(self) -> bool:
         return self.state == "exited" and self.exit_code != 0 and not self.stopping
 
-    def read_line(self, line: str) -> None:
+    def read_line(self, line: str) -> ChildRecord:
         """One line of the bot's stderr: kept for the server's log, and read for what it announces."""
-        message = log_message(line)
+        record = read_record(line)
+        message = record.message
         self.lines.append(message)
         if line.startswith(_CLI_ERROR):
             self.error_line = line.removeprefix(_CLI_ERROR)
         if self.state == "starting" and _READY.search(message):
             self.state = "running"
-        if (match := _OWN_PARTICIPANT.match(message) or _FEED_PUBLISHED.match(message)) is not None:
-            if len(self.participants) < _MAX_PARTICIPANTS:
-                self.participants.add(match.group("id"))
-        elif (match := _FEED_UNPUBLISHED.match(message)) is not None:
-            self.participants.discard(match.group("id"))
+        if record.structured and record.logger == _ROOM_LOGGER:
+            if (match := _OWN_PARTICIPANT.match(message) or _FEED_PUBLISHED.match(message)) is not None:
+                if len(self.participants) < _MAX_PARTICIPANTS:
+                    self.participants.add(match.group("id"))
+            elif (match := _FEED_UNPUBLISHED.match(message)) is not None:
+                self.participants.discard(match.group("id"))
+        return record
 
 
 def _libc_prctl() -> Callable[[int, int], int] | None:
@@ -261,7 +300,7 @@ class BotLauncher:
     ) -> None:
         self._command = command
         self.on_exit = on_exit  # how each interpreter ended, for the start limits
-        self._env = dict(os.environ if env is None else env)
+        self._env = child_environment(os.environ if env is None else env)
         self.max_running = max_running
         self._stop_timeout = stop_timeout_s
         self._bots: dict[str, Interpreter] = {}
@@ -367,8 +406,13 @@ class BotLauncher:
     def _relay(bot: Interpreter, line: str) -> None:
         if not line:
             return
-        log.info("[meeting %s] %s", bot.meeting_id, line[:2000])
-        bot.read_line(line)
+        record = bot.read_line(line)
+        if not record.structured:
+            log.info("[meeting %s] %s", bot.meeting_id, line[:2000])
+        elif record.exc:
+            log.log(record.level, "[meeting %s] %s\n%s", bot.meeting_id, record.message, record.exc[:8000])
+        else:
+            log.log(record.level, "[meeting %s] %s", bot.meeting_id, record.message)
 
     async def stop(self, bot: Interpreter) -> None:
         """SIGTERM (the bot leaves the room and writes its transcript), SIGKILL if it takes too long."""
