@@ -458,14 +458,20 @@ async def test_the_page_asks_for_the_access_code_the_server_requires(
         await wait_page(page, "in the meeting", lambda s: s["state"] == "waiting", 15)
         assert await page.is_visible("#access-code")
         await page.click("#start-interpreter")
-        await page.wait_for_function(
-            "document.getElementById('interpreter-text').textContent.includes('enter the access code')"
+        await wait_page(
+            page, "asking for the code", lambda s: "enter the access code" in s["interpreterMessage"], 10
         )
         await page.fill("#access-code", "open-sesame-12345")
         await page.click("#start-interpreter")
-        await page.wait_for_function(
-            "document.getElementById('interpreter-text').textContent.includes('access code is wrong')"
+        state = await wait_page(
+            page, "a wrong code", lambda s: "access code is wrong" in s["interpreterMessage"], 10
         )
+        await asyncio.sleep(2.0)  # the server's status polls do not hide the refusal
+        state = await snapshot(page)
+        assert state["interpreter"] == "absent" and "access code is wrong" in state["interpreterMessage"], (
+            state
+        )
+        assert await page.is_visible("#start-interpreter")
         assert server.launcher.running == [] and server.launcher.get(str(janus.room)) is None
         await page.fill("#access-code", "open-sesame-1234")
         await page.click("#start-interpreter")

@@ -56,6 +56,7 @@ const room = {
   botSeen: false,
   timers: [],
   apiState: null,
+  startProblem: null, // why the last "Start interpreter" was refused, until the next attempt
   trusted: new Set(), // room participant ids of the interpreter this server started, as strings
   claims: new Map(), // id -> when an untrusted publisher labelled "interpreter" was first seen
 };
@@ -536,9 +537,10 @@ function showInterpreter() {
   } else if (api && api.state === "exited") {
     state = "exited";
     text = `The interpreter stopped: ${api.message}`;
+    if (room.startProblem) text += ` It was not started again: ${room.startProblem}`;
   } else {
     state = "absent";
-    text = "No interpreter in this meeting yet.";
+    text = room.startProblem ? `The interpreter was not started: ${room.startProblem}` : "No interpreter in this meeting yet.";
   }
   page.interpreter = state;
   page.interpreterMessage = text;
@@ -562,20 +564,22 @@ async function startInterpreter() {
       body: "{}",
     });
     const body = await reply.json().catch(() => ({}));
+    // A refusal is kept until the next attempt: the server's status poll knows nothing of it.
     if (reply.status === 401) {
       $("access-code-label").hidden = false;
-      room.apiState = { state: "exited", message: code ? "the access code is wrong." : "enter the access code to start it." };
+      room.startProblem = code ? "the access code is wrong." : "enter the access code to start it.";
     } else if (reply.status === 429) {
       const wait = reply.headers.get("Retry-After");
-      room.apiState = { state: "exited", message: `${body.error || "too many attempts"}${wait ? ` (try again in ${wait} s)` : ""}` };
+      room.startProblem = `${body.error || "too many attempts"}${wait ? ` (try again in ${wait} s)` : ""}`;
     } else if (!reply.ok) {
-      room.apiState = { state: "exited", message: body.error || `the server answered ${reply.status}` };
+      room.startProblem = body.error || `the server answered ${reply.status}`;
     } else {
+      room.startProblem = null;
       sessionStorage.setItem("translator.access", code);
       setApiState(body);
     }
   } catch (err) {
-    room.apiState = { state: "exited", message: `the web server is unreachable (${err.message})` };
+    room.startProblem = `the web server is unreachable (${err.message})`;
   } finally {
     button.disabled = false;
     showInterpreter();
