@@ -17,7 +17,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 packages=(janus espeak-ng sox iproute2 util-linux ca-certificates)
-[[ -n "$extras" ]] && packages+=(chromium)
+[[ -n "$extras" ]] && packages+=(chromium coturn)  # coturn: the browsers' TURN credentials are tested against a real one
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -33,10 +33,12 @@ if ((${#missing[@]})); then
     "${sudo_cmd[@]}" apt-get update -qq
     DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-# Debian starts the packaged Janus as a system service; the bot and its tests run their own.
-if command -v systemctl >/dev/null && systemctl is-active --quiet janus 2>/dev/null; then
-    "${sudo_cmd[@]}" systemctl disable --now janus >/dev/null 2>&1 || true
-fi
+# Debian starts the packaged Janus (and coturn) as system services; the bot and its tests run their own.
+for service in janus coturn; do
+    if command -v systemctl >/dev/null && systemctl is-active --quiet "$service" 2>/dev/null; then
+        "${sudo_cmd[@]}" systemctl disable --now "$service" >/dev/null 2>&1 || true
+    fi
+done
 
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
     echo "install.sh: Python >= 3.11 is required ($("$python" --version))" >&2; exit 2; }

@@ -137,6 +137,13 @@ class Settings(BaseSettings):
     # --- meeting page (`translator-bot web`) -----------------------------------------------------
     web_janus_url: str | None = None  # the Janus URL browsers use, when it differs from janus_url
     web_languages: str | None = None  # comma-separated codes offered on the page; None: the built-in list
+    web_public_url: str | None = None  # comma-separated URLs browsers open the page at (the allowed origins)
+    web_token: SecretStr | None = None  # access code for starting interpreters; required off loopback
+    web_turn_urls: str | None = None  # comma-separated turn:/turns: URLs for browsers (never the bot's TURN)
+    web_turn_username: str | None = None  # static user, or the user part of time-limited credentials
+    web_turn_password: SecretStr | None = None  # static password for browsers
+    web_turn_secret: SecretStr | None = None  # coturn static-auth-secret: time-limited credentials
+    web_turn_ttl: int = Field(default=3600, ge=60, le=7 * 86400)  # seconds a time-limited credential lasts
 
     @field_validator("ice_servers", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import os
 import time
 import wave
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import numpy as np
 import pytest
 import soxr
@@ -40,6 +42,7 @@ from translator_bot.testbed.participant import (
     upsample_24k_to_48k,
 )
 from translator_bot.testbed.rig import FAKE_KEY, free_port
+from translator_bot.web.access import AccessPolicy
 from translator_bot.web.config import WebConfig, language_choices
 from translator_bot.web.launcher import BotLauncher, default_command
 from translator_bot.web.server import VENDOR_DIR, VENDOR_FILES, create_app
@@ -125,6 +128,7 @@ async def start_web(vendored: None, tmp_path: Path) -> AsyncIterator[StartWeb]:
         janus: JanusServer,
         fake: FakeRealtimeServer | None,
         env_extra: dict[str, str] | None = None,
+        token: str | None = None,
         **config: Any,
     ) -> WebServer:
         env = janus.environ()
@@ -144,10 +148,11 @@ async def start_web(vendored: None, tmp_path: Path) -> AsyncIterator[StartWeb]:
         web_config = WebConfig(
             janus_url=janus.url, languages=tuple(language_choices(["en", "es", "de"])), **config
         )
-        runner = web.AppRunner(create_app(web_config, launcher), access_log=None)
+        port = free_port()
+        access = AccessPolicy.for_server("127.0.0.1", port, token=token)
+        runner = web.AppRunner(create_app(web_config, launcher, access=access), access_log=None)
         await runner.setup()
         runners.append(runner)
-        port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         return WebServer(f"http://127.0.0.1:{port}", launcher)
 
@@ -384,3 +389,94 @@ async def test_an_interpreter_that_cannot_start_is_explained_on_the_page(
         console_tail(console),
     )
     assert button  # the person can try again once the server is fixed
+
+
+async def test_the_page_trusts_only_the_interpreter_its_server_started(
+    janus: JanusServer, fake: FakeRealtimeServer, start_web: StartWeb, playwright: Any, tmp_path: Path
+) -> None:
+    """Mallory joins labelled as Alice's interpreter (display and stream description): the page must
+    treat her as a person, offer to start the interpreter, and later play only the real bot's feed."""
+    server = await start_web(janus, fake)
+    beatriz = SimParticipant(janus.url, janus.room, "Beatriz", "es")
+    browser = await launch(playwright, None)
+    mallory: SimParticipant | None = None
+    try:
+        page, console = await open_page(browser, f"{server.url}/?meeting={janus.room}")
+        await join_from_page(page, "Alice", "en")
+        state = await wait_page(page, "in the meeting", lambda s: s["state"] == "waiting", 15)
+        alice_id = state["myId"]
+        claim = json.dumps({"role": "interpreter", "for": alice_id, "lang": "en", "name": "Interpreter"})
+        mallory = SimParticipant(
+            janus.url, janus.room, "Interpreter -> Alice (en)", "en", declare="description", description=claim
+        )
+        await mallory.join()
+        mallory.say("u1-en")
+        state = await wait_page(
+            page,
+            "Mallory heard as a participant",
+            lambda s: [x["kind"] for x in s["subscriptions"]] == ["original"] and len(s["participants"]) == 1,
+            15,
+        )
+        assert state["interpreter"] == "absent", state
+        assert await page.is_visible("#start-interpreter")
+        await asyncio.sleep(2.0)  # nothing changes its mind later
+        state = await snapshot(page)
+        assert state["interpreter"] == "absent" and state["captions"] == [], state
+
+        await beatriz.join()
+        await page.click("#start-interpreter")
+        state = await wait_page(page, "interpreter joined", lambda s: s["interpreter"] == "joined", 40)
+        status_url = f"{server.url}/api/meetings/{janus.room}/interpreter"
+        async with aiohttp.ClientSession() as http, http.get(status_url) as reply:
+            status = await reply.json()
+        bot_ids = {str(pid) for pid in status["participants"]}
+        state = await wait_page(page, "three subscriptions", lambda s: len(s["subscriptions"]) == 3, 15)
+        by_kind = {str(s["feed"]): s["kind"] for s in state["subscriptions"]}
+        assert by_kind[str(mallory.id)] == "original", (state, console_tail(console))
+        interpreters = [feed for feed, kind in by_kind.items() if kind == "interpreter"]
+        assert len(interpreters) == 1 and interpreters[0] in bot_ids, (by_kind, bot_ids)
+        people = {str(p["id"]) for p in state["participants"]}
+        assert people == {str(beatriz.id), str(mallory.id)}, state
+    finally:
+        await browser.close()
+        with contextlib.suppress(Exception):
+            await beatriz.close()
+        if mallory is not None:
+            with contextlib.suppress(Exception):
+                await mallory.close()
+
+
+async def test_the_page_asks_for_the_access_code_the_server_requires(
+    janus: JanusServer, start_web: StartWeb, playwright: Any
+) -> None:
+    # No API key: once the code is right, `translator-bot join` starts and stops at once (exit 2).
+    server = await start_web(janus, None, {"OPENAI_API_KEY": ""}, token="open-sesame-1234")
+    browser = await launch(playwright, None)
+    try:
+        page, console = await open_page(browser, f"{server.url}/?meeting={janus.room}")
+        await join_from_page(page, "Alice", "en")
+        await wait_page(page, "in the meeting", lambda s: s["state"] == "waiting", 15)
+        assert await page.is_visible("#access-code")
+        await page.click("#start-interpreter")
+        await wait_page(
+            page, "asking for the code", lambda s: "enter the access code" in s["interpreterMessage"], 10
+        )
+        await page.fill("#access-code", "open-sesame-12345")
+        await page.click("#start-interpreter")
+        state = await wait_page(
+            page, "a wrong code", lambda s: "access code is wrong" in s["interpreterMessage"], 10
+        )
+        await asyncio.sleep(2.0)  # the server's status polls do not hide the refusal
+        state = await snapshot(page)
+        assert state["interpreter"] == "absent" and "access code is wrong" in state["interpreterMessage"], (
+            state
+        )
+        assert await page.is_visible("#start-interpreter")
+        assert server.launcher.running == [] and server.launcher.get(str(janus.room)) is None
+        await page.fill("#access-code", "open-sesame-1234")
+        await page.click("#start-interpreter")
+        state = await wait_page(page, "interpreter exited", lambda s: s["interpreter"] == "exited", 30)
+        text = await page.inner_text("#interpreter-text")
+    finally:
+        await browser.close()
+    assert "settings are wrong" in text, (state, console_tail(console))

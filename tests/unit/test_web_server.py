@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,22 +19,26 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from translator_bot.settings import load_settings
 from translator_bot.web import _FORWARDED, configure_parser
+from translator_bot.web.access import AccessPolicy
 from translator_bot.web.app import bot_environment, bot_flags
 from translator_bot.web.config import WebConfig, language_choices
 from translator_bot.web.launcher import (
     BotLauncher,
+    child_environment,
     default_command,
     describe_exit,
     log_message,
+    read_record,
     valid_meeting_id,
 )
+from translator_bot.web.ratelimit import StartLimiter, StartLimits
 from translator_bot.web.server import create_app
 
 # Behaves like the bot as far as the launcher can tell: log lines on stderr, "joined meeting" once in,
 # SIGTERM -> clean exit 0, and the CLI's one-line error before a failing exit code.
 FAKE_BOT = textwrap.dedent(
     """
-    import signal, sys, time
+    import json, signal, sys, time
     meeting = sys.argv[-1]
     def log(msg):
         print("2025-01-02 10:11:12,345 INFO    translator_bot.app: " + msg, file=sys.stderr, flush=True)
@@ -41,8 +47,31 @@ FAKE_BOT = textwrap.dedent(
         code = int(meeting[4:])
         print("translator-bot: failure number %d for meeting %s" % (code, meeting), file=sys.stderr)
         sys.exit(code)
+    if meeting.startswith("leak"):
+        print("translator-bot: refused with key sk-abcdefghijklmnop1234 " + "z" * 5000, file=sys.stderr)
+        sys.exit(3)
     if meeting.startswith("slow"):
         time.sleep(60)
+    if meeting.startswith("loud"):
+        # One line longer than a StreamReader's 64 KiB limit, then 8 MiB more of log: a watcher that
+        # stops reading leaves this child blocked in write() and it never says it joined.
+        print("x" * 200_000, file=sys.stderr, flush=True)
+        for n in range(8 * 1024):
+            print("%04d " % n + "y" * 1019, file=sys.stderr)
+        sys.stderr.flush()
+    if meeting.startswith("ids"):
+        def record(msg, logger="translator_bot.room.session"):
+            line = json.dumps({"ts": "x", "level": "info", "logger": logger, "msg": msg})
+            print(line, file=sys.stderr, flush=True)
+        record("joined meeting %s as participant 777" % meeting)
+        record("publishing 'Interpreter -> Ann (en)' as participant 888")
+        record("publishing 'Interpreter -> Bob (de)' as participant 999")
+        record("unpublished 'Interpreter -> Bob (de)' (participant 999)")
+        # Only the room session's own JSON records are believed: not another logger's, not a text line
+        # (a quoted name with a newline in a text log could fake one).
+        record("publishing 'Mallory' as participant 666", logger="translator_bot.interpreter.meeting")
+        log("publishing 'Mallory' as participant 665")
+        record("a line only the server log may show")
     log("joined meeting %s as 'Interpreter'" % meeting)
     if meeting.startswith("stubborn"):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -75,13 +104,28 @@ async def launcher() -> AsyncIterator[BotLauncher]:
     await bots.aclose()
 
 
+@dataclass
+class FakeClock:
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture
-async def client(config: WebConfig, launcher: BotLauncher, tmp_path: Path) -> AsyncIterator[Client]:
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def client(
+    config: WebConfig, launcher: BotLauncher, tmp_path: Path, clock: FakeClock
+) -> AsyncIterator[Client]:
     vendor = tmp_path / "vendor"
     vendor.mkdir()
     (vendor / "janus.js").write_text("export default function Janus() {}\n")
     (vendor / "adapter.js").write_text("window.adapter = {};\n")
-    app = create_app(config, launcher, vendor_dir=vendor)
+    app = create_app(config, launcher, vendor_dir=vendor, limiter=StartLimiter(clock=clock), clock=clock)
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
 
@@ -96,11 +140,16 @@ async def wait_state(client: Client, meeting: str, state: str) -> dict[str, obje
             await asyncio.sleep(0.05)
 
 
+def page_origin(client: Client) -> str:
+    return f"http://{client.server.host}:{client.server.port}"
+
+
 def post(client: Client, meeting: str, **headers: str) -> Any:
+    """A start request as the page sends it (its own Origin, a JSON body); `headers` override."""
     return client.post(
         f"/api/meetings/{meeting}/interpreter",
         data="{}",
-        headers={"Content-Type": "application/json", **headers},
+        headers={"Content-Type": "application/json", "Origin": page_origin(client), **headers},
     )
 
 
@@ -142,22 +191,28 @@ async def test_config_tells_the_browser_where_janus_is(client: Client) -> None:
     assert [lang["tag"] for lang in body["languages"]] == ["en", "es", "de"]
     assert body["languages"][1] == {"tag": "es", "name": "Spanish", "native": "español"}
     assert body["ice_servers"] == [{"urls": "stun:stun.example.org:3478"}]
-    other = await (await client.get("/api/config", headers={"Host": "meet.example.org:8080"})).json()
-    assert other["janus_url"] == "ws://meet.example.org:8188/"
+    assert body["start_needs_token"] is False
 
 
-def test_public_janus_url_and_turn_credentials_come_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_config_follows_the_public_host(config: WebConfig, launcher: BotLauncher) -> None:
+    public = AccessPolicy.for_server("127.0.0.1", 0, ["http://meet.example.org:8080"])
+    app = create_app(config, launcher, access=public)
+    async with TestClient(TestServer(app)) as client:
+        reply = await client.get("/api/config", headers={"Host": "meet.example.org:8080"})
+        assert (await reply.json())["janus_url"] == "ws://meet.example.org:8188/"
+
+
+def test_public_janus_url_and_ice_servers_come_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRANSLATOR_ICE_SERVERS", "turn:turn.example.org:3478,stun:stun.example.org")
-    monkeypatch.setenv("TRANSLATOR_TURN_USERNAME", "client")
-    monkeypatch.setenv("TRANSLATOR_TURN_PASSWORD", "s3cret")
+    monkeypatch.setenv("TRANSLATOR_TURN_USERNAME", "bot-user")
+    monkeypatch.setenv("TRANSLATOR_TURN_PASSWORD", "bots-own-s3cret")
     monkeypatch.setenv("TRANSLATOR_WEB_JANUS_URL", "wss://janus.example.org/ws")
     monkeypatch.setenv("TRANSLATOR_WEB_LANGUAGES", "fr, es-MX ,Spanish")
     config = WebConfig.from_settings(load_settings({"janus_url": "ws://janus.internal:8188/"}))
     assert config.browser_janus_url("anything:1") == "wss://janus.example.org/ws"
-    assert config.ice_servers == (
-        {"urls": "turn:turn.example.org:3478", "username": "client", "credential": "s3cret"},
-        {"urls": "stun:stun.example.org"},
-    )
+    # STUN is shared; the bot's TURN account is the bot's alone, never sent to browsers.
+    assert config.ice_servers_at(0.0) == [{"urls": "stun:stun.example.org"}]
+    assert "bots-own-s3cret" not in repr(config) and "bot-user" not in repr(config)
     assert [c.tag for c in config.languages] == ["fr", "es-MX", "es"]
     monkeypatch.delenv("TRANSLATOR_WEB_JANUS_URL")
     internal = WebConfig.from_settings(load_settings({"janus_url": "ws://janus.internal:8188/"}))
@@ -175,7 +230,9 @@ async def test_start_runs_one_interpreter_per_meeting(client: Client, launcher: 
     assert started["started"] is True and started["state"] in ("starting", "running")
     running = await wait_state(client, "1234", "running")
     assert running["pid"] == started["pid"]
-    assert running["last_line"] == "joined meeting 1234 as 'Interpreter'"
+    bot = launcher.get("1234")
+    assert bot is not None and bot.last_line == "joined meeting 1234 as 'Interpreter'"
+    assert "last_line" not in running  # the bot's log stays in the server's log
 
     again = await post(client, "1234")
     assert again.status == 200
@@ -184,7 +241,7 @@ async def test_start_runs_one_interpreter_per_meeting(client: Client, launcher: 
     assert len(launcher.running) == 1
 
 
-async def test_exit_codes_are_explained(client: Client) -> None:
+async def test_exit_codes_are_explained(client: Client, launcher: BotLauncher) -> None:
     expected = {
         "exit2": "settings are wrong",
         "exit3": "could not join or stay in the meeting",
@@ -196,15 +253,44 @@ async def test_exit_codes_are_explained(client: Client) -> None:
         body = await wait_state(client, meeting, "exited")
         assert body["exit_code"] == int(meeting[4:])
         assert words in str(body["message"]), body
-        assert body["last_line"] == f"failure number {meeting[4:]} for meeting {meeting}"
+        bot = launcher.get(meeting)
+        assert bot is not None and bot.last_line == f"failure number {meeting[4:]} for meeting {meeting}"
     # The room error carries the bot's own reason, which names the meeting.
     body = await wait_state(client, "exit3", "exited")
     assert "failure number 3 for meeting exit3" in str(body["message"])
 
 
-async def test_an_exited_interpreter_can_be_started_again(client: Client) -> None:
+async def test_a_bot_with_huge_and_endless_log_lines_is_still_read(client: Client) -> None:
+    assert (await post(client, "loud")).status == 202
+    body = await wait_state(client, "loud", "running")
+    assert "x" * 600 not in str(body)
+
+
+async def test_the_page_is_told_the_bots_participant_ids_and_nothing_of_its_log(client: Client) -> None:
+    assert (await post(client, "ids")).status == 202
+    body = await wait_state(client, "ids", "running")
+    for _ in range(50):
+        if body.get("participants") == ["777", "888"]:
+            break
+        await asyncio.sleep(0.05)
+        body = await (await client.get("/api/meetings/ids/interpreter")).json()
+    assert body["participants"] == ["777", "888"] and body["display_name"] == "Interpreter", body
+    assert "only the server log" not in str(body)
+
+
+async def test_a_bots_error_is_shown_scrubbed_and_short(client: Client) -> None:
+    assert (await post(client, "leak3")).status == 202
+    body = await wait_state(client, "leak3", "exited")
+    message = str(body["message"])
+    # The process's one redactor masks a key it was told of, and any `sk-` key by its shape.
+    assert "refused with key sk-***" in message and "sk-abcdefghijklmnop1234" not in message, message
+    assert len(message) < 500, message
+
+
+async def test_an_exited_interpreter_can_be_started_again(client: Client, clock: FakeClock) -> None:
     assert (await post(client, "exit3")).status == 202
     first = await wait_state(client, "exit3", "exited")
+    clock.now += StartLimits().backoff_first_s  # a failed bot is retried after the back-off
     reply = await post(client, "exit3")
     assert reply.status == 202
     assert (await reply.json())["pid"] != first["pid"]
@@ -222,6 +308,10 @@ async def test_bad_meeting_ids_never_reach_a_process(client: Client, launcher: B
 
 async def test_start_needs_a_same_origin_json_request(client: Client, launcher: BotLauncher) -> None:
     form = await client.post("/api/meetings/1234/interpreter", data={"x": "1"})
+    assert form.status == 403
+    form = await client.post(
+        "/api/meetings/1234/interpreter", data={"x": "1"}, headers={"Origin": page_origin(client)}
+    )
     assert form.status == 403
     cross = await post(client, "1234", Origin="https://evil.example")
     assert cross.status == 403
@@ -294,3 +384,17 @@ def test_log_lines_and_exits_read_well() -> None:
     assert describe_exit(0, "x") == "the interpreter left the meeting"
     assert describe_exit(4, "bad key").endswith(". The interpreter said: bad key")
     assert describe_exit(9, None) == "the interpreter exited with code 9"
+
+
+def test_the_bots_log_is_read_as_json_records_at_info_at_least() -> None:
+    env = child_environment({"TRANSLATOR_LOG_LEVEL": "WARNING", "TRANSLATOR_LOG_FORMAT": "text", "X": "1"})
+    assert env == {"TRANSLATOR_LOG_LEVEL": "INFO", "TRANSLATOR_LOG_FORMAT": "json", "X": "1"}
+    assert child_environment({"TRANSLATOR_LOG_LEVEL": "debug"})["TRANSLATOR_LOG_LEVEL"] == "debug"
+    record = read_record('{"level": "warning", "logger": "translator_bot.room.session", "msg": "slow"}')
+    assert (record.level, record.logger, record.message, record.structured) == (
+        logging.WARNING,
+        "translator_bot.room.session",
+        "slow",
+        True,
+    )
+    assert not read_record("2025-01-02 10:11:12,345 INFO    translator_bot.room.session: x").structured

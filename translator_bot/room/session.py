@@ -300,11 +300,15 @@ class Publication:
         self.participant_id = pid
         self._published = labels
         self.publish_count += 1
-        log.info("%s %r", "publishing" if self.publish_count == 1 else "re-published", labels[0])
+        # `translator-bot web` reads this line (and "unpublished ... (participant N)") to tell its page
+        # which feeds are the real interpreter's: a re-publish after a re-join has a new participant id.
+        log.info("publishing %r as participant %s", labels[0], pid)
 
     async def _unbind(self) -> None:
         """Forget the room participant of a session that is gone (Janus unpublished it already)."""
         handle, pc, relay = self._handle, self._pc, self._relay
+        if handle is not None:
+            log.info("unpublished %r (participant %s)", self.display, self.participant_id)
         self._handle = self._pc = self._relay = self._channel = None
         self._published = None
         if relay is not None:

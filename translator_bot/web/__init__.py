@@ -11,6 +11,12 @@ voice, ducked under the interpreter's translation, and read live captions. "Star
 launches `translator-bot join <meeting>` on this server with this server's settings and environment
 (one per meeting; all are stopped when the server stops).
 
+Only the page, as served at its --public-url (or on loopback), may start interpreters, at a limited
+rate; TRANSLATOR_WEB_TOKEN sets an access code the page asks for, required when listening on an
+address other than loopback. Browsers get STUN from TRANSLATOR_ICE_SERVERS and TURN only from
+TRANSLATOR_WEB_TURN_URLS with TRANSLATOR_WEB_TURN_SECRET (time-limited credentials, coturn
+use-auth-secret) or TRANSLATOR_WEB_TURN_USERNAME/_PASSWORD, never the bot's own TURN account.
+
 The page needs janus.js from the npm registry: run scripts/vendor-janus-js.sh once (install.sh does).
 """
 
@@ -19,8 +25,20 @@ _FORWARDED = ("env_file", "janus_url", "engine", "log_level", "log_format")
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add this command's flags."""
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1); any other address needs TRANSLATOR_WEB_TOKEN",
+    )
     parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    parser.add_argument(
+        "--public-url",
+        action="append",
+        metavar="URL",
+        help="an address browsers open the page at, e.g. https://meet.example.org (repeatable; also "
+        "TRANSLATOR_WEB_PUBLIC_URL, comma-separated): only these origins may use the API, plus the "
+        "loopback names when listening on loopback",
+    )
     parser.add_argument(
         "--public-janus-url",
         help="Janus WebSocket URL for browsers, when it differs from the bot's (TRANSLATOR_WEB_JANUS_URL; "

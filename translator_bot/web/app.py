@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from translator_bot.errors import ExitCode, SettingsError
 from translator_bot.languages import UnknownLanguageError
 from translator_bot.logs import configure_logging_for
-from translator_bot.settings import URL_FIELDS, env_name
+from translator_bot.settings import URL_FIELDS, Settings, env_name
 from translator_bot.settings_flags import settings_from_flags
+from translator_bot.web.access import AccessConfigError, AccessPolicy
 from translator_bot.web.config import WebConfig, parse_language_list
 from translator_bot.web.launcher import BotLauncher, default_command
 from translator_bot.web.server import VENDOR_DIR, VENDOR_FILES, create_app, serve
@@ -31,9 +32,12 @@ def run_web(args: argparse.Namespace, *, forwarded: Sequence[str]) -> int:
     except UnknownLanguageError as exc:
         raise SettingsError(f"--languages / TRANSLATOR_WEB_LANGUAGES: {exc}") from None
     except ValueError as exc:
-        raise SettingsError(f"--public-janus-url / TRANSLATOR_WEB_JANUS_URL: {exc}") from None
+        turn = "TURN" in str(exc)
+        setting = "TRANSLATOR_WEB_TURN_*" if turn else "--public-janus-url / TRANSLATOR_WEB_JANUS_URL"
+        raise SettingsError(f"{setting}: {exc}") from None
     if args.max_interpreters < 1:
         raise SettingsError("--max-interpreters: must be at least 1")
+    access = access_policy(args, settings)
     missing = [name for name in VENDOR_FILES if not (VENDOR_DIR / name).is_file()]
     if missing:
         log.warning(
@@ -42,16 +46,32 @@ def run_web(args: argparse.Namespace, *, forwarded: Sequence[str]) -> int:
             VENDOR_DIR,
         )
     launcher = BotLauncher(
-        default_command(bot_flags(args, forwarded)),
+        # The launcher sets the bots' log format and level itself: it reads their records.
+        default_command(bot_flags(args, [name for name in forwarded if not name.startswith("log_")])),
         bot_environment(args, forwarded),
         max_running=args.max_interpreters,
     )
     try:
-        asyncio.run(serve(create_app(config, launcher), args.host, args.port))
+        asyncio.run(serve(create_app(config, launcher, access=access), args.host, args.port))
     except OSError as exc:
         log.error("cannot serve on %s:%d: %s", args.host, args.port, exc.strerror or exc)
         return int(ExitCode.FAILURE)
     return int(ExitCode.OK)
+
+
+def access_policy(args: argparse.Namespace, settings: Settings) -> AccessPolicy:
+    """Who may use this server: its --public-url origins (plus loopback when it listens there), and
+    TRANSLATOR_WEB_TOKEN, which a server listening on another address must have."""
+    urls = [*(args.public_url or []), *_split(settings.web_public_url)]
+    token = settings.web_token.get_secret_value() if settings.web_token is not None else None
+    try:
+        return AccessPolicy.for_server(args.host, args.port, urls, token)
+    except AccessConfigError as exc:
+        raise SettingsError(f"--host / --public-url / TRANSLATOR_WEB_PUBLIC_URL: {exc}") from None
+
+
+def _split(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
 def bot_flags(args: argparse.Namespace, forwarded: Sequence[str]) -> list[str]:
@@ -72,9 +92,10 @@ def bot_flags(args: argparse.Namespace, forwarded: Sequence[str]) -> list[str]:
 def bot_environment(args: argparse.Namespace | None = None, forwarded: Sequence[str] = ()) -> dict[str, str]:
     """This server's environment, without the bot's ops port: each bot would bind the same one, so
     the second would fail to start. Interpreters started from the page report through this server.
-    URL settings given to this server as flags are set here; in the child the environment beats the
-    env file, as the flag did here."""
-    env = dict(os.environ)
+    The page's own settings (access token, browsers' TURN secret) are not the bot's business. URL
+    settings given to this server as flags are set here; in the child the environment beats the env
+    file, as the flag did here."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TRANSLATOR_WEB_")}
     env["TRANSLATOR_METRICS_PORT"] = "0"
     for name in forwarded:
         value = getattr(args, name, None)

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import langcodes
+from pydantic import SecretStr
 
 from translator_bot.addresses import is_loopback_host
 from translator_bot.languages import Language, UnknownLanguageError, parse_language
 from translator_bot.settings import Settings
+from translator_bot.web.turn import BrowserTurn, browser_ice_servers
 
 # Languages both engines interpret well; `--languages` / TRANSLATOR_WEB_LANGUAGES replaces the list.
 DEFAULT_LANGUAGES: tuple[str, ...] = (
@@ -67,8 +69,10 @@ class WebConfig:
     janus_url: str  # the bot's
     public_janus_url: str | None = None  # the browser's, when it differs
     languages: tuple[LanguageChoice, ...] = ()
-    ice_servers: tuple[dict[str, str], ...] = ()
+    ice_servers: tuple[dict[str, object], ...] = ()  # given to every page as they are (STUN)
     default_language: str = "en"
+    turn: BrowserTurn | None = None  # the browsers' TURN, with credentials made per page load
+    display_name: str = "Interpreter"  # the name the interpreters this server starts join under
 
     @classmethod
     def from_settings(
@@ -78,6 +82,7 @@ class WebConfig:
         public_janus_url: str | None = None,
         languages: Sequence[str] | None = None,
     ) -> WebConfig:
+        """ValueError (UnknownLanguageError for --languages) names the setting that is wrong."""
         public = public_janus_url or settings.web_janus_url or None
         if public is not None:
             check_ws_url(public)
@@ -88,9 +93,18 @@ class WebConfig:
             janus_url=settings.janus_url,
             public_janus_url=public,
             languages=tuple(language_choices(languages)),
-            ice_servers=tuple(browser_ice_servers(settings)),
+            ice_servers=tuple(browser_ice_servers(settings.ice_servers, None, 0.0)),
             default_language=settings.default_language,
+            turn=browser_turn(settings),
+            display_name=settings.display_name,
         )
+
+    def ice_servers_at(self, now: float) -> list[dict[str, object]]:
+        """The RTCIceServers for a page loaded at `now` (TURN credentials may expire)."""
+        servers = list(self.ice_servers)
+        if self.turn is not None:
+            servers.append(self.turn.entry(now))
+        return servers
 
     def browser_janus_url(self, page_host: str | None) -> str:
         """The Janus URL for a browser that loaded the page from `page_host` (a Host header); never
@@ -113,20 +127,28 @@ class WebConfig:
 def check_ws_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss", "http", "https") or not parts.netloc:
-        raise ValueError(f"expected a ws(s):// or http(s):// Janus URL, got {url!r}")
+        # Not echoed: a URL may carry a password.
+        scheme = parts.scheme or "schemeless"
+        raise ValueError(f"expected a ws(s):// or http(s):// Janus URL, got a {scheme} one")
     return url
 
 
-def browser_ice_servers(settings: Settings) -> list[dict[str, str]]:
-    """RTCIceServer entries for the page. TURN needs its credentials in the browser to relay at all,
-    so a TURN user given to the bot is given to the page too: use one meant for clients."""
-    servers: list[dict[str, str]] = []
-    for url in settings.ice_servers:
-        entry = {"urls": url}
-        if url.startswith(("turn:", "turns:")):
-            if settings.turn_username:
-                entry["username"] = settings.turn_username
-            if settings.turn_password is not None:
-                entry["credential"] = settings.turn_password.get_secret_value()
-        servers.append(entry)
-    return servers
+def browser_turn(settings: Settings) -> BrowserTurn | None:
+    """TRANSLATOR_WEB_TURN_*; the bot's own TURN account (TRANSLATOR_TURN_*) is never given to pages."""
+    if not settings.web_turn_urls:
+        if settings.web_turn_password or settings.web_turn_secret:
+            raise ValueError(
+                "TRANSLATOR_WEB_TURN_URLS is not set: the browsers' TURN credential has no server"
+            )
+        return None
+
+    def secret(value: SecretStr | None) -> str | None:
+        return value.get_secret_value() if value is not None else None
+
+    return BrowserTurn(
+        urls=tuple(part.strip() for part in settings.web_turn_urls.split(",") if part.strip()),
+        username=settings.web_turn_username or None,
+        password=secret(settings.web_turn_password),
+        secret=secret(settings.web_turn_secret),
+        ttl_s=settings.web_turn_ttl,
+    )

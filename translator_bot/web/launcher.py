@@ -3,7 +3,14 @@ process per meeting, owned by the web server (its log relayed, its exit reaped, 
 and stopped with SIGTERM (then SIGKILL) when the server shuts down.
 
 No shell is involved: the meeting id is checked against a conservative pattern and passed as one
-argument, after `--`, so it can never become an option or a command.
+argument, after `--`, so it can never become an option or a command. Ids are canonical before any
+lookup (`01234` is meeting 1234), so one meeting has at most one interpreter.
+
+The child's stderr is read in bounded chunks, whatever its line lengths and volume: a pipe nobody
+reads would block the bot on its next log write, inside its event loop. What the API shows of it is
+only the CLI's final error line, scrubbed of secrets and cut short. The bot logs JSON records (the
+launcher sets its format), and the room participant ids it joins and publishes as, which the page
+trusts as its interpreter, are read from the room session's own records only.
 """
 
 from __future__ import annotations
@@ -33,16 +40,26 @@ State = Literal["starting", "running", "exited"]
 CommandFactory = Callable[[str], Sequence[str]]
 
 # Numeric room ids and the string ids Janus accepts with `string_ids`, nothing a shell or argparse
-# could read as anything but one plain word.
-_MEETING_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-# The bot says this once it is in the room (app.py); JSON log lines carry it in "msg".
+# could read as anything but one plain word. fullmatch: "1234\n" is not "1234".
+_MEETING_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_NUMERIC_ID = re.compile(r"[0-9]+")
+# The bot says this once it is in the room (room/session.py, app.py); JSON log lines carry it in "msg".
 _READY = re.compile(r"joined meeting")
+# The room participants the bot joins as: its own, and one per feed it publishes (room/session.py).
+_OWN_PARTICIPANT = re.compile(r"^(?:re)?joined meeting \S+ as participant (?P<id>[A-Za-z0-9_.-]{1,64})$")
+_FEED_PUBLISHED = re.compile(r"^publishing .* as participant (?P<id>[A-Za-z0-9_.-]{1,64})$")
+_FEED_UNPUBLISHED = re.compile(r"^unpublished .* \(participant (?P<id>[A-Za-z0-9_.-]{1,64})\)$")
+_CLI_ERROR = "translator-bot: "
+_ROOM_LOGGER = "translator_bot.room.session"  # the only logger whose announcements are believed
 # "2025-01-02 10:11:12,345 INFO    translator_bot.app: joined meeting ..." -> the message part.
 _TEXT_LOG = re.compile(
     r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?P<level>[A-Z]+)\s+(?P<name>[\w.]+): (?P<msg>.*)$"
 )
-_MAX_LINE = 500
+_MAX_LINE = 500  # what is kept of one log message
+_MAX_REASON = 300  # what the page is shown of the bot's error
+_READ_CHUNK = 64 * 1024
 _KEEP_LINES = 40
+_MAX_PARTICIPANTS = 256
 _KEEP_EXITED = 200
 _PR_SET_PDEATHSIG = 1
 
@@ -59,7 +76,17 @@ EXIT_MESSAGES: dict[int, str] = {
 
 
 def valid_meeting_id(text: str) -> bool:
-    return bool(_MEETING_ID.match(text))
+    return canonical_meeting_id(text) is not None
+
+
+def canonical_meeting_id(text: str) -> str | None:
+    """The one spelling of a meeting id, or None if it is not one: a number as a number (`001234` is
+    1234, as Janus reads it), any other id exactly as given."""
+    if not _MEETING_ID.fullmatch(text):
+        return None
+    if _NUMERIC_ID.fullmatch(text) and int(text) > 0:
+        return str(int(text))
+    return text
 
 
 def default_command(extra_args: Sequence[str] = ()) -> CommandFactory:
@@ -72,7 +99,7 @@ def default_command(extra_args: Sequence[str] = ()) -> CommandFactory:
     return command
 
 
-def describe_exit(code: int | None, last_line: str | None) -> str:
+def describe_exit(code: int | None, reason: str | None) -> str:
     if code is None:
         return "the interpreter is still running"
     if code < 0:
@@ -82,28 +109,102 @@ def describe_exit(code: int | None, last_line: str | None) -> str:
             name = f"signal {-code}"
         return f"the interpreter was stopped by {name}"
     text = EXIT_MESSAGES.get(code, f"the interpreter exited with code {code}")
-    if (
-        code in (ExitCode.USAGE, ExitCode.ROOM, ExitCode.PROVIDER, ExitCode.PROVIDER_UNAVAILABLE)
-        and last_line
-    ):
-        text = f"{text}. The interpreter said: {last_line}"
+    if code in (ExitCode.USAGE, ExitCode.ROOM, ExitCode.PROVIDER, ExitCode.PROVIDER_UNAVAILABLE) and reason:
+        text = f"{text}. The interpreter said: {reason}"
     return text
 
 
-def log_message(line: str) -> str:
-    """The readable part of one of the bot's log lines (text or JSON format), bounded."""
+def shown_reason(cli_line: str) -> str:
+    """The bot's error line as the page may show it: secrets scrubbed, then cut short."""
+    text = redact(cli_line)
+    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 1] + "…"
+
+
+class LineSplitter:
+    """Bytes from a pipe -> complete lines, each cut to `max_chars`; a line of any length costs at
+    most `max_bytes` of memory (the rest of it is dropped as it arrives)."""
+
+    def __init__(self, max_bytes: int = 16 * 1024) -> None:
+        self._max = max_bytes
+        self._partial = bytearray()
+        self._dropping = False
+
+    def feed(self, data: bytes) -> list[str]:
+        lines: list[str] = []
+        start = 0
+        while (end := data.find(b"\n", start)) >= 0:
+            self._take(data[start:end])
+            lines.append(self._partial.decode(errors="replace").rstrip())
+            self._partial.clear()
+            self._dropping = False
+            start = end + 1
+        self._take(data[start:])
+        return lines
+
+    def flush(self) -> list[str]:
+        """What is left when the pipe closes without a final newline."""
+        rest = self._partial.decode(errors="replace").rstrip()
+        self._partial.clear()
+        self._dropping = False
+        return [rest] if rest else []
+
+    def _take(self, piece: bytes) -> None:
+        if self._dropping:
+            return
+        room = self._max - len(self._partial)
+        self._partial += piece[:room]
+        if len(piece) > room:
+            self._dropping = True
+
+
+@dataclass(frozen=True)
+class ChildRecord:
+    """One line of the bot's stderr, read. Only a JSON record's fields are its own: in a text line,
+    a message that quotes text with a newline could fake the next "line"."""
+
+    message: str
+    level: int = logging.INFO
+    logger: str | None = None
+    structured: bool = False
+    exc: str | None = None
+
+
+def read_record(line: str) -> ChildRecord:
     text = line.strip()
     if text.startswith("{"):
         with contextlib.suppress(ValueError):
             record = json.loads(text)
             if isinstance(record, dict) and isinstance(record.get("msg"), str):
-                text = record["msg"]
-    else:
-        match = _TEXT_LOG.match(text)
-        if match is not None:
-            text = match.group("msg")
-    text = text.removeprefix("translator-bot: ")
-    return text[:_MAX_LINE]
+                level = logging.getLevelName(str(record.get("level", "info")).upper())
+                logger = record.get("logger")
+                exc = record.get("exc")
+                return ChildRecord(
+                    message=record["msg"][:_MAX_LINE],
+                    level=level if isinstance(level, int) else logging.INFO,
+                    logger=logger if isinstance(logger, str) else None,
+                    structured=True,
+                    exc=exc if isinstance(exc, str) else None,
+                )
+    match = _TEXT_LOG.match(text)
+    if match is not None:
+        text = match.group("msg")
+    return ChildRecord(message=text.removeprefix(_CLI_ERROR)[:_MAX_LINE])
+
+
+def log_message(line: str) -> str:
+    """The readable part of one of the bot's log lines (text or JSON format), bounded."""
+    return read_record(line).message
+
+
+def child_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The bot's environment as the launcher needs it: JSON log records (the participant ids it
+    announces are read from their fields) at INFO at least (where it announces them); this server's
+    own log level still decides what is relayed."""
+    out = dict(env)
+    out["TRANSLATOR_LOG_FORMAT"] = "json"
+    if out.get("TRANSLATOR_LOG_LEVEL", "INFO").upper() != "DEBUG":
+        out["TRANSLATOR_LOG_LEVEL"] = "INFO"
+    return out
 
 
 class LaunchError(RuntimeError):
@@ -126,6 +227,9 @@ class Interpreter:
     ended_at: float | None = None
     lines: deque[str] = field(default_factory=lambda: deque(maxlen=_KEEP_LINES))
     task: asyncio.Task[None] | None = None
+    error_line: str | None = None  # the CLI's final "translator-bot: ..." line, as it was written
+    participants: set[str] = field(default_factory=set)  # the bot's room participant ids, live
+    stopping: bool = False  # the server asked it to stop: its exit is no failure
 
     @property
     def last_line(self) -> str | None:
@@ -137,24 +241,43 @@ class Interpreter:
             "state": self.state,
             "pid": self.proc.pid,
             "started_at": self.started_at,
-            "last_line": self.last_line,
         }
         if self.state == "exited":
             out["exit_code"] = self.exit_code
             out["ended_at"] = self.ended_at
-            out["message"] = describe_exit(self.exit_code, self._reason())
+            out["message"] = describe_exit(self.exit_code, self.reason)
         elif self.state == "running":
             out["message"] = "the interpreter is in the meeting"
+            out["participants"] = sorted(self.participants)
         else:
             out["message"] = "the interpreter is joining the meeting"
         return out
 
-    def _reason(self) -> str | None:
-        # The CLI's one-line error ("translator-bot: ...") is the most useful reason; it comes last.
-        for line in reversed(self.lines):
-            if line:
-                return line
-        return None
+    @property
+    def reason(self) -> str | None:
+        """The CLI's one-line error, the only line of the bot's output a page is shown."""
+        return shown_reason(self.error_line) if self.error_line else None
+
+    @property
+    def failed(self) -> bool:
+        return self.state == "exited" and self.exit_code != 0 and not self.stopping
+
+    def read_line(self, line: str) -> ChildRecord:
+        """One line of the bot's stderr: kept for the server's log, and read for what it announces."""
+        record = read_record(line)
+        message = record.message
+        self.lines.append(message)
+        if line.startswith(_CLI_ERROR):
+            self.error_line = line.removeprefix(_CLI_ERROR)
+        if self.state == "starting" and _READY.search(message):
+            self.state = "running"
+        if record.structured and record.logger == _ROOM_LOGGER:
+            if (match := _OWN_PARTICIPANT.match(message) or _FEED_PUBLISHED.match(message)) is not None:
+                if len(self.participants) < _MAX_PARTICIPANTS:
+                    self.participants.add(match.group("id"))
+            elif (match := _FEED_UNPUBLISHED.match(message)) is not None:
+                self.participants.discard(match.group("id"))
+        return record
 
 
 def _libc_prctl() -> Callable[[int, int], int] | None:
@@ -175,9 +298,11 @@ class BotLauncher:
         *,
         max_running: int = 8,
         stop_timeout_s: float = 8.0,
+        on_exit: Callable[[Interpreter], None] | None = None,
     ) -> None:
         self._command = command
-        self._env = dict(os.environ if env is None else env)
+        self.on_exit = on_exit  # how each interpreter ended, for the start limits
+        self._env = child_environment(os.environ if env is None else env)
         self.max_running = max_running
         self._stop_timeout = stop_timeout_s
         self._bots: dict[str, Interpreter] = {}
@@ -187,16 +312,26 @@ class BotLauncher:
         self._prctl = _libc_prctl()
 
     def get(self, meeting_id: str) -> Interpreter | None:
-        return self._bots.get(meeting_id)
+        canonical = canonical_meeting_id(meeting_id)
+        return None if canonical is None else self._bots.get(canonical)
+
+    def is_running(self, meeting_id: str) -> bool:
+        bot = self.get(meeting_id)
+        return bot is not None and bot.state != "exited"
 
     @property
     def running(self) -> list[Interpreter]:
         return [bot for bot in self._bots.values() if bot.state != "exited"]
 
-    async def start(self, meeting_id: str) -> tuple[Interpreter, bool]:
-        """The meeting's interpreter and whether this call started it (False: one was already running)."""
-        if not valid_meeting_id(meeting_id):
+    async def start(
+        self, meeting_id: str, *, may_launch: Callable[[str], None] | None = None
+    ) -> tuple[Interpreter, bool]:
+        """The meeting's interpreter and whether this call started it (False: one was already running).
+        `may_launch(canonical id)` is asked just before a new one is launched and may raise LaunchError."""
+        canonical = canonical_meeting_id(meeting_id)
+        if canonical is None:
             raise LaunchError(f"not a valid meeting id: {meeting_id[:80]!r}")
+        meeting_id = canonical
         async with self._lock:
             if self._closed:
                 raise LaunchError("the server is shutting down")
@@ -207,6 +342,8 @@ class BotLauncher:
                 raise TooManyInterpreters(
                     f"{self.max_running} interpreters are already running on this server; try again later"
                 )
+            if may_launch is not None:
+                may_launch(meeting_id)
             argv = list(self._command(meeting_id))
             try:
                 proc = await asyncio.create_subprocess_exec(
@@ -237,16 +374,17 @@ class BotLauncher:
             del self._bots[bot.meeting_id]
 
     async def _watch(self, bot: Interpreter) -> None:
-        assert bot.proc.stderr is not None
+        stream = bot.proc.stderr
+        assert stream is not None
+        lines = LineSplitter()
         try:
-            async for raw in bot.proc.stderr:
-                line = redact(raw.decode(errors="replace").rstrip())
-                if not line:
-                    continue
-                log.info("[meeting %s] %s", bot.meeting_id, line[:2000])
-                bot.lines.append(log_message(line))
-                if bot.state == "starting" and _READY.search(line):
-                    bot.state = "running"
+            # read(), not readline(): a line over the StreamReader's 64 KiB limit would raise and end
+            # the reading, and the child would then block on its next write to the full pipe.
+            while chunk := await stream.read(_READ_CHUNK):
+                for line in lines.feed(chunk):
+                    self._relay(bot, line)
+            for line in lines.flush():
+                self._relay(bot, line)
             await bot.proc.wait()
         finally:
             # Cancelled with the child still alive: nothing to record; stop() kills and reaps it.
@@ -254,14 +392,33 @@ class BotLauncher:
                 bot.exit_code = bot.proc.returncode
                 bot.state = "exited"
                 bot.ended_at = time.time()
+                bot.participants.clear()
                 log.info(
                     "the interpreter for meeting %s exited: %s",
                     bot.meeting_id,
-                    describe_exit(bot.exit_code, bot.last_line),
+                    describe_exit(bot.exit_code, bot.reason),
                 )
+                if self.on_exit is not None:
+                    try:
+                        self.on_exit(bot)
+                    except Exception:
+                        log.exception("cannot record how the interpreter for %s ended", bot.meeting_id)
+
+    @staticmethod
+    def _relay(bot: Interpreter, line: str) -> None:
+        if not line:
+            return
+        record = bot.read_line(line)
+        if not record.structured:
+            log.info("[meeting %s] %s", bot.meeting_id, line[:2000])
+        elif record.exc:
+            log.log(record.level, "[meeting %s] %s\n%s", bot.meeting_id, record.message, record.exc[:8000])
+        else:
+            log.log(record.level, "[meeting %s] %s", bot.meeting_id, record.message)
 
     async def stop(self, bot: Interpreter) -> None:
         """SIGTERM (the bot leaves the room and writes its transcript), SIGKILL if it takes too long."""
+        bot.stopping = True
         if bot.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 bot.proc.send_signal(signal.SIGTERM)

@@ -6,8 +6,13 @@ Routes:
   GET  /vendor/janus.js, /vendor/adapter.js  vendored by scripts/vendor-janus-js.sh
   GET  /api/config                         Janus URL for the browser, languages, ICE servers
   POST /api/meetings/{id}/interpreter      start the meeting's interpreter unless one runs
-  GET  /api/meetings/{id}/interpreter      its state: none / starting / running / exited (+ why)
+  GET  /api/meetings/{id}/interpreter      its state: none / starting / running / exited (+ why),
+                                           and while running the room participant ids it publishes as
   GET  /healthz                            200 while serving
+
+Every route but /healthz answers only to the Host names in the access policy (421 otherwise: a
+DNS-rebinding page cannot read or drive this server); starting an interpreter also needs an allowed
+Origin, a JSON body, the access token when one is set, and room in the start rate limits.
 """
 
 from __future__ import annotations
@@ -15,14 +20,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from translator_bot.web.access import AccessPolicy
 from translator_bot.web.config import WebConfig
-from translator_bot.web.launcher import BotLauncher, LaunchError, TooManyInterpreters, valid_meeting_id
+from translator_bot.web.launcher import (
+    BotLauncher,
+    Interpreter,
+    LaunchError,
+    TooManyInterpreters,
+    canonical_meeting_id,
+)
+from translator_bot.web.ratelimit import Refusal, StartLimiter
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +60,10 @@ _CSP = (
 CONFIG_KEY = web.AppKey("config", WebConfig)
 LAUNCHER_KEY = web.AppKey("launcher", BotLauncher)
 VENDOR_KEY = web.AppKey("vendor_dir", Path)
+ACCESS_KEY = web.AppKey("access", AccessPolicy)
+LIMITER_KEY = web.AppKey("limiter", StartLimiter)
+CLOCK_KEY: web.AppKey[Callable[[], float]] = web.AppKey("clock")
+UNGUARDED = frozenset({"/healthz"})  # probes address the server by IP, whatever its public name
 
 _MISSING_VENDOR = """<!doctype html><meta charset="utf-8"><title>janus.js is missing</title>
 <h1>janus.js is not installed on this server</h1>
@@ -56,11 +73,27 @@ server, then reload this page.</p>
 """
 
 
-def create_app(config: WebConfig, launcher: BotLauncher, *, vendor_dir: Path = VENDOR_DIR) -> web.Application:
-    app = web.Application(middlewares=[_security_headers])
+def create_app(
+    config: WebConfig,
+    launcher: BotLauncher,
+    *,
+    vendor_dir: Path = VENDOR_DIR,
+    access: AccessPolicy | None = None,
+    limiter: StartLimiter | None = None,
+    clock: Callable[[], float] = time.time,
+) -> web.Application:
+    """`access` None: the loopback names on the port each request arrives on, no token (a server on
+    127.0.0.1, as `translator-bot web` runs by default)."""
+    app = web.Application(middlewares=[_security_headers, _known_hosts_only])
     app[CONFIG_KEY] = config
     app[LAUNCHER_KEY] = launcher
     app[VENDOR_KEY] = vendor_dir
+    if access is not None:
+        app[ACCESS_KEY] = access
+    start_limits = limiter or StartLimiter(clock=time.monotonic)
+    app[LIMITER_KEY] = start_limits
+    app[CLOCK_KEY] = clock
+    launcher.on_exit = lambda bot: start_limits.ended(bot.meeting_id, failed=bot.failed)
     for path, name in PAGE_FILES.items():
         app.router.add_get(path, _page_file(name))
     app.router.add_get("/vendor/{name}", _vendor_file)
@@ -72,6 +105,15 @@ def create_app(config: WebConfig, launcher: BotLauncher, *, vendor_dir: Path = V
     return app
 
 
+def _access(request: web.Request) -> AccessPolicy:
+    policy = request.app.get(ACCESS_KEY)
+    if policy is not None:
+        return policy
+    sockname = request.transport.get_extra_info("sockname") if request.transport is not None else None
+    port = int(sockname[1]) if sockname else 0
+    return AccessPolicy.for_server("127.0.0.1", port)
+
+
 @web.middleware
 async def _security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     response = await handler(request)
@@ -80,6 +122,21 @@ async def _security_headers(request: web.Request, handler: Handler) -> web.Strea
     if response.content_type == "text/html":
         response.headers.setdefault("Content-Security-Policy", _CSP)
     return response
+
+
+@web.middleware
+async def _known_hosts_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """421 for a Host this server is not published at: the mark of DNS rebinding (or a proxy that
+    does not pass the Host on)."""
+    if request.path not in UNGUARDED and not _access(request).host_allowed(request.headers.get("Host")):
+        return _error(
+            421, "this server does not answer to that host name; open the page at its configured address"
+        )
+    return await handler(request)
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
 
 
 def _page_file(name: str) -> Handler:
@@ -110,15 +167,16 @@ async def _config(request: web.Request) -> web.Response:
             "janus_url": config.browser_janus_url(request.host),
             "languages": [choice.to_json() for choice in config.languages],
             "default_language": config.default_language,
-            "ice_servers": list(config.ice_servers),
+            "ice_servers": config.ice_servers_at(request.app[CLOCK_KEY]()),
+            "start_needs_token": _access(request).token is not None,
         },
         headers={"Cache-Control": "no-store"},
     )
 
 
 def _meeting(request: web.Request) -> str:
-    meeting = request.match_info["meeting"]
-    if not valid_meeting_id(meeting):
+    meeting = canonical_meeting_id(request.match_info["meeting"])
+    if meeting is None:
         raise web.HTTPBadRequest(
             text="{\"error\": \"a meeting id is a number or letters, digits, '.', '_' and '-'\"}",
             content_type="application/json",
@@ -126,29 +184,58 @@ def _meeting(request: web.Request) -> str:
     return meeting
 
 
-def _same_origin(request: web.Request) -> bool:
-    """A cross-site page must not be able to start interpreters (they cost money): browsers always
-    send Origin on such a POST, and a form cannot send JSON without a CORS preflight we never grant."""
-    origin = request.headers.get("Origin")
-    if origin is not None and urlsplit(origin).netloc != request.host:
-        return False
-    return request.content_type == "application/json"
+class _Refused(LaunchError):
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.reason)
+        self.refusal = refusal
+
+
+def _too_many(refusal: Refusal) -> web.Response:
+    return _error(429, refusal.reason, {"Retry-After": str(refusal.retry_after_s)})
 
 
 async def _start_interpreter(request: web.Request) -> web.Response:
-    meeting = _meeting(request)
-    if not _same_origin(request):
-        return web.json_response(
-            {"error": "send this request from the meeting page (same origin, JSON body)"}, status=403
+    """Interpreters cost money: the request must come from the page (an allowed Origin; a JSON body,
+    which a cross-site form cannot send without a CORS preflight this server never grants), carry the
+    access token when one is set, and fit the start rate limits."""
+    policy = _access(request)
+    if not policy.origin_allowed(request.headers.get("Origin")):
+        return _error(403, "send this request from the meeting page (its origin, JSON body)")
+    if request.content_type != "application/json":
+        return _error(403, "send this request from the meeting page (its origin, JSON body)")
+    if not policy.token_accepted(request.headers.get("Authorization")):
+        return _error(
+            401,
+            "starting an interpreter needs this server's access code",
+            {"WWW-Authenticate": 'Bearer realm="translator-bot"'},
         )
+    meeting = _meeting(request)
+    limiter = request.app[LIMITER_KEY]
+    refusal = limiter.request(request.remote or "unknown")
+    if refusal is not None:
+        return _too_many(refusal)
+
+    def may_launch(canonical: str) -> None:
+        if (refused := limiter.launch(canonical)) is not None:
+            raise _Refused(refused)
+
     launcher = request.app[LAUNCHER_KEY]
     try:
-        bot, started = await launcher.start(meeting)
+        bot, started = await launcher.start(meeting, may_launch=may_launch)
+    except _Refused as exc:
+        return _too_many(exc.refusal)
     except TooManyInterpreters as exc:
-        return web.json_response({"error": str(exc)}, status=429)
+        return _error(429, str(exc), {"Retry-After": "30"})
     except LaunchError as exc:
-        return web.json_response({"error": str(exc)}, status=503)
-    return web.json_response({**bot.status(), "started": started}, status=202 if started else 200)
+        return _error(503, str(exc))
+    return web.json_response({**_status(request, bot), "started": started}, status=202 if started else 200)
+
+
+def _status(request: web.Request, bot: Interpreter) -> dict[str, object]:
+    body = bot.status()
+    if "participants" in body:
+        body["display_name"] = request.app[CONFIG_KEY].display_name
+    return body
 
 
 async def _interpreter_status(request: web.Request) -> web.Response:
@@ -161,7 +248,7 @@ async def _interpreter_status(request: web.Request) -> web.Response:
             "message": "no interpreter was started for this meeting from this server",
         }
     else:
-        body = bot.status()
+        body = _status(request, bot)
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 

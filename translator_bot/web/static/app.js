@@ -4,6 +4,10 @@
 // under the interpreter feed meant for this person ({"role":"interpreter","for":<my id>}); show the
 // captions the interpreter sends on that feed's data channel; start an interpreter on request.
 //
+// Anyone in the room can label a feed "interpreter". Only the interpreter this page's server started
+// is trusted: the server tells the page the room participant ids that bot joined and publishes as,
+// and a publisher outside that list is an ordinary participant whatever its labels say.
+//
 // window.translatorBot exposes the page state, the captions and (with ?record=1) a recording of what
 // the interpreter feed played, for tests and for people debugging a call.
 
@@ -18,6 +22,9 @@ const DUCK_RELEASE_S = 0.25;
 const MAX_CAPTIONS = 60;
 const ROOM_POLL_MS = 3000;
 const API_POLL_MS = 1000;
+// A feed labelled "interpreter" but not (yet) vouched for by the server waits this long before it is
+// played as an ordinary participant: the server learns a new feed's id a moment after it appears.
+const CLAIM_GRACE_MS = 3000;
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -49,6 +56,9 @@ const room = {
   botSeen: false,
   timers: [],
   apiState: null,
+  startProblem: null, // why the last "Start interpreter" was refused, until the next attempt
+  trusted: new Set(), // room participant ids of the interpreter this server started, as strings
+  claims: new Map(), // id -> when an untrusted publisher labelled "interpreter" was first seen
 };
 
 const audio = {
@@ -150,22 +160,33 @@ function isBotDisplay(display) {
   return /^.+\s->\s.+\(\s*[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*\s*\)\s*$/.test(display || "");
 }
 
-// Who a publisher is: name, language, and whether it is an interpreter feed and for whom.
+function isTrusted(id) {
+  return id !== null && id !== undefined && room.trusted.has(String(id));
+}
+
+// Who a publisher is: name, language, and whether it is an interpreter feed and for whom. Only the
+// trusted interpreter's labels count; `claimsInterpreter` marks anyone else who uses them.
 function describePublisher(pub) {
+  const trusted = isTrusted(pub.id);
   const shown = parseDisplay(pub.display);
-  const info = { id: pub.id, name: shown.name || `participant ${pub.id}`, lang: shown.tag, interpreter: false, forId: null };
+  const info = { id: pub.id, name: shown.name || `participant ${pub.id}`, lang: shown.tag, interpreter: false, forId: null, claimsInterpreter: false };
   for (const stream of pub.streams || []) {
     const desc = parseJson(stream.description);
     if (!desc) continue;
     if (typeof desc.lang === "string") info.lang = info.lang || desc.lang;
     if (typeof desc.name === "string" && desc.name.trim()) info.name = desc.name.trim().slice(0, 200);
     if (desc.role === "interpreter") {
+      info.claimsInterpreter = true;
+      if (!trusted) continue;
       info.interpreter = true;
       info.forId = desc.for === undefined ? null : desc.for;
       if (typeof desc.lang === "string") info.lang = desc.lang;
     }
   }
-  if (!info.interpreter && isBotDisplay(pub.display)) info.interpreter = true;
+  if (isBotDisplay(pub.display)) {
+    info.claimsInterpreter = true;
+    if (trusted) info.interpreter = true;
+  }
   return info;
 }
 
@@ -180,7 +201,7 @@ function participantList() {
     if (!info.interpreter) people.push({ id: info.id, name: info.name, lang: info.lang, publishing: true });
   }
   for (const [id, display] of room.attendees) {
-    if (room.publishers.has(id) || isBotDisplay(display)) continue;
+    if (room.publishers.has(id) || isTrusted(id)) continue;
     const shown = parseDisplay(display);
     people.push({ id, name: shown.name || `participant ${id}`, lang: shown.tag, publishing: false });
   }
@@ -235,6 +256,8 @@ async function init() {
   });
   $("leave").addEventListener("click", () => leave("You left the meeting."));
   $("start-interpreter").addEventListener("click", () => startInterpreter());
+  $("access-code").value = sessionStorage.getItem("translator.access") || "";
+  $("access-code-label").hidden = !page.config.start_needs_token;
   $("duck").addEventListener("input", (event) => {
     page.duckLevel = Number(event.target.value) / 100;
     $("duck-value").textContent = `${event.target.value} %`;
@@ -397,6 +420,7 @@ function onPublisherMessage(msg, jsep) {
     const gone = msg.leaving ?? msg.unpublished ?? msg.kicked;
     if (gone !== undefined && gone !== "ok") {
       room.publishers.delete(gone);
+      room.claims.delete(String(gone));
       dropSubscription(gone);
       if (msg.leaving !== undefined || msg.kicked !== undefined) room.attendees.delete(gone);
       showPresence();
@@ -458,8 +482,8 @@ function pollRoom() {
 }
 
 function interpreterInRoom() {
-  for (const display of room.attendees.values()) if (isBotDisplay(display)) return true;
-  for (const pub of room.publishers.values()) if (describePublisher(pub).interpreter) return true;
+  for (const id of room.attendees.keys()) if (isTrusted(id)) return true;
+  for (const id of room.publishers.keys()) if (isTrusted(id)) return true;
   return false;
 }
 
@@ -513,9 +537,10 @@ function showInterpreter() {
   } else if (api && api.state === "exited") {
     state = "exited";
     text = `The interpreter stopped: ${api.message}`;
+    if (room.startProblem) text += ` It was not started again: ${room.startProblem}`;
   } else {
     state = "absent";
-    text = "No interpreter in this meeting yet.";
+    text = room.startProblem ? `The interpreter was not started: ${room.startProblem}` : "No interpreter in this meeting yet.";
   }
   page.interpreter = state;
   page.interpreterMessage = text;
@@ -530,19 +555,31 @@ async function startInterpreter() {
   const button = $("start-interpreter");
   button.disabled = true;
   try {
+    const headers = { "Content-Type": "application/json" };
+    const code = $("access-code").value.trim();
+    if (code) headers.Authorization = `Bearer ${code}`;
     const reply = await fetch(`/api/meetings/${encodeURIComponent(page.meeting)}/interpreter`, {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers,
       body: "{}",
     });
     const body = await reply.json().catch(() => ({}));
-    if (!reply.ok) {
-      room.apiState = { state: "exited", message: body.error || `the server answered ${reply.status}` };
+    // A refusal is kept until the next attempt: the server's status poll knows nothing of it.
+    if (reply.status === 401) {
+      $("access-code-label").hidden = false;
+      room.startProblem = code ? "the access code is wrong." : "enter the access code to start it.";
+    } else if (reply.status === 429) {
+      const wait = reply.headers.get("Retry-After");
+      room.startProblem = `${body.error || "too many attempts"}${wait ? ` (try again in ${wait} s)` : ""}`;
+    } else if (!reply.ok) {
+      room.startProblem = body.error || `the server answered ${reply.status}`;
     } else {
-      room.apiState = body;
+      room.startProblem = null;
+      sessionStorage.setItem("translator.access", code);
+      setApiState(body);
     }
   } catch (err) {
-    room.apiState = { state: "exited", message: `the web server is unreachable (${err.message})` };
+    room.startProblem = `the web server is unreachable (${err.message})`;
   } finally {
     button.disabled = false;
     showInterpreter();
@@ -555,12 +592,24 @@ async function pollInterpreterApi() {
     const reply = await fetch(`/api/meetings/${encodeURIComponent(page.meeting)}/interpreter`, { cache: "no-store" });
     if (reply.ok) {
       const body = await reply.json();
-      room.apiState = body.state === "none" ? null : body;
+      setApiState(body.state === "none" ? null : body);
     }
   } catch {
     // The page keeps working without the web server; the next poll tries again.
   }
   showInterpreter();
+}
+
+// The server's word on its interpreter: its state, and while it runs the participant ids it joined
+// and publishes as. A change of those ids re-decides every subscription.
+function setApiState(body) {
+  room.apiState = body;
+  const ids = body && body.state === "running" && Array.isArray(body.participants) ? body.participants.map(String) : [];
+  const changed = ids.length !== room.trusted.size || ids.some((id) => !room.trusted.has(id));
+  if (!changed) return;
+  room.trusted = new Set(ids);
+  for (const pub of room.publishers.values()) syncSubscription(pub);
+  showPresence();
 }
 
 // --- subscriptions -------------------------------------------------------------------------------
@@ -572,6 +621,8 @@ function syncSubscription(pub) {
   if (info.interpreter) {
     // Only the feed meant for me (or a mixed feed meant for everyone); never another listener's.
     if (info.forId === null || sameId(info.forId, page.myId)) kind = "interpreter";
+  } else if (info.claimsInterpreter && awaitingVouch(pub.id)) {
+    kind = null; // maybe our interpreter's new feed: do not play it as a person's voice meanwhile
   } else {
     kind = "original";
   }
@@ -585,6 +636,25 @@ function syncSubscription(pub) {
   // The interpreter's captions travel on its data stream, which must be asked for by its own mid.
   const dataStreams = kind === "interpreter" ? (pub.streams || []).filter((s) => s.type === "data" && !s.disabled) : [];
   subscribe(pub.id, kind, [...audioStreams, ...dataStreams].map((s) => s.mid), 0);
+}
+
+// An untrusted "interpreter" feed that appears while this server's interpreter runs is held back for
+// CLAIM_GRACE_MS, and the server is asked at once whether it is ours; after that it is a participant.
+function awaitingVouch(id) {
+  const key = String(id);
+  const api = room.apiState;
+  const botExpected = Boolean(api && (api.state === "starting" || api.state === "running"));
+  if (!room.claims.has(key)) {
+    room.claims.set(key, Date.now());
+    if (botExpected) {
+      pollInterpreterApi();
+      setTimeout(() => {
+        const pub = room.publishers.get(id);
+        if (pub) syncSubscription(pub);
+      }, CLAIM_GRACE_MS + 50);
+    }
+  }
+  return botExpected && Date.now() - room.claims.get(key) < CLAIM_GRACE_MS;
 }
 
 function subscribe(feedId, kind, mids, attempt) {
@@ -805,6 +875,8 @@ function teardown() {
   room.mic = null;
   room.publishers.clear();
   room.attendees.clear();
+  room.trusted = new Set();
+  room.claims.clear();
   if (audio.ctx) audio.ctx.close().catch(() => {});
   audio.ctx = null;
   audio.analyser = null;
