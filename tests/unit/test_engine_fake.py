@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 from pydantic import SecretStr
 
-from tests.unit.tcp_proxy import TcpProxy
 from translator_bot.engine.base import (
     EngineEvent,
     LaneSpec,
@@ -36,6 +35,7 @@ from translator_bot.fixtures import utterance as fixture_utterance
 from translator_bot.languages import parse_language
 from translator_bot.metrics import ENGINE_UNKNOWN_EVENTS, counter_value
 from translator_bot.settings import EngineName, Settings
+from translator_bot.testbed.proxy import TcpProxy
 
 KEY = "sk-test-fake-0123456789"
 
@@ -393,9 +393,8 @@ async def test_a_socket_cut_by_the_network_mid_translation(
 ) -> None:
     """The same drop, made by a TCP proxy between the bot and the server that aborts the connection
     0.3 s after the first translated audio reached the bot (no close frame, as a network failure)."""
-    proxy = TcpProxy(fake.port)
-    await proxy.start()
-    s = Settings(openai_api_key=SecretStr(KEY), openai_base_url=proxy.base_url, engine=engine)
+    proxy = await TcpProxy("127.0.0.1", fake.port).start()
+    s = Settings(openai_api_key=SecretStr(KEY), openai_base_url=proxy.url("http", "/v1"), engine=engine)
     spec = LaneSpec("ana->es", "Ana", parse_language("en"), "Bruno", parse_language("es"))
     session: ManagedSession[Any] = (
         TranslateSession(endpoint_for(s, "translate"), spec, s)
@@ -438,7 +437,7 @@ async def test_a_socket_cut_by_the_network_mid_translation(
         await asyncio.gather(feeder, return_exceptions=True)
         await session.aclose()
         await proxy.stop()
-    assert cuts == [0, 1] and session.reconnects == 1 and proxy.connections == 2
+    assert cuts == [0, 1] and session.reconnects == 1 and proxy.accepted == 2
     items = audio_by_item(out)
     ended = [e.item_id for e in out if isinstance(e, TranslationDone)]
     assert list(items) == ended[:3], (list(items), ended)  # every item that got audio was ended, in order

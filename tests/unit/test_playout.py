@@ -20,6 +20,7 @@ from translator_bot.audio import playout
 from translator_bot.audio.clock import FakeClock, MonotonicClock
 from translator_bot.audio.playout import FRAME_SAMPLES, PlayoutTrack
 from translator_bot.fixtures import load_manifest, read_pcm
+from translator_bot.room.session import _Relay
 
 MS = 24  # 24 kHz samples per millisecond
 
@@ -126,15 +127,81 @@ async def test_catch_up_after_a_stall_then_back_on_schedule() -> None:
     assert clock.sleeps[-1] == pytest.approx(100.0 + 15 * 0.02)
 
 
-async def test_huge_stall_reanchors_without_a_burst_and_keeps_pts() -> None:
+async def test_huge_stall_reanchors_without_a_burst_and_pts_follow_the_clock() -> None:
     before = counter(metrics.PLAYOUT_WARNINGS, reason="clock_jump")
     track, clock = new_track()
     await pull(track, 3)
-    clock.advance(30.0)  # the process was suspended
-    frames = await pull(track, 3)
-    assert [f.pts for f in frames] == [3 * 960, 4 * 960, 5 * 960]
+    clock.auto_advance = False
+    waiting = asyncio.create_task(track.recv())  # the consumer waits for frame 3 (due at 100.06)
+    await asyncio.sleep(0)
+    assert clock.waiting == 1
+    clock.advance(30.0)  # the process was suspended while it waited: it wakes at 130.04
+    clock.auto_advance = True
+    frames = [await waiting, *await pull(track, 2)]
+    # The 1499 slots missed are skipped, pts included: 130.04 s is slot 1502 of the schedule.
+    assert [f.pts for f in frames] == [1502 * 960, 1503 * 960, 1504 * 960]
     assert clock.sleeps[-1] == pytest.approx(clock.now())  # paced again, not 1500 frames at once
     assert counter(metrics.PLAYOUT_WARNINGS, reason="clock_jump") - before == 1
+
+
+@pytest.mark.parametrize("gap", [0.5, 3.0])
+async def test_a_sender_that_comes_back_after_a_gap_is_paced_and_hears_all_the_queued_audio(
+    gap: float,
+) -> None:
+    """The room was re-joined: a new PeerConnection starts calling recv() on the same track after a
+    gap. No burst of the missed frames (the far end's jitter buffer would have to swallow it), no
+    clock_jump warning (nothing is wrong), pts increasing, and the translation queued before and
+    during the gap is played after it, from where it stopped."""
+    before = counter(metrics.PLAYOUT_WARNINGS, reason="clock_jump")
+    track, clock = new_track(cushion_ms=0)
+    track.enqueue(pcm_tone(400), "a")
+    frames = await pull(track, 10)  # the old connection sent 200 ms of it, then went away
+    assert all(audible(f) for f in frames)
+    clock.advance(gap)
+    track.enqueue(pcm_tone(400), "a")  # the model went on translating meanwhile
+    track.end_item("a")
+    resumed_at = clock.now()
+    frames += await pull(track, 40)
+    sent_at = clock.sleeps[-40:]
+    # Real time from the first frame after the gap on: one frame per 20 ms, none owed.
+    assert sent_at[0] == pytest.approx(resumed_at, abs=0.02)
+    assert np.diff(sent_at) == pytest.approx([0.02] * 39, abs=1e-9)
+    pts = np.array([f.pts for f in frames])
+    assert (np.diff(pts) > 0).all() and (pts % FRAME_SAMPLES == 0).all()
+    # Nothing queued was skipped: the 800 ms are all played, 40 frames of sound in a row.
+    assert [audible(f) for f in frames] == [True] * 40 + [False] * 10
+    assert track.played_samples("a") == 800 * MS
+    assert counter(metrics.PLAYOUT_WARNINGS, reason="clock_jump") == before
+
+
+async def test_a_sender_gap_moves_pts_on_by_the_time_missed() -> None:
+    """RTP timestamps (aiortc derives them from pts) keep following the clock across a gap, as after
+    silence suppression: the receiver sees a timestamp gap equal to the arrival gap, not a 3 s jump in
+    transit time."""
+    track, clock = new_track()
+    await pull(track, 5)
+    clock.advance(3.0)
+    frames = await pull(track, 2)
+    assert [f.pts for f in frames] == [(5 + 149) * FRAME_SAMPLES, (5 + 150) * FRAME_SAMPLES]
+
+
+async def test_a_re_published_feed_resumes_through_a_new_relay_at_real_time_pace() -> None:
+    """The same, through the room's per-PeerConnection relays: the first one is stopped with its
+    connection, the next one is created on re-publish and pulls from the same playout track."""
+    track, clock = new_track(cushion_ms=0)
+    track.enqueue(pcm_tone(1000), "a")
+    track.end_item("a")
+    first = _Relay(track)
+    frames = [await first.recv() for _ in range(10)]
+    first.stop()
+    clock.advance(1.5)  # the room was re-joined and the feed published again
+    second = _Relay(track)
+    resumed_at = clock.now()
+    frames += [await second.recv() for _ in range(40)]
+    assert clock.sleeps[-40] == pytest.approx(resumed_at, abs=0.02)
+    assert np.diff(clock.sleeps[-40:]) == pytest.approx([0.02] * 39, abs=1e-9)
+    assert (np.diff([f.pts for f in frames]) > 0).all()
+    assert all(audible(f) for f in frames) and track.readyState == "live"
 
 
 async def test_stopped_track_raises_media_stream_error() -> None:

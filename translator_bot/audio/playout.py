@@ -26,6 +26,12 @@ Pacing: frame n is released at `start + n * 20 ms` on a monotonic clock anchored
 `recv()`. Deadlines are absolute, so a late wake-up is caught up by the next frames instead of
 shifting all later ones (relative `sleep(0.02)` loops fall seconds behind per minute).
 
+A consumer that goes away and comes back is not a late wake-up: when the room is re-joined, a new
+PeerConnection's sender starts calling `recv()` on this same track after a gap. The frame slots of
+the gap are then skipped, not caught up (that would be a burst of the whole gap for the far end's
+jitter buffer to swallow): the next frame is due at once and the following ones at real-time pace;
+its pts moves on by the gap, and the queued audio, which nobody heard, plays from where it stopped.
+
 Not thread-safe: enqueue, end_item, clear and recv run on the event loop.
 """
 
@@ -65,9 +71,14 @@ _SAMPLES_PER_MS = OUT_RATE // 1000
 # One chunk longer than this is garbage, not a translation (model deltas are ~0.1-0.2 s).
 MAX_CHUNK_SECONDS = 60.0
 _MAX_CHUNK_BYTES = int(MAX_CHUNK_SECONDS * MODEL_RATE) * 2
-# After a wake-up this late (a suspended process, a stalled loop) the schedule is re-anchored instead
-# of bursting every missed frame at once; pts stay contiguous.
+# After a wake-up this late (a suspended process, a stalled loop) the missed frame slots are skipped
+# instead of bursting every missed frame at once.
 _MAX_CATCH_UP_SECONDS = 1.0
+# A consumer that calls recv() this long after the previous frame was returned had gone away (a
+# re-published feed's new PeerConnection): it gets no catch-up at all. Ten frames: more than a busy
+# event loop delays one awaited call (a loop that is merely slow is caught up, so lag does not build
+# up), less than a re-publish can take (a signalling round trip, then ICE and DTLS handshakes).
+_CONSUMER_GONE_SECONDS = 0.2
 # A cut inside an item starts the remaining audio with this fade-in, so the skip does not click.
 _FADE_SAMPLES = 2 * _SAMPLES_PER_MS
 # Finished or cut items remembered for played_samples() and for ignoring their late chunks.
@@ -148,7 +159,8 @@ class PlayoutTrack(MediaStreamTrack):
         self._history: OrderedDict[str, _Outcome] = OrderedDict()
         self._queued = 0
         self._start: float | None = None
-        self._sent = 0
+        self._sent = 0  # frame slots of the schedule used (sent or skipped); frame n has pts n * 960
+        self._returned_at: float | None = None  # when recv() last handed out a frame
         self.underruns = 0
         self.frames_sent = 0
         self._warned: set[str] = set()
@@ -225,16 +237,24 @@ class PlayoutTrack(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         clock = self._clock
+        now = clock.now()
         if self._start is None:
-            self._start = clock.now()
+            self._start = now
+        elif self._returned_at is not None and now - self._returned_at > _CONSUMER_GONE_SECONDS:
+            skipped = self._skip_missed_slots(now)
+            log.info(
+                "playout: consumer back after %.2f s; %d frame slots skipped",
+                now - self._returned_at,
+                skipped,
+            )
         deadline = self._start + self._sent * FRAME_SECONDS
         await clock.sleep_until(deadline)
         if self.readyState != "live":
             raise MediaStreamError
         late = clock.now() - deadline
         if late > _MAX_CATCH_UP_SECONDS:
-            self._warn("clock_jump", f"playout woke {late:.1f} s late; schedule re-anchored")
-            self._start += late
+            self._warn("clock_jump", f"playout woke {late:.1f} s late; the missed frame slots were skipped")
+            self._skip_missed_slots(clock.now())
         try:
             # The frame's place in the media timeline (its pts): a consumer that wakes late and catches
             # up still plays this frame at this time, as the listener's jitter buffer follows the pts.
@@ -246,7 +266,26 @@ class PlayoutTrack(MediaStreamTrack):
         self._sent += 1
         self.frames_sent += 1
         metrics.FRAMES_OUT.inc()
+        self._returned_at = clock.now()
         return frame
+
+    def _skip_missed_slots(self, now: float) -> int:
+        """Move the schedule past the frame slots whose time has gone by, so that the next frame is due
+        within the last 20 ms and the ones after it at real-time pace; returns how many were skipped.
+
+        Their pts are skipped too, so the pts (and the RTP timestamps aiortc derives from them) keep
+        following the clock, as RTP timestamps do after a silence that was not sent (RFC 3550 5.1):
+        receivers play on after a timestamp gap that matches the arrival gap, while contiguous
+        timestamps arriving seconds late would look to them like a jump in network delay, inflating
+        their jitter estimate and buffer. A new PeerConnection's encoder starts its RTP timestamps
+        afresh anyway. The queued audio is not touched: nobody heard it, it plays next."""
+        assert self._start is not None
+        # (A microsecond of slack: deadlines are sums of floats.)
+        missed = int((now - self._start) / FRAME_SECONDS + 1e-6) - self._sent
+        if missed <= 0:
+            return 0
+        self._sent += missed
+        return missed
 
     # ---- internals -----------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """A TCP proxy between a client and a server that can cut its connections, as a flaky network does.
 
-Put it between the bot and Janus's WebSocket port: `cut()` closes every connection it carries on
-both sides (Janus keeps running and sees its client go, the bot sees its socket drop), and
+Put it between the bot and a server it talks to (Janus's WebSocket port, the model's HTTP/WebSocket
+endpoint): `cut()` aborts every connection it carries on both sides at once, with no close frame and
+no FIN handshake, while new connections still pass, like a NAT or load balancer dropping its state
+(the server keeps running and sees its client go, the bot sees its socket drop), and
 `refuse_for(seconds)` turns new connections away for a while, as a proxy being restarted does, and
 `stall()` makes the open connections carry nothing more while staying open (a dead NAT mapping or a
 half-open TCP connection: neither side is told).
@@ -44,7 +46,9 @@ class TcpProxy:
         self.cuts = 0
         self._server: asyncio.Server | None = None
         self._links: set[_Link] = set()
+        self._pumps: set[asyncio.Task[None]] = set()
         self._refuse_until = 0.0
+        self._stopping = False
 
     @property
     def open_connections(self) -> int:
@@ -77,9 +81,16 @@ class TcpProxy:
         self._refuse_until = time.monotonic() + seconds
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._server is not None:
             self._server.close()
         self.cut()
+        # Aborted transports end their pumps on their own; cancelling is for any pump still blocked in
+        # drain(), so that nothing outlives the proxy.
+        pumps = list(self._pumps)
+        for task in pumps:
+            task.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
@@ -94,15 +105,24 @@ class TcpProxy:
         except OSError:
             writer.transport.abort()
             return
-        self.accepted += 1
         link = _Link(writer, up_writer)
+        if self._stopping:
+            # Stopped while the upstream connection was being opened: it is not carried.
+            link.abort()
+            return
+        self.accepted += 1
         self._links.add(link)
         link.pumps = [
             asyncio.create_task(self._pump(reader, up_writer, link), name="proxy up"),
             asyncio.create_task(self._pump(up_reader, writer, link), name="proxy down"),
         ]
-        # The server callback owns the pumps: it returns when both are over.
-        await asyncio.gather(*link.pumps, return_exceptions=True)
+        self._pumps.update(link.pumps)
+        # The server callback owns the pumps: it returns when both are over (stop() cancels them
+        # if they are not).
+        try:
+            await asyncio.gather(*link.pumps, return_exceptions=True)
+        finally:
+            self._pumps.difference_update(link.pumps)
 
     async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, link: _Link) -> None:
         try:
