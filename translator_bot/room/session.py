@@ -302,7 +302,8 @@ class Publication:
         self.publish_count += 1
         # `translator-bot web` reads this line (and "unpublished ... (participant N)") to tell its page
         # which feeds are the real interpreter's: a re-publish after a re-join has a new participant id.
-        log.info("publishing %r as participant %s", labels[0], pid)
+        verb = "publishing" if self.publish_count == 1 else "re-published"
+        log.info("%s %r as participant %s", verb, labels[0], pid)
 
     async def _unbind(self) -> None:
         """Forget the room participant of a session that is gone (Janus unpublished it already)."""

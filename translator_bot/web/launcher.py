@@ -47,7 +47,7 @@ _NUMERIC_ID = re.compile(r"[0-9]+")
 _READY = re.compile(r"joined meeting")
 # The room participants the bot joins as: its own, and one per feed it publishes (room/session.py).
 _OWN_PARTICIPANT = re.compile(r"^(?:re)?joined meeting \S+ as participant (?P<id>[A-Za-z0-9_.-]{1,64})$")
-_FEED_PUBLISHED = re.compile(r"^publishing .* as participant (?P<id>[A-Za-z0-9_.-]{1,64})$")
+_FEED_PUBLISHED = re.compile(r"^(?:publishing|re-published) .* as participant (?P<id>[A-Za-z0-9_.-]{1,64})$")
 _FEED_UNPUBLISHED = re.compile(r"^unpublished .* \(participant (?P<id>[A-Za-z0-9_.-]{1,64})\)$")
 _CLI_ERROR = "translator-bot: "
 _ROOM_LOGGER = "translator_bot.room.session"  # the only logger whose announcements are believed
