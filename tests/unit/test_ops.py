@@ -71,31 +71,27 @@ def test_health_is_not_ready_before_the_meeting_and_after_the_room_is_gone():
     assert not ready and details["room"] == "not joined"
 
 
+class HealthyMeeting:
+    """A meeting whose every part works: what is degraded comes from the room alone."""
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        return True, {"lanes": {}, "degraded": []}
+
+    def degraded_parts(self) -> list[PartHealth]:
+        return []
+
+
 def test_a_room_connection_being_recovered_is_a_degraded_part():
-    class Meeting:
-        def health(self) -> tuple[bool, dict[str, Any]]:
-            return True, {"lanes": {}, "degraded": []}
-
-        def degraded_parts(self) -> list[PartHealth]:
-            return []
-
-    ready, details = _health(room(online=False), Meeting())  # type: ignore[arg-type]
+    ready, details = _health(room(online=False), HealthyMeeting())  # type: ignore[arg-type]
     assert not ready and details["status"] == "degraded" and details["room"] == "reconnecting"
     assert [part["status"] for part in details["degraded"]] == ["reconnecting"]
 
 
 def test_a_dropped_room_handle_is_a_degraded_part():
-    class Meeting:
-        def health(self) -> tuple[bool, dict[str, Any]]:
-            return True, {"lanes": {}, "degraded": []}
-
-        def degraded_parts(self) -> list[PartHealth]:
-            return []
-
-    ready, details = _health(room(), Meeting())  # type: ignore[arg-type]
+    ready, details = _health(room(), HealthyMeeting())  # type: ignore[arg-type]
     assert ready and details["status"] == "ok"
     lost = room(control_lost="the room server dropped the bot's room handle (detached)")
-    ready, details = _health(lost, Meeting())  # type: ignore[arg-type]
+    ready, details = _health(lost, HealthyMeeting())  # type: ignore[arg-type]
     assert not ready and details["status"] == "degraded"
     assert details["degraded"] == [
         {
