@@ -220,3 +220,28 @@ async def test_without_elapsed_ms_the_time_the_original_arrived_separates_senten
 
     out = await run_script(script, items=2)
     assert finals(out) == [("Buenos días.", "Good morning."), ("Perdone.", "Excuse me.")]
+
+
+async def test_translations_streamed_back_to_back_split_at_the_sentence_with_a_waiting_original() -> None:
+    # No heartbeat between the two translations: the endpoint went straight on to the next sentence.
+    async def script(conn: ScriptedConn) -> None:
+        await conn.session_updated()
+        await conn.send(said("Perdone, ¿dónde está la estación?", 2200))
+        await conn.send(translated("Excuse me, where", 2400))
+        await conn.send(audio(pcm_tone(200)))
+        await conn.send(said(" La reunión empieza hoy.", 4600))
+        await conn.send(translated(" is the station?", 4600))
+        await conn.send(audio(pcm_tone(200)))
+        await conn.send(translated(" The meeting", 5000))
+        await conn.send(audio(pcm_tone(200, freq=300)))
+        await conn.send(translated(" starts today.", 5200))
+        await conn.send(audio(silence(200)))
+        await conn.closed.wait()
+
+    out = await run_script(script, items=2)
+    assert finals(out) == [
+        ("Perdone, ¿dónde está la estación?", "Excuse me, where is the station?"),
+        ("La reunión empieza hoy.", "The meeting starts today."),
+    ]
+    voices = [e for e in out if isinstance(e, TranslatedAudio)]
+    assert voices[1].item_id == voices[0].item_id != voices[2].item_id

@@ -109,6 +109,12 @@ def starts_new_sentence(previous_text: str, gap_ms: float) -> bool:
     return gap_ms >= SEGMENT_GAP_MS or (gap_ms >= SENTENCE_GAP_MS and ends_sentence(previous_text))
 
 
+def starts_next_translation(previous_text: str, delta: str) -> bool:
+    """Whether an output delta begins a new sentence after a translation that has ended one (called
+    only when the next original is already waiting for its translation)."""
+    return ends_sentence(previous_text) and (delta[:1].isspace() or previous_text[-1:].isspace())
+
+
 class TranslateSession(ManagedSession[TranslateLinkState]):
     engine_name = "translate"
     chunk_ms = 100  # half the endpoint's own ~200 ms frame: speech reaches it at most 100 ms late
@@ -194,6 +200,16 @@ class TranslateSession(ManagedSession[TranslateLinkState]):
         if isinstance(event, RealtimeTranslationOutputAudioDeltaEvent):
             self._on_audio(link, event)
         elif isinstance(event, RealtimeTranslationOutputTranscriptDeltaEvent):
+            front = st.items[0] if st.items else None
+            if (
+                front is not None
+                and len(st.items) > 1
+                and front.target_text
+                and starts_next_translation(front.target_text, event.delta)
+            ):
+                # The endpoint streams one translation after another without a heartbeat between
+                # them: a finished sentence, and the next original already waiting, end this one.
+                self._close_front(st)
             item = self._output_item(st)
             item.target_text += event.delta
             self._emit(TranslationTranscript(item.item_id, event.delta, final=False))
