@@ -192,3 +192,11 @@ async def test_a_minute_long_monologue_is_heard_sentence_by_sentence_in_order_wi
     for field, ids in (("original", [uid for uid, _ in script]), ("translation", expected)):
         recorded = " ".join(text for e in entries if (text := " ".join(e[field].split())))
         assert recorded == " ".join(utterance(uid).text for uid in ids), (field, entries)
+    # ...and each entry pairs a sentence with its own translation: the endpoint sends the transcript
+    # of the next sentence while the previous translation still plays, and it must not join that one.
+    latest = {(e["lane"], e["item_id"]): e for e in entries}  # the last revision of each utterance
+    pairs = [(" ".join(e["original"].split()), " ".join(e["translation"].split())) for e in latest.values()]
+    want = [
+        (utterance(uid).text, utterance(tid).text) for (uid, _), tid in zip(script, expected, strict=True)
+    ]
+    assert pairs == want, pairs
