@@ -44,7 +44,7 @@ from translator_bot.testbed.participant import (
 from translator_bot.testbed.rig import FAKE_KEY, free_port
 from translator_bot.web.access import AccessPolicy
 from translator_bot.web.config import WebConfig, language_choices
-from translator_bot.web.launcher import BotLauncher, default_command
+from translator_bot.web.process_launcher import BotLauncher, default_command
 from translator_bot.web.server import VENDOR_DIR, VENDOR_FILES, create_app
 
 pytestmark = [pytest.mark.janus, pytest.mark.timeout(240)]

@@ -20,7 +20,7 @@ from aioice.stun import TransactionFailed
 from translator_bot.settings import load_settings
 from translator_bot.testbed.rig import free_port
 from translator_bot.web.config import WebConfig
-from translator_bot.web.launcher import BotLauncher
+from translator_bot.web.process_launcher import BotLauncher
 from translator_bot.web.server import create_app
 from translator_bot.web.turn import rest_credential
 

@@ -450,7 +450,7 @@ def test_the_web_server_passes_no_secret_in_a_childs_argv(tmp_path: Path) -> Non
 
     from translator_bot.web import _FORWARDED, configure_parser
     from translator_bot.web.app import bot_environment, bot_flags
-    from translator_bot.web.launcher import default_command
+    from translator_bot.web.process_launcher import default_command
 
     parser = argparse.ArgumentParser()
     configure_parser(parser)
@@ -474,7 +474,7 @@ def test_the_meeting_page_is_not_given_the_bots_janus_password(canaries: Setting
 
 
 async def test_the_web_api_never_shows_a_secret_from_a_childs_stderr(canaries: Settings) -> None:
-    from translator_bot.web.launcher import BotLauncher
+    from translator_bot.web.process_launcher import BotLauncher
 
     said = f"translator-bot: refused at {canaries.janus_url} with {SECRETS['OPENAI_API_KEY']!r}"
     script = f"import sys; print({said!r}, file=sys.stderr); sys.exit(3)"

@@ -11,7 +11,8 @@ import hmac
 import pytest
 
 from translator_bot.web.access import AccessConfigError, AccessPolicy, normalise_host, normalise_origin
-from translator_bot.web.launcher import LineSplitter, canonical_meeting_id, shown_reason
+from translator_bot.web.childlog import LineSplitter, shown_reason
+from translator_bot.web.launcher import canonical_meeting_id
 from translator_bot.web.ratelimit import StartLimiter, StartLimits
 from translator_bot.web.turn import BrowserTurn, browser_ice_servers, rest_credential
 

@@ -21,15 +21,14 @@ from translator_bot.settings import load_settings
 from translator_bot.web import _FORWARDED, configure_parser
 from translator_bot.web.access import AccessPolicy
 from translator_bot.web.app import bot_environment, bot_flags
+from translator_bot.web.childlog import log_message, read_record
 from translator_bot.web.config import WebConfig, language_choices
-from translator_bot.web.launcher import (
+from translator_bot.web.launcher import describe_exit, valid_meeting_id
+from translator_bot.web.process_launcher import (
     BotLauncher,
+    ProcessInterpreter,
     child_environment,
     default_command,
-    describe_exit,
-    log_message,
-    read_record,
-    valid_meeting_id,
 )
 from translator_bot.web.ratelimit import StartLimiter, StartLimits
 from translator_bot.web.server import create_app
@@ -52,6 +51,21 @@ FAKE_BOT = textwrap.dedent(
         sys.exit(3)
     if meeting.startswith("slow"):
         time.sleep(60)
+    if meeting.startswith("metrics"):
+        # Serves its ops port as the bot's ops server does, on the port its environment gives it.
+        import http.server, os, threading
+        class Ops(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = ('translator_meeting_info{meeting="%s"} 1' % meeting).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            def log_message(self, *args):
+                pass
+        port = int(os.environ["TRANSLATOR_METRICS_PORT"])
+        server = http.server.HTTPServer(("127.0.0.1", port), Ops)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
     if meeting.startswith("loud"):
         # One line longer than a StreamReader's 64 KiB limit, then 8 MiB more of log: a watcher that
         # stops reading leaves this child blocked in write() and it never says it joined.
@@ -332,6 +346,37 @@ async def test_too_many_interpreters_is_429(client: Client) -> None:
     assert "already running" in (await third.json())["error"]
 
 
+async def test_each_bot_gets_its_own_metrics_port_listed_by_the_api(
+    client: Client, launcher: BotLauncher
+) -> None:
+    for meeting in ("metrics1", "metrics2"):
+        assert (await post(client, meeting)).status == 202
+    one = await wait_state(client, "metrics1", "running")
+    two = await wait_state(client, "metrics2", "running")
+    ports = [one["metrics_port"], two["metrics_port"]]
+    assert all(isinstance(port, int) and port > 0 for port in ports) and ports[0] != ports[1], ports
+    for meeting, port in zip(("metrics1", "metrics2"), ports, strict=True):
+        async with client.session.get(f"http://127.0.0.1:{port}/metrics") as scraped:
+            assert f'meeting="{meeting}"' in await scraped.text()
+    listing = await (await client.get("/api/interpreters")).json()
+    assert listing["launcher"] == "process"
+    listed = {bot["meeting"]: bot["metrics_port"] for bot in listing["interpreters"]}
+    assert listed == {"metrics1": ports[0], "metrics2": ports[1]}
+    # The server's own environment still turns the ops server off: only the launcher hands out ports.
+    assert bot_environment()["TRANSLATOR_METRICS_PORT"] == "0"
+
+
+async def test_listing_interpreters_needs_the_token_when_one_is_set(
+    config: WebConfig, launcher: BotLauncher
+) -> None:
+    access = AccessPolicy.for_server("127.0.0.1", 0, ["http://meet.example.org"], token="open-sesame")
+    async with TestClient(TestServer(create_app(config, launcher, access=access))) as client:
+        host = {"Host": "meet.example.org"}
+        assert (await client.get("/api/interpreters", headers=host)).status == 401
+        ok = await client.get("/api/interpreters", headers={**host, "Authorization": "Bearer open-sesame"})
+        assert ok.status == 200 and (await ok.json())["interpreters"] == []
+
+
 async def test_shutdown_stops_and_reaps_every_interpreter(config: WebConfig, tmp_path: Path) -> None:
     launcher = BotLauncher(fake_command, max_running=4, stop_timeout_s=1.0)
     app = create_app(config, launcher, vendor_dir=tmp_path)
@@ -340,7 +385,7 @@ async def test_shutdown_stops_and_reaps_every_interpreter(config: WebConfig, tmp
         assert (await post(client, "stubborn")).status == 202
         await wait_state(client, "1", "running")
         await wait_state(client, "stubborn", "running")
-        procs = [bot.proc for bot in launcher.running]
+        procs = [bot.proc for bot in launcher.running if isinstance(bot, ProcessInterpreter)]
     # Leaving the client shuts the app down: SIGTERM, then SIGKILL for the one that ignores it.
     assert [p.returncode for p in procs] == [0, -9]
     gentle, stubborn = launcher.get("1"), launcher.get("stubborn")

@@ -8,6 +8,9 @@ Routes:
   POST /api/meetings/{id}/interpreter      start the meeting's interpreter unless one runs
   GET  /api/meetings/{id}/interpreter      its state: none / starting / running / exited (+ why),
                                            and while running the room participant ids it publishes as
+                                           and the port of its /metrics (local processes)
+  GET  /api/interpreters                   every interpreter still running: meeting, state, metrics
+                                           port or Job (needs the access token when one is set)
   GET  /healthz                            200 while serving
 
 Every route but /healthz answers only to the Host names in the access policy (421 otherwise: a
@@ -29,8 +32,8 @@ from aiohttp import web
 from translator_bot.web.access import AccessPolicy
 from translator_bot.web.config import WebConfig
 from translator_bot.web.launcher import (
-    BotLauncher,
     Interpreter,
+    Launcher,
     LaunchError,
     TooManyInterpreters,
     canonical_meeting_id,
@@ -58,7 +61,7 @@ _CSP = (
 )
 
 CONFIG_KEY = web.AppKey("config", WebConfig)
-LAUNCHER_KEY = web.AppKey("launcher", BotLauncher)
+LAUNCHER_KEY = web.AppKey("launcher", Launcher)
 VENDOR_KEY = web.AppKey("vendor_dir", Path)
 ACCESS_KEY = web.AppKey("access", AccessPolicy)
 LIMITER_KEY = web.AppKey("limiter", StartLimiter)
@@ -75,7 +78,7 @@ server, then reload this page.</p>
 
 def create_app(
     config: WebConfig,
-    launcher: BotLauncher,
+    launcher: Launcher,
     *,
     vendor_dir: Path = VENDOR_DIR,
     access: AccessPolicy | None = None,
@@ -100,6 +103,7 @@ def create_app(
     app.router.add_get("/api/config", _config)
     app.router.add_post("/api/meetings/{meeting}/interpreter", _start_interpreter)
     app.router.add_get("/api/meetings/{meeting}/interpreter", _interpreter_status)
+    app.router.add_get("/api/interpreters", _interpreters)
     app.router.add_get("/healthz", _healthz)
     app.on_shutdown.append(_stop_interpreters)
     return app
@@ -249,6 +253,21 @@ async def _interpreter_status(request: web.Request) -> web.Response:
         }
     else:
         body = _status(request, bot)
+    return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+
+async def _interpreters(request: web.Request) -> web.Response:
+    """The interpreters running now, for an operator or a scrape configuration: each one's metrics
+    port (process launcher) or Job. It names every meeting in progress, so it takes the access token
+    when one is set."""
+    if not _access(request).token_accepted(request.headers.get("Authorization")):
+        return _error(
+            401,
+            "listing interpreters needs this server's access code",
+            {"WWW-Authenticate": 'Bearer realm="translator-bot"'},
+        )
+    launcher = request.app[LAUNCHER_KEY]
+    body = {"launcher": launcher.kind, "interpreters": [bot.status() for bot in launcher.running]}
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 
