@@ -144,6 +144,10 @@ class Settings(BaseSettings):
     web_turn_password: SecretStr | None = None  # static password for browsers
     web_turn_secret: SecretStr | None = None  # coturn static-auth-secret: time-limited credentials
     web_turn_ttl: int = Field(default=3600, ge=60, le=7 * 86400)  # seconds a time-limited credential lasts
+    web_launcher: Literal["process", "kubernetes"] = "process"  # how the page's interpreters run
+    web_k8s_namespace: str | None = None  # None: the service account's, or the kubeconfig context's
+    web_k8s_image: str | None = None  # the Job's image; None: translator-bot:<this version>
+    web_k8s_job_template: Path | None = None  # None: docker/k8s/translator-bot-job.yaml beside the package
 
     @field_validator("ice_servers", mode="before")
     @classmethod

@@ -9,7 +9,10 @@ Serve the meeting page: a person opens it in a browser, enters a name, a languag
 ID, and joins the Janus VideoRoom with the microphone. They hear the other participant's original
 voice, ducked under the interpreter's translation, and read live captions. "Start interpreter"
 launches `translator-bot join <meeting>` on this server with this server's settings and environment
-(one per meeting; all are stopped when the server stops).
+(one per meeting, each with its own metrics port; all are stopped when the server stops), or with
+TRANSLATOR_WEB_LAUNCHER=kubernetes creates a Kubernetes Job per meeting from the docker/k8s template
+(TRANSLATOR_WEB_K8S_JOB_TEMPLATE, _IMAGE, _NAMESPACE; in-cluster or kubeconfig credentials), which
+outlives the server.
 
 Only the page, as served at its --public-url (or on loopback), may start interpreters, at a limited
 rate; TRANSLATOR_WEB_TOKEN sets an access code the page asks for, required when listening on an

@@ -8,6 +8,7 @@ import logging
 import os
 from collections.abc import Sequence
 
+from translator_bot import __version__
 from translator_bot.errors import ExitCode, SettingsError
 from translator_bot.languages import UnknownLanguageError
 from translator_bot.logs import configure_logging_for
@@ -15,7 +16,8 @@ from translator_bot.settings import URL_FIELDS, Settings, env_name
 from translator_bot.settings_flags import settings_from_flags
 from translator_bot.web.access import AccessConfigError, AccessPolicy
 from translator_bot.web.config import WebConfig, parse_language_list
-from translator_bot.web.launcher import BotLauncher, default_command
+from translator_bot.web.launcher import Launcher
+from translator_bot.web.process_launcher import BotLauncher, default_command
 from translator_bot.web.server import VENDOR_DIR, VENDOR_FILES, create_app, serve
 
 log = logging.getLogger(__name__)
@@ -45,18 +47,53 @@ def run_web(args: argparse.Namespace, *, forwarded: Sequence[str]) -> int:
             " and ".join(missing),
             VENDOR_DIR,
         )
-    launcher = BotLauncher(
-        # The launcher sets the bots' log format and level itself: it reads their records.
-        default_command(bot_flags(args, [name for name in forwarded if not name.startswith("log_")])),
-        bot_environment(args, forwarded),
-        max_running=args.max_interpreters,
-    )
+    launcher = make_launcher(args, settings, forwarded)
     try:
         asyncio.run(serve(create_app(config, launcher, access=access), args.host, args.port))
     except OSError as exc:
         log.error("cannot serve on %s:%d: %s", args.host, args.port, exc.strerror or exc)
         return int(ExitCode.FAILURE)
     return int(ExitCode.OK)
+
+
+def make_launcher(args: argparse.Namespace, settings: Settings, forwarded: Sequence[str]) -> Launcher:
+    """TRANSLATOR_WEB_LAUNCHER: local processes (default) or Kubernetes Jobs."""
+    if settings.web_launcher == "kubernetes":
+        return kubernetes_launcher(settings, max_running=args.max_interpreters)
+    return BotLauncher(
+        # The launcher sets the bots' log format and level itself: it reads their records.
+        default_command(bot_flags(args, [name for name in forwarded if not name.startswith("log_")])),
+        bot_environment(args, forwarded),
+        max_running=args.max_interpreters,
+    )
+
+
+def kubernetes_launcher(settings: Settings, *, max_running: int) -> Launcher:
+    """Jobs rendered from TRANSLATOR_WEB_K8S_JOB_TEMPLATE; their settings come from the ConfigMap and
+    Secret the template names, not from this server's flags or environment."""
+    try:
+        from translator_bot.web.kube_job import TemplateError, default_template_path, load_template
+        from translator_bot.web.kube_launcher import KubeApiError, KubernetesLauncher, api_client
+    except ImportError as exc:
+        raise SettingsError(
+            f"TRANSLATOR_WEB_LAUNCHER=kubernetes needs the kubernetes extra "
+            f"(pip install 'translator-bot[kubernetes]'): {exc}"
+        ) from None
+    try:
+        template = load_template(settings.web_k8s_job_template or default_template_path())
+    except TemplateError as exc:
+        raise SettingsError(f"TRANSLATOR_WEB_K8S_JOB_TEMPLATE: {exc}") from None
+    try:
+        api, namespace = api_client()
+    except KubeApiError as exc:
+        raise SettingsError(f"TRANSLATOR_WEB_LAUNCHER=kubernetes: {exc}") from None
+    return KubernetesLauncher(
+        api,
+        namespace=settings.web_k8s_namespace or namespace,
+        image=settings.web_k8s_image or f"translator-bot:{__version__}",
+        template=template,
+        max_running=max_running,
+    )
 
 
 def access_policy(args: argparse.Namespace, settings: Settings) -> AccessPolicy:

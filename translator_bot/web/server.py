@@ -6,6 +6,7 @@ Routes:
   GET  /vendor/janus.js, /vendor/adapter.js  vendored by scripts/vendor-janus-js.sh
   GET  /api/config                         Janus URL for the browser, languages, ICE servers
   POST /api/meetings/{id}/interpreter      start the meeting's interpreter unless one runs
+  DELETE /api/meetings/{id}/interpreter    stop it (the bot leaves the meeting; a Job is deleted)
   GET  /api/meetings/{id}/interpreter      its state: none / starting / running / exited (+ why),
                                            and while running the room participant ids it publishes as
                                            and the port of its /metrics (local processes)
@@ -103,6 +104,7 @@ def create_app(
     app.router.add_get("/api/config", _config)
     app.router.add_post("/api/meetings/{meeting}/interpreter", _start_interpreter)
     app.router.add_get("/api/meetings/{meeting}/interpreter", _interpreter_status)
+    app.router.add_delete("/api/meetings/{meeting}/interpreter", _stop_interpreter)
     app.router.add_get("/api/interpreters", _interpreters)
     app.router.add_get("/healthz", _healthz)
     app.on_shutdown.append(_stop_interpreters)
@@ -198,10 +200,10 @@ def _too_many(refusal: Refusal) -> web.Response:
     return _error(429, refusal.reason, {"Retry-After": str(refusal.retry_after_s)})
 
 
-async def _start_interpreter(request: web.Request) -> web.Response:
-    """Interpreters cost money: the request must come from the page (an allowed Origin; a JSON body,
-    which a cross-site form cannot send without a CORS preflight this server never grants), carry the
-    access token when one is set, and fit the start rate limits."""
+def _from_the_page(request: web.Request, doing: str) -> web.Response | None:
+    """Why a request that starts or stops an interpreter is refused, if it is: it must come from the
+    page (an allowed Origin; a JSON body, which a cross-site form cannot send without a CORS preflight
+    this server never grants) and carry the access token when one is set."""
     policy = _access(request)
     if not policy.origin_allowed(request.headers.get("Origin")):
         return _error(403, "send this request from the meeting page (its origin, JSON body)")
@@ -210,9 +212,17 @@ async def _start_interpreter(request: web.Request) -> web.Response:
     if not policy.token_accepted(request.headers.get("Authorization")):
         return _error(
             401,
-            "starting an interpreter needs this server's access code",
+            f"{doing} an interpreter needs this server's access code",
             {"WWW-Authenticate": 'Bearer realm="translator-bot"'},
         )
+    return None
+
+
+async def _start_interpreter(request: web.Request) -> web.Response:
+    """Interpreters cost money: the request must come from the page, carry the access token when one
+    is set, and fit the start rate limits."""
+    if (refused := _from_the_page(request, "starting")) is not None:
+        return refused
     meeting = _meeting(request)
     limiter = request.app[LIMITER_KEY]
     refusal = limiter.request(request.remote or "unknown")
@@ -233,6 +243,22 @@ async def _start_interpreter(request: web.Request) -> web.Response:
     except LaunchError as exc:
         return _error(503, str(exc))
     return web.json_response({**_status(request, bot), "started": started}, status=202 if started else 200)
+
+
+async def _stop_interpreter(request: web.Request) -> web.Response:
+    """The meeting's interpreter leaves (its process gets SIGTERM, or its Job is deleted)."""
+    if (refused := _from_the_page(request, "stopping")) is not None:
+        return refused
+    meeting = _meeting(request)
+    launcher = request.app[LAUNCHER_KEY]
+    bot = launcher.get(meeting)
+    if bot is None or bot.state == "exited":
+        return _error(404, "no interpreter of this server is running in this meeting")
+    try:
+        await launcher.stop(bot)
+    except LaunchError as exc:
+        return _error(503, str(exc))
+    return web.json_response(_status(request, bot), headers={"Cache-Control": "no-store"})
 
 
 def _status(request: web.Request, bot: Interpreter) -> dict[str, object]:
