@@ -251,6 +251,15 @@ async def test_a_person_in_a_browser_talks_with_an_aiortc_participant_through_th
         print(f"interpreter ready {ready_after:.1f}s after the browser joined")
         bot = server.launcher.get(str(janus.room))
         assert bot is not None and bot.state == "running", bot and bot.status()
+        # The bot serves its own /metrics and /readyz on the port the server's API lists for it.
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{server.url}/api/interpreters") as reply:
+                listed = (await reply.json())["interpreters"]
+            assert [b["metrics_port"] for b in listed] == [bot.metrics_port], listed
+            async with http.get(f"http://127.0.0.1:{bot.metrics_port}/metrics") as scraped:
+                assert scraped.status == 200 and "translator_" in await scraped.text()
+            async with http.get(f"http://127.0.0.1:{bot.metrics_port}/readyz") as ready:
+                assert ready.status == 200, await ready.text()
         assert ready_after < MIC_LEAD_S - 1.0, (
             f"the interpreter was ready {ready_after:.1f}s after the browser joined, too late for the "
             f"fake microphone's sentence at {MIC_LEAD_S}s\n" + "\n".join(bot.lines)

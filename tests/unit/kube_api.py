@@ -94,6 +94,7 @@ class FakeKubeApi:
         self.created: list[dict[str, Any]] = []  # every Job body a client sent, as sent
         self.deletes: list[dict[str, Any]] = []  # every DeleteOptions body
         self.invalid: list[str] = []  # why a request was refused as invalid
+        self.unavailable = False  # fault control: every request gets 503, as during an API server restart
         self.foreground_delay_s = 0.2  # pods take this long to terminate on a foreground delete
         self.url = ""
         self._runner: web.AppRunner | None = None
@@ -149,6 +150,8 @@ class FakeKubeApi:
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.requests.append((request.method, request.path))
+        if self.unavailable:
+            return status(503, "ServiceUnavailable", "the server is currently unable to handle the request")
         if request.headers.get("Authorization") != f"Bearer {TOKEN}":
             return status(401, "Unauthorized", "Unauthorized")
         if request.match_info.get("ns") != self.namespace:

@@ -164,6 +164,21 @@ async def test_a_meeting_whose_job_already_runs_is_followed_not_started_twice(
     assert kube.jobs["translator-bot-77"]["metadata"]["uid"] != done["metadata"]["uid"]
 
 
+async def test_an_api_server_outage_while_watching_is_waited_out(
+    kube: FakeKubeApi, launcher: KubernetesLauncher, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot, _ = await launcher.start("1234")
+    kube.unavailable = True
+    polls = len(kube.requests)
+    await until(lambda: len(kube.requests) > polls + 5, "several polls during the outage")
+    assert bot.state == "starting"  # an unreadable Job is no ended interpreter
+    warned = [r for r in caplog.records if "cannot read the interpreter Job" in r.getMessage()]
+    assert len(warned) == 1, "one warning per outage, not one per poll"
+    kube.unavailable = False
+    kube.run_pod(job_name("1234"), ready=True)
+    await until(lambda: bot.state == "running", "running after the outage")
+
+
 async def test_a_job_deleted_by_someone_else_ends_the_interpreter(
     kube: FakeKubeApi, launcher: KubernetesLauncher
 ) -> None:

@@ -338,6 +338,21 @@ async def test_start_needs_a_same_origin_json_request(client: Client, launcher: 
     assert same.status == 202
 
 
+async def test_the_page_can_stop_its_interpreter(client: Client, launcher: BotLauncher) -> None:
+    assert (await post(client, "1234")).status == 202
+    await wait_state(client, "1234", "running")
+    url = "/api/meetings/1234/interpreter"
+    assert (await client.delete(url)).status == 403  # not from the page: no origin, no JSON body
+    page = {"Content-Type": "application/json", "Origin": page_origin(client)}
+    stopped = await client.delete(url, data="{}", headers=page)
+    assert stopped.status == 200
+    body = await stopped.json()
+    assert body["state"] == "exited" and body["exit_code"] == 0, body
+    bot = launcher.get("1234")
+    assert bot is not None and bot.last_line == "stopping: leaving meeting 1234" and not bot.failed
+    assert (await client.delete(url, data="{}", headers=page)).status == 404
+
+
 async def test_too_many_interpreters_is_429(client: Client) -> None:
     assert (await post(client, "slow1")).status == 202
     assert (await post(client, "slow2")).status == 202

@@ -159,9 +159,14 @@ class KubernetesLauncher(Launcher):
             log.info("following the running interpreter Job %s of meeting %s", name, meeting_id)
             return self._interpreter(meeting_id, job)
         await self._delete_job(name)
-        async with asyncio.timeout(self._stop_timeout):
-            while await self._read_job(name) is not None:  # noqa: ASYNC110 (polling the API server)
-                await asyncio.sleep(self._poll_s)
+        try:
+            async with asyncio.timeout(self._stop_timeout):
+                while await self._read_job(name) is not None:  # noqa: ASYNC110 (polling the API server)
+                    await asyncio.sleep(self._poll_s)
+        except TimeoutError:
+            raise LaunchError(
+                "the meeting's previous interpreter Job is still being deleted; try again"
+            ) from None
         return None
 
     async def _launch(self, meeting_id: str) -> Interpreter:
@@ -185,14 +190,20 @@ class KubernetesLauncher(Launcher):
     async def _watch(self, bot: Interpreter) -> None:
         assert isinstance(bot, JobInterpreter)
         logs: asyncio.Task[None] | None = None
+        unreadable = False
         try:
             while True:
                 try:
                     job = await self._read_job(bot.job)
                 except KubeApiError as exc:
-                    log.warning("cannot read the interpreter Job %s: %s", bot.job, exc)
+                    if not unreadable:  # once per outage, not once per poll
+                        log.warning("cannot read the interpreter Job %s: %s", bot.job, exc)
+                    unreadable = True
                     await asyncio.sleep(self._poll_s)
                     continue
+                if unreadable:
+                    log.info("the interpreter Job %s is readable again", bot.job)
+                    unreadable = False
                 if job is None:
                     bot.finish(
                         None,
@@ -208,10 +219,13 @@ class KubernetesLauncher(Launcher):
                 if state == "running" and bot.state == "starting":
                     bot.state = "running"
                 if (logs is None or logs.done()) and (job.get("status", {}).get("active") or 0) > 0:
+                    # The log is read again from its start when its stream ends early, which
+                    # replays the same announcements in the same order.
                     pod = await self._running_pod(bot.job)
-                    if pod is not None and pod != bot.pod:
-                        bot.pod = pod
-                        bot.participants.clear()  # a new pod is a new bot: new participant ids
+                    if pod is not None:
+                        if pod != bot.pod:
+                            bot.pod = pod
+                            bot.participants.clear()  # a new pod is a new bot: new participant ids
                         logs = self._tasks.spawn(self._read_log(bot, pod), name=f"log of {pod}")
                 await asyncio.sleep(self._poll_s)
         finally:
@@ -246,20 +260,26 @@ class KubernetesLauncher(Launcher):
 
     async def _read_log(self, bot: JobInterpreter, pod: str) -> None:
         """Follow the pod's log for the participant ids it announces (a bounded read, like a child's)."""
-        response: Any = await asyncio.to_thread(
-            self._core.read_namespaced_pod_log,
-            pod,
-            self.namespace,
-            container=CONTAINER,
-            follow=True,
-            _preload_content=False,
-        )
+        try:
+            response: Any = await asyncio.to_thread(
+                self._core.read_namespaced_pod_log,
+                pod,
+                self.namespace,
+                container=CONTAINER,
+                follow=True,
+                _preload_content=False,
+            )
+        except (ApiException, HTTPError, OSError) as exc:
+            log.warning("cannot read the log of %s: %s", pod, getattr(exc, "status", type(exc).__name__))
+            return
         lines = LineSplitter()
         try:
             while chunk := await asyncio.to_thread(response.read1, _READ_CHUNK):
                 for line in lines.feed(chunk):
                     if line:
                         bot.read_line(line)
+        except (HTTPError, OSError) as exc:
+            log.info("the log of %s was cut (%s); reading it again", pod, type(exc).__name__)
         finally:
             # Unblocks the worker thread's read if we were cancelled in it.
             response.shutdown()
