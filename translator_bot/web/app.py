@@ -59,6 +59,12 @@ def run_web(args: argparse.Namespace, *, forwarded: Sequence[str]) -> int:
 def make_launcher(args: argparse.Namespace, settings: Settings, forwarded: Sequence[str]) -> Launcher:
     """TRANSLATOR_WEB_LAUNCHER: local processes (default) or Kubernetes Jobs."""
     if settings.web_launcher == "kubernetes":
+        if given := [name for name in forwarded if getattr(args, name, None) is not None]:
+            log.warning(
+                "%s: not passed to interpreter Jobs, whose settings come from the ConfigMap and Secret "
+                "their template names",
+                ", ".join(f"--{name.replace('_', '-')}" for name in given),
+            )
         return kubernetes_launcher(settings, max_running=args.max_interpreters)
     return BotLauncher(
         # The launcher sets the bots' log format and level itself: it reads their records.
