@@ -222,7 +222,7 @@ class _MetricsReport:
         try:
             self._on_cut_short(key, heard_samples)
         except Exception:
-            log.exception("on_cut_short callback failed for item %r", key)
+            log.exception("on_cut_short callback failed for item %s", key)
 
 
 def _stereo_frame(mono: Int16Array, *, pts: int) -> av.AudioFrame:

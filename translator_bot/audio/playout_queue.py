@@ -59,6 +59,9 @@ class PlayoutKey:
     lane: str
     item: str
 
+    def __str__(self) -> str:
+        return f"{self.item!r} of lane {self.lane}"
+
 
 class PlayoutReport(Protocol):
     """What the queue tells its owner, as it happens."""
@@ -185,7 +188,7 @@ class PlayoutQueue:
             if item is None or item.ended:
                 return
             if item.upsampler.carry:
-                self._report.warning("odd_length", f"item {key!r} ended on half a sample; byte dropped")
+                self._report.warning("odd_length", f"item {key} ended on half a sample; byte dropped")
             item.ended = True
             self._append(item, item.upsampler.flush())
         except Exception as exc:
@@ -304,14 +307,14 @@ class PlayoutQueue:
                 reason = "after_stall" if item is not None and item.given_up else "after_end"
             self._report.dropped(reason, size / MODEL_BYTES_PER_MS)
             self._report.warning(
-                reason, f"audio for item {key!r} arrived after it was finished or cut; dropped"
+                reason, f"audio for item {key} arrived after it was finished or cut; dropped"
             )
             return
         if size == 0:
-            self._report.warning("empty_chunk", f"empty audio chunk for item {key!r}")
+            self._report.warning("empty_chunk", f"empty audio chunk for item {key}")
             return
         if size > _MAX_CHUNK_BYTES:
-            self._report.warning("oversized_chunk", f"{size} byte chunk for item {key!r} dropped")
+            self._report.warning("oversized_chunk", f"{size} byte chunk for item {key} dropped")
             if item is not None:
                 item.upsampler.skip(pcm, size)
             return
@@ -321,7 +324,7 @@ class PlayoutQueue:
             item = _Item(key, last_at=now)
             self._items[key] = item
         if size % 2:
-            self._report.warning("odd_length", f"chunk of {size} bytes for item {key!r}; half sample carried")
+            self._report.warning("odd_length", f"chunk of {size} bytes for item {key}; half sample carried")
         samples = item.upsampler.whole_samples(pcm)
         if not samples.size:
             return
@@ -370,7 +373,7 @@ class PlayoutQueue:
             self._report.dropped("lag", skip / SAMPLES_PER_MS)
         for key, played in dropped_items:
             self._report.warning(
-                "lag_bound", f"queue over {self._max_lag // SAMPLES_PER_MS} ms; dropped {key!r}"
+                "lag_bound", f"queue over {self._max_lag // SAMPLES_PER_MS} ms; dropped {key}"
             )
             self._report.cut_short(key, played)
 
@@ -449,7 +452,7 @@ class PlayoutQueue:
         """Treat a stalled item as ended: play what it has queued, then the next item."""
         self._report.warning(
             "stalled_item",
-            f"item {item.key!r} had no audio for {self._stall * 1000:.0f} ms while later audio waited;"
+            f"item {item.key} had no audio for {self._stall * 1000:.0f} ms while later audio waited;"
             " it was given up",
         )
         item.given_up = True
