@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from translator_bot.audio.playout_queue import FRAME_SAMPLES, PlayoutKey, PlayoutQueue
+from translator_bot.audio.playout_queue import FRAME_SAMPLES, PlayoutQueue
+from translator_bot.audio.playout_types import PlayoutKey
 
 MS = 24  # 24 kHz samples per millisecond
 FRAME_S = 0.02
@@ -53,7 +54,7 @@ class Recorded:
 
 def new_queue(**kwargs: object) -> tuple[PlayoutQueue, Recorded]:
     record = Recorded()
-    return PlayoutQueue(report=record, **kwargs), record  # type: ignore[arg-type]
+    return PlayoutQueue(record, **kwargs), record  # type: ignore[arg-type]
 
 
 class Player:
@@ -292,4 +293,4 @@ def test_bad_input_is_reported_never_raised() -> None:
 )
 def test_impossible_settings_are_refused(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        PlayoutQueue(**kwargs)  # type: ignore[arg-type]
+        PlayoutQueue(Recorded(), **kwargs)  # type: ignore[arg-type]

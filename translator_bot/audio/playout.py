@@ -38,7 +38,8 @@ from translator_bot import metrics
 from translator_bot.audio.clock import Clock, MonotonicClock
 from translator_bot.audio.jitter import JitterConfig
 from translator_bot.audio.pcm import Int16Array
-from translator_bot.audio.playout_queue import FRAME_SAMPLES, PlayoutKey, PlayoutQueue
+from translator_bot.audio.playout_queue import FRAME_SAMPLES, PlayoutQueue
+from translator_bot.audio.playout_types import PlayoutKey
 from translator_bot.audio.playout_upsample import OUT_RATE
 
 __all__ = ["FRAME_SAMPLES", "FRAME_SECONDS", "CutShortCallback", "PlayoutKey", "PlayoutTrack"]
@@ -80,13 +81,13 @@ class PlayoutTrack(MediaStreamTrack):
         super().__init__()
         self._report = _MetricsReport(on_cut_short)
         self._queue = PlayoutQueue(
+            self._report,
             cushion_ms=cushion_ms,
             hold_ms=hold_ms,
             max_lag_ms=max_lag_ms,
             stall_ms=stall_ms,
             adaptive=adaptive,
             jitter=jitter,
-            report=self._report,
         )
         self._clock: Clock = clock if clock is not None else MonotonicClock()
         self._start: float | None = None

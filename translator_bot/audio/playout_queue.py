@@ -1,11 +1,9 @@
 """The playout's item queue: translations in, 20 ms of 48 kHz mono out per frame, on a clock it is told.
 
-Items play in the order their first audio came, back to back. `push` queues an item's audio, `end`
-says no more will come, `clear` drops everything (the speaker interrupted), `pull(frame_time, now)`
-takes the next frame. Nothing here reads a clock, sleeps or knows aiortc: times are passed in, so the
-decisions are unit-tested directly and simulated minutes of a meeting run in a fraction of a second.
-What happens is told to a `PlayoutReport` (the track turns it into metrics, logs and the meeting's
-`on_cut_short`).
+Items play in the order their first audio came, back to back: `push` queues an item's audio, `end`
+says no more will come, `clear` drops everything, `pull(frame_time, now)` takes the next frame. Times
+are passed in (nothing here reads a clock, sleeps or knows aiortc) and what happens is told to a
+`PlayoutReport`, so the decisions are unit-tested directly and a simulated meeting runs in no time.
 
 Adaptive start: a new item waits until `cushion_ms` of it are queued and, after its first audio, for
 the hold a per-feed `ArrivalJitterEstimator` has learnt from how late the model's deltas arrive
@@ -20,85 +18,31 @@ its cushion) and has received nothing for `stall_ms` while a later item waits is
 had is played, late audio of it is dropped and counted, `cut_short` reports what was heard). It does
 not resume later: its rest would be heard after the next sentence, out of order. A model link that
 dropped mid-response never ends its item; this keeps the next translation from waiting behind it
-until the lag bound cuts it.
-
-The lag bound: more than `max_lag_ms` queued drops whole stale items first (the listener hears
-complete sentences, just not the old ones), then skips the oldest audio of a lone item that is too far
-ahead.
+until the lag bound (`max_lag_ms` queued) cuts it.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 
 from translator_bot.audio.formats import BYTES_PER_SAMPLE, MODEL_BYTES_PER_MS, MODEL_RATE
 from translator_bot.audio.jitter import ArrivalJitterEstimator, JitterConfig
 from translator_bot.audio.pcm import Int16Array, samples_per_frame
+from translator_bot.audio.playout_types import PlayoutKey, PlayoutReport
 from translator_bot.audio.playout_upsample import OUT_RATE, UPSAMPLE, ItemUpsampler
 
 FRAME_SAMPLES = samples_per_frame(OUT_RATE)  # 960
 SAMPLES_PER_MS = OUT_RATE // 1000
 
-# One chunk longer than this is garbage, not a translation (model deltas are ~0.1-0.2 s).
-MAX_CHUNK_SECONDS = 60.0
-_MAX_CHUNK_BYTES = int(MAX_CHUNK_SECONDS * MODEL_RATE) * BYTES_PER_SAMPLE
+# One chunk longer than 60 s is garbage, not a translation (model deltas are ~0.1-0.2 s).
+_MAX_CHUNK_BYTES = 60 * MODEL_RATE * BYTES_PER_SAMPLE
 # A cut inside an item starts the remaining audio with this fade-in, so the skip does not click.
 _FADE_SAMPLES = 2 * SAMPLES_PER_MS
 # Finished or cut items remembered for played_samples() and for ignoring their late chunks.
 _HISTORY = 512
-
-
-@dataclass(frozen=True, slots=True)
-class PlayoutKey:
-    """One item of one lane: what a feed's playout queues audio under (a lane's items are the model's)."""
-
-    lane: str
-    item: str
-
-    def __str__(self) -> str:
-        return f"{self.item!r} of lane {self.lane}"
-
-
-class PlayoutReport(Protocol):
-    """What the queue tells its owner, as it happens."""
-
-    def warning(self, reason: str, message: str) -> None:
-        """Something unexpected was absorbed (a bad chunk, a stalled item, an internal error)."""
-
-    def dropped(self, reason: str, ms: float) -> None:
-        """Audio that will never be played: cleared, over the lag bound, or late for its item."""
-
-    def underrun(self) -> None:
-        """A frame that an item that had started could not fill."""
-
-    def queue_lag(self, seconds: float) -> None:
-        """Audio queued ahead of the playout, observed as a chunk arrives."""
-
-    def cut_short(self, key: PlayoutKey, heard_samples: int) -> None:
-        """The listener did not hear the rest of `key`: only its first `heard_samples` (24 kHz)."""
-
-
-class SilentReport:
-    """A report that keeps nothing."""
-
-    def warning(self, reason: str, message: str) -> None:
-        pass
-
-    def dropped(self, reason: str, ms: float) -> None:
-        pass
-
-    def underrun(self) -> None:
-        pass
-
-    def queue_lag(self, seconds: float) -> None:
-        pass
-
-    def cut_short(self, key: PlayoutKey, heard_samples: int) -> None:
-        pass
 
 
 @dataclass(frozen=True)
@@ -139,6 +83,7 @@ class PlayoutQueue:
 
     def __init__(
         self,
+        report: PlayoutReport,
         *,
         cushion_ms: float = 60,
         hold_ms: float = 0,
@@ -146,7 +91,6 @@ class PlayoutQueue:
         stall_ms: float = 1000,
         adaptive: bool = True,
         jitter: JitterConfig | None = None,
-        report: PlayoutReport | None = None,
     ) -> None:
         if cushion_ms < 0 or max_lag_ms < cushion_ms + 20:
             raise ValueError(
@@ -164,7 +108,7 @@ class PlayoutQueue:
         # None: the fixed cushion and hold only (the behaviour before the estimator; benchmarks
         # compare against it).
         self._jitter = ArrivalJitterEstimator(jitter) if adaptive else None
-        self._report: PlayoutReport = report if report is not None else SilentReport()
+        self._report = report
         self._items: OrderedDict[PlayoutKey, _Item] = OrderedDict()  # playing order = first push order
         self._history: OrderedDict[PlayoutKey, _Outcome] = OrderedDict()
         self._queued = 0  # 48 kHz samples queued over all items
