@@ -26,7 +26,7 @@ from aiortc.rtp import compute_audio_level_dbov
 
 from translator_bot.audio.clock import MonotonicClock
 from translator_bot.audio.inbound import InboundConverter
-from translator_bot.audio.playout import PlayoutTrack
+from translator_bot.audio.playout import PlayoutKey, PlayoutTrack
 from translator_bot.fixtures import fixtures_dir, load_manifest, read_pcm, read_wav
 
 STEREO_FIXTURE = "u1-en-48k-stereo.wav"
@@ -180,7 +180,7 @@ async def bench_playout_cost() -> None:
     enqueue_times = []
     for i in range(200):
         t0 = time.perf_counter()
-        track.enqueue(chunk, f"item-{i // 20}")
+        track.enqueue(chunk, PlayoutKey("lane", f"item-{i // 20}"))
         enqueue_times.append(time.perf_counter() - t0)
     recv_times = []
     for _ in range(1_000):
@@ -220,7 +220,7 @@ async def feed(track: PlayoutTrack, speech: list[np.ndarray]) -> None:
     n = 0
     while True:
         utterance = speech[n % len(speech)]
-        item_id = f"item-{n}"
+        item_id = PlayoutKey("lane", f"item-{n}")
         for position in range(0, utterance.size, 4_800):
             piece = utterance[position : position + 4_800]
             track.enqueue(piece.astype("<i2").tobytes(), item_id)

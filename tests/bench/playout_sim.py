@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from translator_bot.audio.clock import FakeClock
-from translator_bot.audio.playout import FRAME_SECONDS, PlayoutTrack
+from translator_bot.audio.playout import FRAME_SECONDS, PlayoutKey, PlayoutTrack
 from translator_bot.fake.pacing import DeltaSchedule, StreamPace
 
 MODEL_RATE = 24_000
@@ -97,6 +97,10 @@ def meeting_arrivals(
     return arrivals, media
 
 
+def _key(item_id: str) -> PlayoutKey:
+    return PlayoutKey("lane", item_id)
+
+
 async def simulate(
     track: PlayoutTrack, clock: FakeClock, arrivals: list[Arrival], media: dict[str, float]
 ) -> SimResult:
@@ -113,21 +117,21 @@ async def simulate(
             arrival = pending[index]
             clock.set(arrival.at)
             if arrival.pcm is None:
-                track.end_item(arrival.item_id)
+                track.end_item(_key(arrival.item_id))
             else:
                 if arrival.item_id not in results:
                     results[arrival.item_id] = ItemResult(arrival.item_id, media[arrival.item_id], arrival.at)
-                track.enqueue(arrival.pcm, arrival.item_id)
+                track.enqueue(arrival.pcm, _key(arrival.item_id))
             index += 1
         await track.recv()
         for result in results.values():
-            if result.first_played is None and track.played_samples(result.item_id) > 0:
+            if result.first_played is None and track.played_samples(_key(result.item_id)) > 0:
                 result.first_played = deadline
         frame += 1
         if index == len(pending) and track.queued_ms() == 0 and deadline > last + 1.0:
             break
     for result in results.values():
-        result.gaps = track.gaps(result.item_id)
+        result.gaps = track.gaps(_key(result.item_id))
     return SimResult(list(results.values()))
 
 
@@ -143,7 +147,7 @@ async def run(model: StreamModel, seed: int, *, adaptive: bool, items: int = 20)
         max_lag_ms=8000,
         adaptive=adaptive,
         clock=clock,
-        on_dropped=lambda item_id, _played: dropped.append(item_id),
+        on_cut_short=lambda key, _heard: dropped.append(key.item),
     )
     result = await simulate(track, clock, arrivals, media)
     result.dropped = dropped

@@ -15,7 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 from translator_bot.audio.clock import MonotonicClock
-from translator_bot.audio.playout import PlayoutTrack
+from translator_bot.audio.playout import PlayoutKey, PlayoutTrack
 from translator_bot.engine.base import LaneSpec, TranslatedAudio, TranslationDone
 from translator_bot.engine.endpoint import endpoint_for
 from translator_bot.engine.realtime import RealtimeSession
@@ -72,10 +72,10 @@ async def test_real_time_model_with_jitter_no_gap_after_the_first_translation() 
                 holds.setdefault(event.item_id, adaptive.start_hold_ms())
                 received[event.item_id] = before + len(event.pcm) // 2
                 for track in tracks:
-                    track.enqueue(event.pcm, event.item_id)
+                    track.enqueue(event.pcm, PlayoutKey(spec.lane_id, event.item_id))
             elif isinstance(event, TranslationDone) and event.item_id in received:
                 for track in tracks:
-                    track.end_item(event.item_id)
+                    track.end_item(PlayoutKey(spec.lane_id, event.item_id))
                 done.append(event.item_id)
                 if len(done) == len(SPEECH):
                     return
@@ -105,8 +105,8 @@ async def test_real_time_model_with_jitter_no_gap_after_the_first_translation() 
         await server.stop()
     assert server.state.internal_errors == [] and server.state.all_violations() == []
     assert len(done) == len(SPEECH)
-    fixed_gaps = [fixed.gaps(item) for item in done]
-    adaptive_gaps = [adaptive.gaps(item) for item in done]
+    fixed_gaps = [fixed.gaps(PlayoutKey(spec.lane_id, item)) for item in done]
+    adaptive_gaps = [adaptive.gaps(PlayoutKey(spec.lane_id, item)) for item in done]
     print(f"\ngaps per translation: fixed cushion {fixed_gaps}, adaptive {adaptive_gaps}")
     for item in done:
         needed = (max(offsets[item]) - offsets[item][0]) * 1000
@@ -116,5 +116,5 @@ async def test_real_time_model_with_jitter_no_gap_after_the_first_translation() 
     # The target: no inserted gap inside any translation after the first one of the lane.
     assert adaptive_gaps[1:] == [0] * (len(SPEECH) - 1), adaptive_gaps
     for item in done:  # everything received was played, and accounted for
-        assert adaptive.played_samples(item) == received[item]
-        assert fixed.played_samples(item) == received[item]
+        assert adaptive.played_samples(PlayoutKey(spec.lane_id, item)) == received[item]
+        assert fixed.played_samples(PlayoutKey(spec.lane_id, item)) == received[item]

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 
@@ -59,10 +60,10 @@ class ArrivalJitterEstimator:
 
     def __init__(self, config: JitterConfig | None = None) -> None:
         self.config = config or JitterConfig()
-        self._items: dict[str, _ItemSchedule] = {}
+        self._items: dict[Hashable, _ItemSchedule] = {}
         self._lateness: deque[float] = deque(maxlen=self.config.window)
 
-    def observe(self, item_id: str, arrival_s: float, media_s: float) -> float | None:
+    def observe(self, item_id: Hashable, arrival_s: float, media_s: float) -> float | None:
         """A delta of `media_s` seconds of audio for `item_id` arrived at `arrival_s`; returns its
         lateness (None for an item's first delta, or the first after a pause: it sets the schedule)."""
         schedule = self._items.get(item_id)
@@ -81,7 +82,7 @@ class ArrivalJitterEstimator:
             self._lateness.append(lateness)
         return lateness
 
-    def forget(self, item_id: str) -> None:
+    def forget(self, item_id: Hashable) -> None:
         """The item is finished or cut: no more deltas of it will be observed."""
         self._items.pop(item_id, None)
 

@@ -33,7 +33,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from translator_bot.audio.clock import Clock
 from translator_bot.audio.inbound import InboundConverter
-from translator_bot.audio.playout import PlayoutTrack
+from translator_bot.audio.playout import PlayoutKey, PlayoutTrack
 from translator_bot.engine.base import EngineSession, LaneSpec
 from translator_bot.engine.factory import create_engine
 from translator_bot.errors import ProviderError, RoomError
@@ -547,7 +547,7 @@ class Meeting(LaneRouter):
             hold_ms=self._settings.effective_hold_ms,
             max_lag_ms=self._settings.playout_max_lag_ms,
             clock=self._playout_clock,
-            on_dropped=self._on_dropped,
+            on_cut_short=self._on_cut_short,
         )
 
     async def _publish(self, feed_id: str, lanes: tuple[LaneKey, ...], lang: str) -> None:
@@ -614,24 +614,23 @@ class Meeting(LaneRouter):
         # A feed that is not in the room gets nothing: its track would only fill up unread.
         return [feed for feed in self.feeds.values() if key in feed.lanes and feed.problem is None]
 
-    def _on_dropped(self, item: str, played: int) -> None:
-        key_text, _, engine_item = item.partition("|")
+    def _on_cut_short(self, cut: PlayoutKey, played: int) -> None:
         for key, lane in self.lanes.items():
-            if str(key) == key_text:
+            if str(key) == cut.lane:
                 # A lane shared by several feeds: the model keeps what the furthest listener heard.
-                heard = max([played] + [f.track.played_samples(item) for f in self._feeds_of(key)])
-                lane.interrupted(engine_item, heard)
+                heard = max([played] + [f.track.played_samples(cut) for f in self._feeds_of(key)])
+                lane.cut_short(cut.item, heard)
                 return
 
     # --- LaneRouter ------------------------------------------------------------------------------
 
     def deliver_audio(self, key: LaneKey, item: str, pcm: bytes) -> None:
         for feed in self._feeds_of(key):
-            feed.track.enqueue(pcm, f"{key}|{item}")
+            feed.track.enqueue(pcm, PlayoutKey(str(key), item))
 
     def end_item(self, key: LaneKey, item: str) -> None:
         for feed in self._feeds_of(key):
-            feed.track.end_item(f"{key}|{item}")
+            feed.track.end_item(PlayoutKey(str(key), item))
 
     def caption(self, key: LaneKey, message: dict[str, object]) -> None:
         text = json.dumps(message, ensure_ascii=False)

@@ -1,0 +1,296 @@
+"""The playout's item queue on its own: times passed in, no event loop, no track.
+
+Frames are pulled as the track pulls them, one per 20 ms; `now` is when the pull happens, which is
+the frame's scheduled time unless a test makes the consumer late on purpose."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from translator_bot.audio.playout_queue import FRAME_SAMPLES, PlayoutQueue
+from translator_bot.audio.playout_types import PlayoutKey
+
+MS = 24  # 24 kHz samples per millisecond
+FRAME_S = 0.02
+
+
+def key(item: str) -> PlayoutKey:
+    return PlayoutKey("p1->es", item)
+
+
+def pcm_const(ms: float, value: int) -> bytes:
+    return np.full(round(ms * MS), value, dtype="<i2").tobytes()
+
+
+class Recorded:
+    """A PlayoutReport that keeps everything the queue reports, in order."""
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+        self.drops: list[tuple[str, float]] = []
+        self.underruns = 0
+        self.lags: list[float] = []
+        self.cut: list[tuple[PlayoutKey, int]] = []
+
+    def warning(self, reason: str, message: str) -> None:
+        self.warnings.append(reason)
+
+    def dropped(self, reason: str, ms: float) -> None:
+        self.drops.append((reason, ms))
+
+    def underrun(self) -> None:
+        self.underruns += 1
+
+    def queue_lag(self, seconds: float) -> None:
+        self.lags.append(seconds)
+
+    def cut_short(self, key: PlayoutKey, heard_samples: int) -> None:
+        self.cut.append((key, heard_samples))
+
+    def dropped_ms(self, reason: str) -> float:
+        return sum(ms for r, ms in self.drops if r == reason)
+
+
+def new_queue(**kwargs: object) -> tuple[PlayoutQueue, Recorded]:
+    record = Recorded()
+    return PlayoutQueue(record, **kwargs), record  # type: ignore[arg-type]
+
+
+class Player:
+    """Pulls frames on the 20 ms grid from t = 0, as the track does."""
+
+    def __init__(self, queue: PlayoutQueue) -> None:
+        self.queue = queue
+        self.frame = 0
+
+    @property
+    def time(self) -> float:
+        return self.frame * FRAME_S
+
+    def pull(self, frames: int = 1, *, late_s: float = 0.0) -> np.ndarray:
+        out = []
+        for _ in range(frames):
+            out.append(self.queue.pull(self.time, self.time + late_s))
+            self.frame += 1
+        return np.concatenate(out)
+
+    def audible(self, frames: int = 1) -> list[bool]:
+        return [bool(np.abs(self.pull()).max() > 0) for _ in range(frames)]
+
+
+# ---- order, cushion, end ---------------------------------------------------------------------------
+
+
+def test_a_new_item_waits_for_its_cushion_without_an_underrun() -> None:
+    queue, record = new_queue(cushion_ms=60)
+    player = Player(queue)
+    queue.push(key("a"), pcm_const(40, 3000), 0.0)
+    assert player.audible(3) == [False, False, False]
+    assert queue.underruns == 0 and record.underruns == 0
+    queue.push(key("a"), pcm_const(40, 3000), player.time)
+    assert player.audible() == [True]
+
+
+def test_items_play_in_first_push_order_back_to_back() -> None:
+    queue, _ = new_queue(cushion_ms=0)
+    player = Player(queue)
+    queue.push(key("a"), pcm_const(30, 1000), 0.0)
+    queue.push(key("b"), pcm_const(30, 8000), 0.0)
+    queue.push(key("a"), pcm_const(30, 1000), 0.0)
+    queue.end(key("b"))
+    queue.end(key("a"))
+    out = player.pull(8)
+    loud = np.flatnonzero(np.abs(out) > 4000)
+    quiet = np.flatnonzero((np.abs(out) > 500) & (np.abs(out) < 1500))
+    assert quiet.max() < loud.min()
+    assert abs(loud.min() - 60 * 48) < 60
+    assert queue.played_samples(key("a")) == 60 * MS and queue.played_samples(key("b")) == 30 * MS
+    assert queue.queued_ms() == 0
+
+
+def test_an_ended_item_shorter_than_the_cushion_plays_at_once() -> None:
+    queue, record = new_queue(cushion_ms=200)
+    player = Player(queue)
+    queue.push(key("a"), pcm_const(50, 5000), 0.0)
+    queue.end(key("a"))
+    assert player.audible(4) == [True, True, True, False]
+    assert record.underruns == 0 and queue.played_samples(key("a")) == 50 * MS
+
+
+def test_running_dry_mid_item_counts_an_underrun_and_a_gap_and_rebuffers() -> None:
+    queue, record = new_queue(cushion_ms=60, adaptive=False)
+    player = Player(queue)
+    queue.push(key("a"), pcm_const(70, 5000), 0.0)
+    assert player.audible(6) == [True, True, True, True, False, False]
+    assert queue.underruns == record.underruns == 3
+    queue.push(key("a"), pcm_const(40, 5000), player.time)  # below the cushion: still rebuffering
+    assert player.audible() == [False]
+    queue.push(key("a"), pcm_const(40, 5000), player.time)
+    assert player.audible() == [True]
+    assert queue.gaps(key("a")) == 1
+
+
+# ---- hold ------------------------------------------------------------------------------------------
+
+
+def test_the_hold_is_counted_to_the_frame_time_not_to_a_late_pull() -> None:
+    """A consumer catching up pulls overdue frames back to back: the hold must not shrink by its
+    lateness."""
+    queue, _ = new_queue(cushion_ms=0, hold_ms=60)
+    player = Player(queue)
+    queue.push(key("a"), pcm_const(200, 3000), 0.0)
+    # Frames 0..2 (due at 0, 20, 40 ms) pulled 500 ms late: still inside the 60 ms hold.
+    assert [bool(np.abs(player.pull(late_s=0.5)).max()) for _ in range(3)] == [False, False, False]
+    assert player.audible() == [True]  # frame 3, due at 60 ms
+
+
+def test_a_late_delta_teaches_the_hold_for_the_next_item() -> None:
+    queue, _ = new_queue(cushion_ms=60)
+    assert queue.start_hold_s() == 0
+    queue.push(key("x"), pcm_const(100, 3000), 0.0)
+    queue.push(key("x"), pcm_const(100, 3000), 0.2)  # due at 0.1: 100 ms late
+    assert queue.start_hold_s() == pytest.approx(0.12)  # the lateness plus a frame of margin
+
+
+def test_a_fixed_queue_learns_nothing() -> None:
+    queue, _ = new_queue(cushion_ms=60, hold_ms=30, adaptive=False)
+    queue.push(key("x"), pcm_const(100, 3000), 0.0)
+    queue.push(key("x"), pcm_const(100, 3000), 0.2)
+    assert queue.start_hold_s() == pytest.approx(0.03)
+
+
+# ---- stalled items ---------------------------------------------------------------------------------
+
+
+def test_a_stalled_item_is_given_up_for_a_waiting_one_when_the_stall_bound_passes() -> None:
+    queue, record = new_queue(max_lag_ms=3000, stall_ms=1000)
+    player = Player(queue)
+    queue.push(key("a"), pcm_const(200, 1000), 0.0)  # never ended: the model link dropped
+    player.pull(12)
+    queue.push(key("b"), pcm_const(200, 8000), player.time)
+    queue.end(key("b"))
+    while player.time < 1.0 - 1e-9:  # a's last audio came at 0: it is waited for until 1.0
+        assert not player.audible()[0]
+    assert record.cut == [] and "stalled_item" not in record.warnings
+    assert player.audible() == [True]
+    assert record.cut == [(key("a"), 200 * MS)] and record.warnings == ["stalled_item"]
+    queue.push(key("a"), pcm_const(20, 1000), player.time)  # its rest, too late
+    assert record.warnings[-1] == "after_stall" and record.dropped_ms("after_stall") == pytest.approx(20)
+
+
+def test_a_stalled_item_alone_is_waited_for() -> None:
+    queue, record = new_queue(stall_ms=1000)
+    player = Player(queue)
+    queue.push(key("a"), pcm_const(100, 1000), 0.0)
+    player.pull(150)
+    queue.push(key("a"), pcm_const(100, 1000), player.time)
+    queue.end(key("a"))
+    player.pull(10)
+    assert queue.played_samples(key("a")) == 200 * MS and record.cut == []
+
+
+# ---- lag bound, clear, late audio ------------------------------------------------------------------
+
+
+def test_the_lag_bound_drops_whole_oldest_items_and_reports_what_was_heard() -> None:
+    queue, record = new_queue(cushion_ms=60, max_lag_ms=500)
+    player = Player(queue)
+    queue.push(key("a"), pcm_const(400, 1000), 0.0)
+    queue.end(key("a"))
+    player.pull(5)
+    queue.push(key("b"), pcm_const(400, 8000), player.time)
+    assert record.cut == [(key("a"), 100 * MS)]
+    assert record.dropped_ms("lag") == pytest.approx(300, abs=1)
+    assert "lag_bound" in record.warnings
+    assert np.abs(player.pull()).min() > 4000
+
+
+def test_one_item_too_far_ahead_is_skipped_in_whole_frames() -> None:
+    queue, record = new_queue(max_lag_ms=1000)
+    player = Player(queue)
+    for _ in range(50):
+        queue.push(key("stream"), pcm_const(200, 3000), player.time)
+        assert queue.queued_ms() <= 1000
+        player.pull(2)
+    assert record.cut == []
+    assert round(record.dropped_ms("lag")) % 20 == 0
+    assert queue.played_samples(key("stream")) == 100 * 480
+
+
+def test_clear_cuts_every_item_and_ignores_their_late_audio() -> None:
+    queue, record = new_queue()
+    player = Player(queue)
+    queue.push(key("a"), pcm_const(1000, 3000), 0.0)
+    queue.push(key("b"), pcm_const(500, 3000), 0.0)
+    player.pull(7)
+    assert queue.clear() == {key("a"): 7 * 480, key("b"): 0}
+    assert record.cut == [(key("a"), 7 * 480), (key("b"), 0)]
+    assert queue.queued_ms() == 0 and record.dropped_ms("clear") == pytest.approx(1360, abs=3)
+    queue.push(key("a"), pcm_const(100, 3000), player.time)
+    assert record.warnings[-1] == "cut_item" and record.dropped_ms("cut_item") == pytest.approx(100)
+    assert player.audible() == [False]
+
+
+def test_audio_after_the_end_is_dropped() -> None:
+    queue, record = new_queue(cushion_ms=0)
+    queue.push(key("a"), pcm_const(20, 3000), 0.0)
+    queue.end(key("a"))
+    queue.push(key("a"), pcm_const(20, 3000), 0.0)
+    assert record.warnings == ["after_end"]
+
+
+def test_discard_forgets_the_queue_without_reporting() -> None:
+    queue, record = new_queue()
+    queue.push(key("a"), pcm_const(200, 3000), 0.0)
+    queue.discard()
+    assert queue.queued_ms() == 0 and record.cut == [] and record.drops == []
+    assert not np.abs(queue.pull(0.0, 0.0)).any()
+
+
+def test_finished_items_are_remembered_for_a_bounded_time() -> None:
+    queue, _ = new_queue(cushion_ms=0)
+    player = Player(queue)
+    for n in range(513):
+        queue.push(key(f"i{n}"), pcm_const(20, 3000), player.time)
+        queue.end(key(f"i{n}"))
+        player.pull()
+    assert queue.played_samples(key("i512")) == 20 * MS
+    assert queue.played_samples(key("i1")) == 20 * MS
+    assert queue.played_samples(key("i0")) == 0  # the oldest of 513 is forgotten
+
+
+# ---- bad input -------------------------------------------------------------------------------------
+
+
+def test_bad_input_is_reported_never_raised() -> None:
+    queue, record = new_queue(cushion_ms=0)
+    queue.push("a", pcm_const(20, 3000), 0.0)  # type: ignore[arg-type]
+    queue.push(key("a"), "not audio", 0.0)  # type: ignore[arg-type]
+    queue.push(key("a"), b"", 0.0)
+    queue.push(key("a"), bytes(24_000 * 2 * 61), 0.0)
+    queue.push(key("a"), pcm_const(20, 3000)[:-1], 0.0)
+    queue.end(key("a"))
+    # (The odd chunk's last byte is carried; the end drops it, with a second odd_length warning.)
+    assert record.warnings == [
+        "bad_item_id",
+        "bad_chunk",
+        "empty_chunk",
+        "oversized_chunk",
+        "odd_length",
+        "odd_length",
+    ]
+    assert queue.pull(0.0, 0.0).size == FRAME_SAMPLES
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"cushion_ms": -1}, "cushion_ms"),
+        ({"cushion_ms": 100, "max_lag_ms": 110}, "max_lag_ms"),
+        ({"stall_ms": 0}, "stall_ms"),
+    ],
+)
+def test_impossible_settings_are_refused(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        PlayoutQueue(Recorded(), **kwargs)  # type: ignore[arg-type]

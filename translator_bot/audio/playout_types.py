@@ -1,0 +1,37 @@
+"""The playout's vocabulary, shared by its queue, its track and the meeting: the key audio is queued
+under, and what the queue reports as it happens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class PlayoutKey:
+    """One item of one lane: what a feed's playout queues audio under (a lane's items are the model's)."""
+
+    lane: str
+    item: str
+
+    def __str__(self) -> str:
+        return f"{self.item!r} of lane {self.lane}"
+
+
+class PlayoutReport(Protocol):
+    """What the queue tells its owner, as it happens."""
+
+    def warning(self, reason: str, message: str) -> None:
+        """Something unexpected was absorbed (a bad chunk, a stalled item, an internal error)."""
+
+    def dropped(self, reason: str, ms: float) -> None:
+        """Audio that will never be played: cleared, over the lag bound, or late for its item."""
+
+    def underrun(self) -> None:
+        """A frame that an item that had started could not fill."""
+
+    def queue_lag(self, seconds: float) -> None:
+        """Audio queued ahead of the playout, observed as a chunk arrives."""
+
+    def cut_short(self, key: PlayoutKey, heard_samples: int) -> None:
+        """The listener did not hear the rest of `key`: only its first `heard_samples` (24 kHz)."""
