@@ -72,6 +72,7 @@ from translator_bot.engine.instructions import build_instructions
 from translator_bot.engine.lifetime import is_retryable
 from translator_bot.engine.protocol import parse_server_event
 from translator_bot.engine.session import HEALTHY_AFTER_S, Link, ManagedSession
+from translator_bot.glossary import load_glossary
 from translator_bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,7 @@ class RealtimeSession(ManagedSession[RealtimeLinkState]):
         )
         return RealtimeSessionCreateRequest(
             type="realtime",
-            instructions=build_instructions(spec),
+            instructions=build_instructions(spec, load_glossary(s.glossary) if s.glossary else None),
             output_modalities=["audio"],
             audio=RealtimeAudioConfig(
                 input=RealtimeAudioConfigInput(
