@@ -27,7 +27,6 @@ from translator_bot.engine.base import (
 from translator_bot.engine.endpoint import endpoint_for
 from translator_bot.engine.realtime import RealtimeSession
 from translator_bot.errors import ExitCode, ProviderFatalError
-from translator_bot.glossary import load_glossary
 from translator_bot.languages import parse_language
 from translator_bot.metrics import ENGINE_UNKNOWN_EVENTS, counter_value
 from translator_bot.settings import Settings
