@@ -369,10 +369,15 @@ class RealtimeSession(ManagedSession[RealtimeLinkState]):
                 self._item_audio_done(link, item.id)
         if resp.usage is not None:
             details = resp.usage.input_token_details
+            cached = details.cached_tokens_details if details is not None else None
+            out = resp.usage.output_token_details
             usage = Usage(
                 input_tokens=resp.usage.input_tokens or 0,
                 output_tokens=resp.usage.output_tokens or 0,
                 cached_tokens=(details.cached_tokens or 0) if details is not None else 0,
+                input_audio_tokens=(details.audio_tokens or 0) if details is not None else 0,
+                cached_audio_tokens=(cached.audio_tokens or 0) if cached is not None else 0,
+                output_audio_tokens=(out.audio_tokens or 0) if out is not None else 0,
             )
             self._add_usage(usage)  # counted in the metrics by the lane, once
         covered = st.covers.pop(rid, None)
