@@ -90,7 +90,19 @@ async def test_demo_delivers_every_utterance_and_leaves_its_outputs(
     )
     entries = [json.loads(line) for line in transcripts[0].read_text(encoding="utf-8").splitlines()]
     assert len(entries) == 4
-    assert "joined meeting 1234" in (output / "bot.log").read_text(encoding="utf-8")
+    bot_log = (output / "bot.log").read_text(encoding="utf-8")
+    assert "joined meeting 1234" in bot_log
+
+    # The cost, as the bot estimated it: 2 lanes streaming the whole meeting to the translate endpoint.
+    cost = summary["estimated_cost_usd"]
+    assert cost is not None and 0 < cost["total"] < 1 and len(cost["lanes"]) == 2, cost
+    assert "estimated model cost at the configured prices: $" in out
+    assert "estimated cost of meeting 1234: $" in bot_log
+    assert "Estimated model cost: $" in next(output.glob("meeting-1234-*.txt")).read_text(encoding="utf-8")
+    # The timeline picture (the plots extra is installed with the demo) and its data.
+    assert (output / "timeline.png").stat().st_size > 20_000
+    timeline = json.loads((output / "timeline.json").read_text(encoding="utf-8"))
+    assert [p["name"] for p in timeline["people"]] == ["Ana", "Beatriz"] and len(timeline["translations"]) == 4
 
     # A second run replaces the first one's results instead of piling up transcripts.
     code, out, err = await _demo(tmp_path, "--turns", "1", "--languages", "de,en", env=_environ())

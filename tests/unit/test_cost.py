@@ -27,7 +27,7 @@ from translator_bot.interpreter.cost import (
     lane_cost,
     token_cost,
 )
-from translator_bot.interpreter.transcript import Transcript
+from translator_bot.interpreter.transcript import LaneInfo, Transcript
 from translator_bot.metrics import REGISTRY
 from translator_bot.settings import Settings
 
@@ -143,8 +143,10 @@ def test_footer_and_log_line() -> None:
     )
     assert format_usd(12.345) == "$12.35"
     transcript = Transcript("1234", schedule=lambda delay, callback: _Never())
+    transcript.lane_opened(LaneInfo("a->es", "a", "Ana", "en", "es", ("b",)))
     text = transcript.render_text(cost)
-    assert text.endswith("\n\n" + "\n".join(lines) + "\n")  # the footer, after a blank line
+    footer = [lines[0], "  Ana (en -> es) [a->es] (translate): $0.0510, 1.5 min of audio", lines[2]]
+    assert text.endswith("\n\n" + "\n".join(footer) + "\n")  # the footer, after a blank line
     assert "Estimated" not in transcript.render_text()
 
 
@@ -173,3 +175,33 @@ async def test_engines_report_what_the_estimate_needs(fake: FakeRealtimeServer, 
         assert usage.input_audio_tokens > 0 and usage.output_audio_tokens > 0
         assert usage.input_tokens > usage.input_audio_tokens  # the instructions are text tokens
         assert token_cost(usage, LIST) > 0
+
+
+def test_the_demo_summary_reads_the_cost_from_the_bots_metrics() -> None:
+    from prometheus_client import generate_latest
+
+    from translator_bot.demo.report import cost_from_metrics, summary_text
+
+    meter = CostMeter(LIST, "translate")
+    meter.track("demo:ana->es", FakeSession("translate", audio_sent_samples=24_000 * 30))
+    cost = cost_from_metrics(generate_latest(REGISTRY).decode())
+    assert cost is not None and cost["lanes"]["demo:ana->es"] == pytest.approx(0.017)
+    assert cost["total"] >= 0.017
+    summary = {
+        "result": "ok",
+        "delivered": 1,
+        "turns": 1,
+        "engine": "translate",
+        "provider": "fake",
+        "network": "private",
+        "latency_ms": {"p50": None},
+        "bot_exit_code": 0,
+        "utterances": [],
+        "estimated_cost_usd": {"total": 0.017, "lanes": {"demo:ana->es": 0.017}},
+    }
+    assert (
+        "estimated model cost at the configured prices: $0.0170 (demo:ana->es $0.0170)"
+        " (the local fake charges nothing)" in summary_text(summary)
+    )
+    assert cost_from_metrics("# nothing\n") is None
+    del meter

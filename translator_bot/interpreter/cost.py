@@ -16,7 +16,7 @@ people and dashboards, not an invoice: the provider's usage page is the referenc
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -113,7 +113,7 @@ def format_usd(usd: float) -> str:
     return f"${usd:,.2f}" if usd >= 1 else f"${usd:.4f}"
 
 
-def describe_lane(lane: LaneCost) -> str:
+def describe_lane(lane: LaneCost, name: str | None = None) -> str:
     if lane.engine == "translate":
         what = f"{lane.audio_seconds / 60:.1f} min of audio"
     elif lane.engine == "passthrough":
@@ -124,13 +124,17 @@ def describe_lane(lane: LaneCost) -> str:
             f"{u.input_tokens:,} tokens in ({u.input_audio_tokens:,} audio, {u.cached_tokens:,} cached), "
             f"{u.output_tokens:,} out ({u.output_audio_tokens:,} audio)"
         )
-    return f"{lane.lane} ({lane.engine}): {format_usd(lane.usd)}, {what}"
+    shown = f"{name} [{lane.lane}]" if name else lane.lane
+    return f"{shown} ({lane.engine}): {format_usd(lane.usd)}, {what}"
 
 
-def cost_lines(cost: MeetingCost) -> list[str]:
-    """The cost section of the transcript and the demo summary."""
+def cost_lines(cost: MeetingCost, names: Mapping[str, str] | None = None) -> list[str]:
+    """The cost section of the transcript: per lane (named for people by `names`) and in total."""
     lines = [f"Estimated model cost: {format_usd(cost.usd)} (at the TRANSLATOR_PRICE_* prices)"]
-    lines += [f"  {describe_lane(lane)}" for lane in sorted(cost.lanes, key=lambda c: c.lane)]
+    lines += [
+        f"  {describe_lane(lane, (names or {}).get(lane.lane))}"
+        for lane in sorted(cost.lanes, key=lambda c: c.lane)
+    ]
     return lines
 
 

@@ -287,5 +287,9 @@ class Transcript:
             lines.append(f"[{clock}] {entry.speaker_name} ({entry.source_language}): {entry.original}")
             lines.append(f"           -> ({entry.target_language}): {entry.translation}")
         if cost is not None:
-            lines += ["", *cost_lines(cost)]
+            names = {
+                lane: f"{t.info.speaker_name} ({t.info.source_language} -> {t.info.target_language})"
+                for lane, t in self._lanes.items()
+            }
+            lines += ["", *cost_lines(cost, names)]
         return redact(_clean("\n".join(lines) + "\n"))
