@@ -102,7 +102,8 @@ async def test_demo_delivers_every_utterance_and_leaves_its_outputs(
     # The timeline picture (the plots extra is installed with the demo) and its data.
     assert (output / "timeline.png").stat().st_size > 20_000
     timeline = json.loads((output / "timeline.json").read_text(encoding="utf-8"))
-    assert [p["name"] for p in timeline["people"]] == ["Ana", "Beatriz"] and len(timeline["translations"]) == 4
+    assert [p["name"] for p in timeline["people"]] == ["Ana", "Beatriz"]
+    assert [t["first_audio"] is not None for t in timeline["translations"]] == [True] * 4
 
     # A second run replaces the first one's results instead of piling up transcripts.
     code, out, err = await _demo(tmp_path, "--turns", "1", "--languages", "de,en", env=_environ())
