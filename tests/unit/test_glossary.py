@@ -8,10 +8,12 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from tests.unit.test_engine_fake import fake, make, pcm_of, silence, speak_and_collect  # noqa: F401
 from tests.unit.test_engine_realtime import INTO, KEY
-from translator_bot.engine.base import LaneSpec
+from translator_bot.engine.base import LaneSpec, TranslatedAudio
 from translator_bot.engine.instructions import build_instructions
 from translator_bot.errors import SettingsError
+from translator_bot.fake.server import FakeRealtimeServer
 from translator_bot.glossary import MAX_TERMS, Glossary, GlossaryError, parse_glossary
 from translator_bot.languages import parse_language
 from translator_bot.settings import Settings, load_settings
@@ -122,3 +124,21 @@ def empty_env(tmp_path: Path) -> Path:
     path = tmp_path / "empty.env"
     path.write_text("")
     return path
+
+
+async def test_the_faithful_fake_accepts_the_glossary_instructions_and_still_interprets(
+    fake: FakeRealtimeServer,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "glossary.toml"
+    path.write_text(GLOSSARY, encoding="utf-8")
+    session = make(fake, "realtime", glossary=path)
+    await session.start()
+    try:
+        out = await speak_and_collect(session, silence(300) + pcm_of("u2-en") + silence(4000), 1, 30)
+    finally:
+        await session.aclose()
+    record = fake.state.sessions[0]
+    assert record.recognised == ["u2-en"] and record.target_language in ("es", "Spanish")
+    assert any(isinstance(e, TranslatedAudio) for e in out)
+    assert fake.state.all_violations() == []  # every client event valid against the SDK's models
