@@ -150,7 +150,8 @@ def plot_latencies(results: list[dict[str, object]], utterances: int, path: Path
     path.parent.mkdir(parents=True, exist_ok=True)
     title = f"speech end at the speaker -> first translated audio at the listener ({utterances} sentences)"
     try:
-        draw_latency_distribution(samples, path, title=title)
+        medians = {name: percentile(values, 50) for name, values in samples.items() if values}
+        draw_latency_distribution(samples, path, title=title, medians=medians)
     except PlotsUnavailable as exc:
         print(f"no distribution plot: {exc}")
         return

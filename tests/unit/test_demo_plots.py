@@ -72,7 +72,9 @@ def test_timeline_picture_shows_spans_heard_audio_and_latencies(tmp_path: Path) 
 def test_latency_distribution(tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
     samples = {"bot": list(rng.normal(900, 80, 40)), "pass-through": list(rng.normal(300, 30, 40))}
-    path = draw_latency_distribution(samples, tmp_path / "latency.png", title="end of speech -> audio")
+    path = draw_latency_distribution(
+        samples, tmp_path / "latency.png", title="end of speech -> audio", medians={"bot": 905.0}
+    )
     assert path.stat().st_size > 10_000
 
 

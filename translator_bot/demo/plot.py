@@ -88,10 +88,16 @@ def draw_timeline(timeline: Timeline, path: Path) -> Path:
 
 
 def draw_latency_distribution(
-    samples: Mapping[str, Sequence[float]], path: Path, *, title: str, unit: str = "ms"
+    samples: Mapping[str, Sequence[float]],
+    path: Path,
+    *,
+    title: str,
+    unit: str = "ms",
+    medians: Mapping[str, float] | None = None,
 ) -> Path:
     """A histogram per series on shared bins, with each median marked: beside the benchmark's table,
-    it shows the spread that a median alone hides."""
+    it shows the spread that a median alone hides. `medians`: the table's own figures, so the two
+    agree (default: numpy's median)."""
     fig = _figure(figsize=(8, 4), layout="constrained")
     ax = fig.subplots()
     values = [v for series in samples.values() for v in series]
@@ -107,7 +113,7 @@ def draw_latency_distribution(
             label=f"{name} (n={len(series)})",
         )
         if series:
-            median = float(np.median(series))
+            median = (medians or {}).get(name, float(np.median(series)))
             ax.axvline(median, color=color, linestyle="--", linewidth=1.2)
             ax.text(
                 median, ax.get_ylim()[1] * (0.95 - 0.07 * index), f" median {median:.0f} {unit}", color=color
