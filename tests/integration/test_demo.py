@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from translator_bot.demo.plot import INSTALL_HINT
 from translator_bot.testbed.bot import BOT
 from translator_bot.testbed.netns import PrivateNetwork
 
@@ -148,3 +149,19 @@ async def test_unknown_language_is_a_usage_error(tmp_path: Path) -> None:
     code, _, err = await _demo(tmp_path, "--languages", "en,fr", env=_environ(), timeout_s=60)
     assert code == 2
     assert "no recordings in 'fr'; the demo can speak de, en, es" in err
+
+
+async def test_without_the_plots_extra_the_demo_says_so_and_succeeds(
+    private_network: PrivateNetwork, tmp_path: Path
+) -> None:
+    # A `matplotlib` that cannot be imported, first on the path: as if the extra were not installed.
+    hidden = tmp_path / "no-plots" / "matplotlib"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text('raise ImportError("not installed")\n')
+    path = os.pathsep.join(p for p in (str(hidden.parent), os.environ.get("PYTHONPATH", "")) if p)
+    code, out, err = await _demo(tmp_path, "--turns", "1", env=_environ(PYTHONPATH=path))
+    assert code == 0, f"demo exited {code}\n{out}\n{err}"
+    notes = [line for line in out.splitlines() if "timeline picture" in line]
+    assert notes == ["no timeline picture: matplotlib is not installed: " + INSTALL_HINT], out
+    output = tmp_path / "demo-output"
+    assert (output / "timeline.json").exists() and not (output / "timeline.png").exists()
