@@ -7,8 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras=""
-[[ "${1:-}" == "--dev" ]] && extras="[dev,kubernetes]"
+extras="[plots]"  # plots: the demo's timeline picture
+[[ "${1:-}" == "--dev" ]] && extras="[dev,plots,kubernetes]"
 
 sudo_cmd=()
 if [[ $(id -u) -ne 0 ]]; then
@@ -17,7 +17,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 packages=(janus espeak-ng sox iproute2 util-linux ca-certificates)
-[[ -n "$extras" ]] && packages+=(chromium coturn)  # coturn: the browsers' TURN credentials are tested against a real one
+[[ "$extras" == *dev* ]] && packages+=(chromium coturn)  # coturn: the browsers' TURN credentials are tested against a real one
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -17,6 +17,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from translator_bot.errors import ExitCode
 from translator_bot.interpreter import meeting as mt
+from translator_bot.interpreter.cost import cost_summary
 from translator_bot.interpreter.health import PartHealth, assess
 from translator_bot.interpreter.journal import TranscriptJournal
 from translator_bot.interpreter.plan import Member
@@ -159,6 +160,8 @@ async def _shutdown(
     except TimeoutError:
         log.warning("leaving took longer than %.0f s; exiting anyway", SHUTDOWN_BUDGET_S)
     finally:
+        if meeting is not None:
+            log.info("%s", cost_summary(meeting.transcript.meeting_id, meeting.cost.report()))
         if meeting is not None and journal is not None:
             await _write_transcript(meeting, journal, settings)
         if ops is not None:
@@ -190,7 +193,7 @@ async def _write_transcript(meeting: mt.Meeting, journal: TranscriptJournal, set
             log.info("nothing was interpreted: no transcript written")
             return
         text_path = settings.transcript_dir / f"{transcript.base_name}.txt"
-        status = await journal.aclose(text_path, transcript.render_text())
+        status = await journal.aclose(text_path, transcript.render_text(meeting.cost.report()))
     except Exception:
         log.exception("the transcript could not be completed")
         return

@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from translator_bot.errors import SettingsError
+from translator_bot.glossary import load_glossary
 from translator_bot.languages import UnknownLanguageError, parse_language
 from translator_bot.redact import (
     mask_credentials,
@@ -120,6 +121,18 @@ class Settings(BaseSettings):
     # Model sessions per meeting at most: four people in four languages need 12. Beyond the cap the
     # earliest-joined participants are served first (see interpreter/plan.py).
     max_lanes: int = Field(default=12, ge=1, le=400)
+    # TOML file of terms kept as they are and fixed translations per language (see glossary.py);
+    # `realtime` engine only. Checked when the settings load, so a bad file stops the bot at once.
+    glossary: Path | None = None
+
+    # --- estimated cost (USD; defaults: OpenAI's list prices, see README "Cost per meeting") ------
+    price_translate_per_minute: float = Field(default=0.034, ge=0)  # gpt-realtime-translate audio
+    price_audio_input_per_million: float = Field(default=32.0, ge=0)  # gpt-realtime tokens from here
+    price_audio_cached_per_million: float = Field(default=0.40, ge=0)
+    price_audio_output_per_million: float = Field(default=64.0, ge=0)
+    price_text_input_per_million: float = Field(default=4.0, ge=0)
+    price_text_cached_per_million: float = Field(default=0.40, ge=0)
+    price_text_output_per_million: float = Field(default=16.0, ge=0)
 
     # --- playout ---------------------------------------------------------------------------------
     playout_cushion_ms: int = Field(default=60, ge=0, le=2000)
@@ -206,6 +219,13 @@ class Settings(BaseSettings):
             return parse_language(value).tag
         except UnknownLanguageError as exc:
             raise ValueError(str(exc)) from exc
+
+    @field_validator("glossary")
+    @classmethod
+    def _glossary_file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            load_glossary(value)  # raises GlossaryError (a ValueError) with the place and the fix
+        return value
 
     @model_validator(mode="after")
     def _engine_fits_provider(self) -> Settings:

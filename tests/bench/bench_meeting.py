@@ -6,7 +6,8 @@
 `latency`: from the end of each source utterance at the speaker to the first translated audio at the
 listener, for the pass-through engine (same room path, the input returned unchanged after the same
 turn detection) and for both model engines against the fake, measured in the same run; prints p50 /
-p95 and what each engine adds over the pass-through baseline, plus playout underruns.
+p95 and what each engine adds over the pass-through baseline, plus playout underruns, and writes
+their distribution to --plot (default demo-output/bench-meeting-latency.png; the plots extra).
 `capacity`: N two-party meetings in one Janus, both people talking in turns; prints each bot's CPU
 (percent of one core) and the underruns, for N = 1.. until underruns appear or --max-meetings.
 Needs root (or user namespaces) for the private network namespace, like the tests.
@@ -22,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from translator_bot.demo.plot import PlotsUnavailable, draw_latency_distribution
 from translator_bot.fake.catalog import load_catalog
 from translator_bot.fake.server import FakeRealtimeServer
 from translator_bot.fake.state import FakeOptions
@@ -135,6 +137,25 @@ async def latency(args: argparse.Namespace) -> None:
             f"{result['missing']:>8} {result['underruns']:>10.0f}"
         )
     print("(+ columns: added over the pass-through baseline measured in the same run; target +p95 <= 40 ms)")
+    plot_latencies(results, args.utterances, args.plot)
+
+
+def plot_latencies(results: list[dict[str, object]], utterances: int, path: Path) -> None:
+    """The distribution beside the table: the spread a p50/p95 pair hides (the plots extra)."""
+    samples = {
+        str(r["engine"]): [v * 1000 for v in r["latencies"]]
+        for r in results
+        if isinstance(r["latencies"], list)
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    title = f"speech end at the speaker -> first translated audio at the listener ({utterances} sentences)"
+    try:
+        medians = {name: percentile(values, 50) for name, values in samples.items() if values}
+        draw_latency_distribution(samples, path, title=title, medians=medians)
+    except PlotsUnavailable as exc:
+        print(f"no distribution plot: {exc}")
+        return
+    print(f"distribution plot: {path}")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -211,6 +232,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="what", required=True)
     lat = sub.add_parser("latency")
     lat.add_argument("--utterances", type=int, default=8)
+    lat.add_argument("--plot", type=Path, default=Path("demo-output/bench-meeting-latency.png"))
     cap = sub.add_parser("capacity")
     cap.add_argument("--max-meetings", type=int, default=4)
     cap.add_argument("--seconds", type=float, default=40.0)

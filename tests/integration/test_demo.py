@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from translator_bot.demo.plot import INSTALL_HINT
 from translator_bot.testbed.bot import BOT
 from translator_bot.testbed.netns import PrivateNetwork
 
@@ -90,7 +91,20 @@ async def test_demo_delivers_every_utterance_and_leaves_its_outputs(
     )
     entries = [json.loads(line) for line in transcripts[0].read_text(encoding="utf-8").splitlines()]
     assert len(entries) == 4
-    assert "joined meeting 1234" in (output / "bot.log").read_text(encoding="utf-8")
+    bot_log = (output / "bot.log").read_text(encoding="utf-8")
+    assert "joined meeting 1234" in bot_log
+
+    # The cost, as the bot estimated it: 2 lanes streaming the whole meeting to the translate endpoint.
+    cost = summary["estimated_cost_usd"]
+    assert cost is not None and 0 < cost["total"] < 1 and len(cost["lanes"]) == 2, cost
+    assert "estimated model cost at the configured prices: $" in out
+    assert "estimated cost of meeting 1234: $" in bot_log
+    assert "Estimated model cost: $" in next(output.glob("meeting-1234-*.txt")).read_text(encoding="utf-8")
+    # The timeline picture (the plots extra is installed with the demo) and its data.
+    assert (output / "timeline.png").stat().st_size > 20_000
+    timeline = json.loads((output / "timeline.json").read_text(encoding="utf-8"))
+    assert [p["name"] for p in timeline["people"]] == ["Ana", "Beatriz"]
+    assert [t["first_audio"] is not None for t in timeline["translations"]] == [True] * 4
 
     # A second run replaces the first one's results instead of piling up transcripts.
     code, out, err = await _demo(tmp_path, "--turns", "1", "--languages", "de,en", env=_environ())
@@ -135,3 +149,19 @@ async def test_unknown_language_is_a_usage_error(tmp_path: Path) -> None:
     code, _, err = await _demo(tmp_path, "--languages", "en,fr", env=_environ(), timeout_s=60)
     assert code == 2
     assert "no recordings in 'fr'; the demo can speak de, en, es" in err
+
+
+async def test_without_the_plots_extra_the_demo_says_so_and_succeeds(
+    private_network: PrivateNetwork, tmp_path: Path
+) -> None:
+    # A `matplotlib` that cannot be imported, first on the path: as if the extra were not installed.
+    hidden = tmp_path / "no-plots" / "matplotlib"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text('raise ImportError("not installed")\n')
+    path = os.pathsep.join(p for p in (str(hidden.parent), os.environ.get("PYTHONPATH", "")) if p)
+    code, out, err = await _demo(tmp_path, "--turns", "1", env=_environ(PYTHONPATH=path))
+    assert code == 0, f"demo exited {code}\n{out}\n{err}"
+    notes = [line for line in out.splitlines() if "timeline picture" in line]
+    assert notes == ["no timeline picture: matplotlib is not installed: " + INSTALL_HINT], out
+    output = tmp_path / "demo-output"
+    assert (output / "timeline.json").exists() and not (output / "timeline.png").exists()

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -413,3 +414,20 @@ async def test_context_is_bounded_by_deleting_old_items(server_factory: Any) -> 
     expected = [x for n in range(1, turns - 1) for x in (f"u{n}", f"a{n}")]
     assert deleted == expected  # the last two turns (4 items) are kept
     assert server.conns[0].violations == []
+
+
+async def test_the_realtime_session_sends_the_glossary_to_the_server(
+    server_factory: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "glossary.toml"
+    path.write_text('keep = ["Kubernetes"]\n[translate.es]\n"invoice" = "factura"\n', encoding="utf-8")
+    server = await server_factory()
+    session = make(server, settings={"glossary": path})
+    await session.start()
+    conn = await server.wait_conns(1)
+    try:
+        instructions = conn.sent_of("session.update")[0].session.instructions
+        assert '"invoice" -> "factura"' in instructions and '"Kubernetes"' in instructions
+    finally:
+        await session.aclose()
+    assert conn.violations == []

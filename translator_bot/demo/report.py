@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 
 from translator_bot.demo.script import Turn
+from translator_bot.interpreter.cost import format_usd
 
 # Anything the speaker's own interpreter feed plays during their turn is a routing fault; a few
 # frames of comfort noise are not.
@@ -113,6 +115,14 @@ def summary_text(summary: dict[str, Any]) -> str:
         lines.append(
             f"end of speech -> first translated audio: median {latency['p50']} ms, max {latency['max']} ms"
         )
+    cost = summary.get("estimated_cost_usd")
+    if cost is not None:
+        lanes = ", ".join(f"{lane} {format_usd(usd)}" for lane, usd in cost["lanes"].items())
+        lines.append(
+            f"estimated model cost at the configured prices: {format_usd(cost['total'])}"
+            + (f" ({lanes})" if lanes else "")
+            + (" (the local fake charges nothing)" if summary.get("provider") == "fake" else "")
+        )
     lines.append(f"bot exit code: {summary['bot_exit_code']}")
     lines.append("")
     for u in summary["utterances"]:
@@ -129,3 +139,19 @@ def write_summary(directory: Path, summary: dict[str, Any]) -> list[Path]:
     as_json.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     as_text.write_text(summary_text(summary), encoding="utf-8")
     return [as_json, as_text]
+
+
+def cost_from_metrics(text: str) -> dict[str, Any] | None:
+    """The bot's estimated cost as its /metrics said at the end of the last turn: the meeting's total
+    and each open lane's; None if the bot did not report it."""
+    total: float | None = None
+    lanes: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "translator_meeting_estimated_cost_usd_total":
+                total = sample.value
+            elif sample.name == "translator_estimated_cost_usd_total":
+                lanes[sample.labels.get("lane", "")] = round(sample.value, 6)
+    if total is None:
+        return None
+    return {"total": round(total, 6), "lanes": dict(sorted(lanes.items()))}

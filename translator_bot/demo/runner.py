@@ -15,8 +15,10 @@ from typing import Literal
 
 from translator_bot.demo.network import DemoNetwork
 from translator_bot.demo.observe import finished_speaking, observe, wait_for_translation, write_wav
-from translator_bot.demo.report import TurnResult, summarise, summary_text, write_summary
+from translator_bot.demo.plot import PlotsUnavailable, draw_timeline
+from translator_bot.demo.report import TurnResult, cost_from_metrics, summarise, summary_text, write_summary
 from translator_bot.demo.script import Person, Turn
+from translator_bot.demo.timeline import TimelineRecorder, save_timeline
 from translator_bot.languages import parse_language
 from translator_bot.testbed.janus import JanusServer, JanusServerError
 from translator_bot.testbed.participant import Recording
@@ -37,6 +39,8 @@ OWNED_PATTERNS = (
     "bot-metrics.txt",
     "meeting-*.jsonl",
     "meeting-*.txt",
+    "timeline.json",
+    "timeline.png",
 )
 
 
@@ -66,7 +70,9 @@ def _clear_previous_run(directory: Path) -> None:
             path.unlink()
 
 
-async def _play_turn(rig: InterpreterRig, turn: Turn, timeout_s: float, show: Show) -> TurnResult:
+async def _play_turn(
+    rig: InterpreterRig, turn: Turn, timeout_s: float, show: Show, timeline: TimelineRecorder
+) -> TurnResult:
     speaker = rig.people[turn.speaker.name]
     listener = rig.people[turn.listener.name]
     assert speaker.listening is not None and listener.listening is not None
@@ -85,6 +91,8 @@ async def _play_turn(rig: InterpreterRig, turn: Turn, timeout_s: float, show: Sh
         turn.expected_id,
     )
     latency = None if seen.first_arrival is None else round((seen.first_arrival - spoken.end) * 1000)
+    timeline.spoke(turn.speaker.name, spoken.start, spoken.end, turn.text)
+    timeline.translated(turn.speaker.name, turn.listener.name, spoken.end, seen.first_arrival)
     result = TurnResult(
         turn=turn,
         spoken_ms=round((spoken.end - spoken.start) * 1000),
@@ -138,6 +146,8 @@ async def _run_meeting(config: DemoConfig, show: Show) -> int:
     rig: InterpreterRig | None = None
     results: list[TurnResult] = []
     bot_code: int | None = None
+    timeline = TimelineRecorder()
+    cost: dict[str, object] | None = None
     try:
         try:
             await janus.start()
@@ -171,15 +181,18 @@ async def _run_meeting(config: DemoConfig, show: Show) -> int:
         else:
             show(f"the model is not answering yet (lanes: {waiting or 'none'}); speaking anyway")
         for turn in plan:
-            results.append(await _play_turn(rig, turn, config.turn_timeout_s, show))
+            results.append(await _play_turn(rig, turn, config.turn_timeout_s, show, timeline))
             await asyncio.sleep(0.5)
         with contextlib.suppress(Exception):
-            (config.output_dir / "bot-metrics.txt").write_text(await rig.metrics_text(), encoding="utf-8")
+            metrics = await rig.metrics_text()
+            (config.output_dir / "bot-metrics.txt").write_text(metrics, encoding="utf-8")
+            cost = cost_from_metrics(metrics)
         bot_code = await rig.stop_bot()
         show(f"the bot left the meeting (exit code {bot_code}) and wrote the transcript")
     finally:
         if rig is not None:
             _save_outputs(rig, config.output_dir)
+            _save_timeline(rig, timeline, config, show)
             with contextlib.suppress(Exception):
                 await rig.aclose()
         await janus.stop()
@@ -192,6 +205,7 @@ async def _run_meeting(config: DemoConfig, show: Show) -> int:
             "network": config.network.mode,
             "meeting": MEETING_ID,
             "transcripts": sorted(p.name for p in config.output_dir.glob("meeting-*")),
+            "estimated_cost_usd": cost,
         },
         bot_exit_code=bot_code,
     )
@@ -254,3 +268,18 @@ def _save_outputs(rig: InterpreterRig, directory: Path) -> None:
         write_wav(directory / f"{name}-heard.wav", recording)
     if rig.bot is not None:
         (directory / "bot.log").write_text(rig.bot.text + "\n", encoding="utf-8")
+
+
+def _save_timeline(rig: InterpreterRig, recorder: TimelineRecorder, config: DemoConfig, show: Show) -> None:
+    """timeline.json always; timeline.png when the plots extra is installed (else one line why)."""
+    directory = config.output_dir
+    heard = {}
+    for person in config.people:
+        listening = rig.people[person.name].listening if person.name in rig.people else None
+        heard[person.name] = (person.language, listening.recording if listening is not None else Recording())
+    timeline = recorder.build(heard)
+    save_timeline(timeline, directory / "timeline.json")
+    try:
+        draw_timeline(timeline, directory / "timeline.png")
+    except PlotsUnavailable as exc:
+        show(f"no timeline picture: {exc}")

@@ -10,7 +10,7 @@ import abc
 import enum
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import TYPE_CHECKING, Union
 
 from translator_bot.languages import Language
@@ -74,13 +74,13 @@ class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
+    # The audio part of each (the rest is text); audio tokens cost several times text tokens.
+    input_audio_tokens: int = 0
+    cached_audio_tokens: int = 0
+    output_audio_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            self.input_tokens + other.input_tokens,
-            self.output_tokens + other.output_tokens,
-            self.cached_tokens + other.cached_tokens,
-        )
+        return Usage(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
 
 EngineEvent = Union[  # noqa: UP007 (a runtime alias used in isinstance-free matching)
@@ -121,6 +121,7 @@ class EngineSession(abc.ABC):
 
     reconnects: int
     usage_total: Usage
+    audio_sent_samples: int = 0  # 24 kHz input samples sent to the model (duration-priced engines)
     state: EngineState
     outage: Outage | None = None
 

@@ -3,7 +3,9 @@
 General realtime models answer questions instead of translating them unless told very plainly not
 to; the wording below says so several ways. The target language is named with the phrase
 `into <Language>` before any participant name appears, so no name can be mistaken for it.
-Participant names come from room metadata and are untrusted: they are cleaned and quoted.
+Participant names come from room metadata and are untrusted: they are cleaned and quoted. Names are
+said as they are (not translated) unless the glossary says otherwise; the glossary's own terms and
+fixed translations (translator_bot/glossary.py) come before the context line, which stays last.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 import unicodedata
 
 from translator_bot.engine.base import LaneSpec
+from translator_bot.glossary import Glossary
 
 _NAME_MAX = 40
 _NOT_NAME = re.compile(r"[\"'`<>{}\[\]\\]")
@@ -27,7 +30,23 @@ def clean_name(name: str, fallback: str) -> str:
     return text or fallback
 
 
-def build_instructions(spec: LaneSpec) -> str:
+def glossary_lines(glossary: Glossary, spec: LaneSpec, names: tuple[str, ...]) -> list[str]:
+    """The glossary part: names and terms said as they are, fixed translations into this target."""
+    lines = []
+    if glossary.keep_names and names:
+        quoted = ", ".join(f'"{n}"' for n in names)
+        lines.append(f"Never translate or adapt people's names; say them as they are: {quoted}.")
+    if glossary.keep:
+        terms = ", ".join(f'"{t}"' for t in glossary.keep)
+        lines.append(f"Keep these terms exactly as they are, untranslated: {terms}.")
+    fixed = glossary.fixed_for(spec.target)
+    if fixed:
+        pairs = "; ".join(f'"{term}" -> "{translation}"' for term, translation in fixed)
+        lines.append(f"Always translate these terms into {spec.target.name} exactly as given: {pairs}.")
+    return lines
+
+
+def build_instructions(spec: LaneSpec, glossary: Glossary | None = None) -> str:
     target = spec.target.name
     speaker = clean_name(spec.speaker_name, "the speaker")
     listener = clean_name(spec.listener_name, "the listener")
@@ -35,6 +54,7 @@ def build_instructions(spec: LaneSpec) -> str:
         source = f"They normally speak {spec.source.name}, but translate whatever language you hear."
     else:
         source = "Detect the language of what you hear."
+    names = tuple(n for n in (speaker, listener) if n not in ("the speaker", "the listener"))
     return "\n".join(
         [
             f"You are a simultaneous interpreter. Translate everything you hear into {target}, "
@@ -47,6 +67,7 @@ def build_instructions(spec: LaneSpec) -> str:
             "Keep names, numbers and technical terms exact.",
             f"If what you hear is already in {target}, or is not speech (noise, coughing, silence), "
             "say nothing.",
+            *glossary_lines(glossary or Glossary(), spec, names),
             f'Context: the speaker is "{speaker}". {source} '
             f'The listener is "{listener}", who understands {target}.',
         ]

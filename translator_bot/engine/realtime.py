@@ -72,6 +72,7 @@ from translator_bot.engine.instructions import build_instructions
 from translator_bot.engine.lifetime import is_retryable
 from translator_bot.engine.protocol import parse_server_event
 from translator_bot.engine.session import HEALTHY_AFTER_S, Link, ManagedSession
+from translator_bot.glossary import load_glossary
 from translator_bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,7 @@ class RealtimeSession(ManagedSession[RealtimeLinkState]):
         )
         return RealtimeSessionCreateRequest(
             type="realtime",
-            instructions=build_instructions(spec),
+            instructions=build_instructions(spec, load_glossary(s.glossary) if s.glossary else None),
             output_modalities=["audio"],
             audio=RealtimeAudioConfig(
                 input=RealtimeAudioConfigInput(
@@ -368,10 +369,15 @@ class RealtimeSession(ManagedSession[RealtimeLinkState]):
                 self._item_audio_done(link, item.id)
         if resp.usage is not None:
             details = resp.usage.input_token_details
+            cached = details.cached_tokens_details if details is not None else None
+            out = resp.usage.output_token_details
             usage = Usage(
                 input_tokens=resp.usage.input_tokens or 0,
                 output_tokens=resp.usage.output_tokens or 0,
                 cached_tokens=(details.cached_tokens or 0) if details is not None else 0,
+                input_audio_tokens=(details.audio_tokens or 0) if details is not None else 0,
+                cached_audio_tokens=(cached.audio_tokens or 0) if cached is not None else 0,
+                output_audio_tokens=(out.audio_tokens or 0) if out is not None else 0,
             )
             self._add_usage(usage)  # counted in the metrics by the lane, once
         covered = st.covers.pop(rid, None)

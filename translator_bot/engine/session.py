@@ -44,6 +44,7 @@ from typing import Generic, TypeVar
 import aiohttp
 from pydantic import BaseModel
 
+from translator_bot.audio.formats import BYTES_PER_SAMPLE
 from translator_bot.engine.base import (
     Clock,
     EngineEvent,
@@ -171,6 +172,7 @@ class ManagedSession(EngineSession, Generic[S]):
         self.recycles = 0
         self.replayed_ms = 0  # input sent a second time after drops (paid for twice)
         self.usage_total = Usage()
+        self.audio_sent_samples = 0  # input audio on the wire, replays included: what duration pricing bills
         self.state = EngineState.CONNECTING
         self.outage: Outage | None = None
 
@@ -614,6 +616,7 @@ class ManagedSession(EngineSession, Generic[S]):
                 if self._active is link and self._feed.available() >= chunk:
                     pcm = self._feed.take(chunk)
                     await link.conn.send(self._audio_event(base64.b64encode(pcm).decode("ascii")))
+                    self.audio_sent_samples += len(pcm) // BYTES_PER_SAMPLE
                     continue
                 link.wake.clear()
                 await link.wake.wait()

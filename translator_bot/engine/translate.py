@@ -54,6 +54,7 @@ from translator_bot.engine.connection import Parser
 from translator_bot.engine.feed import ms_to_samples
 from translator_bot.engine.protocol import parse_translation_server_event
 from translator_bot.engine.session import Link, ManagedSession
+from translator_bot.glossary import warn_unused_once
 from translator_bot.metrics import ENGINE_UNKNOWN_EVENTS
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,8 @@ class TranslateSession(ManagedSession[TranslateLinkState]):
         return TranslateLinkState()
 
     def session_config(self) -> RealtimeTranslationSessionUpdateRequest:
+        if self._settings.glossary is not None:
+            warn_unused_once(self.engine_name)
         return RealtimeTranslationSessionUpdateRequest(
             audio=Audio(
                 input=AudioInput(

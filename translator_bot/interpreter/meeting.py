@@ -37,6 +37,7 @@ from translator_bot.audio.playout import PlayoutKey, PlayoutTrack
 from translator_bot.engine.base import EngineSession, LaneSpec
 from translator_bot.engine.factory import create_engine
 from translator_bot.errors import ProviderError, RoomError
+from translator_bot.interpreter.cost import CostMeter
 from translator_bot.interpreter.health import PartHealth, Restarts
 from translator_bot.interpreter.lane import Lane, LaneRouter, spec_for
 from translator_bot.interpreter.plan import (
@@ -192,6 +193,7 @@ class Meeting(LaneRouter):
         self._playout_clock = playout_clock
         self._supervise_interval = supervise_interval
         self.transcript = Transcript(meeting_id)
+        self.cost = CostMeter.from_settings(settings)
         self.members: dict[str, Member] = {}  # in join order: the lane cap serves the earliest first
         self.lanes: dict[LaneKey, Lane] = {}
         self.feeds: dict[str, _Feed] = {}
@@ -486,6 +488,7 @@ class Meeting(LaneRouter):
         )
         lane.start()
         self.lanes[plan.key] = lane
+        self.cost.track(str(plan.key), engine)
 
     def _lane_stopped(self, lane: Lane, reason: str) -> None:
         if self.lanes.get(lane.key) is not lane:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Protocol
 
+from translator_bot.interpreter.cost import MeetingCost, cost_lines
 from translator_bot.redact import redact
 
 SOURCE_GRACE_S = 5.0  # how long a final translation waits for the transcription of its speech
@@ -277,11 +278,18 @@ class Transcript:
             if not entry.revision:
                 self._record(entry)
 
-    def render_text(self) -> str:
-        """The transcript for people: who said what, and its translation, in spoken order."""
+    def render_text(self, cost: MeetingCost | None = None) -> str:
+        """The transcript for people: who said what, and its translation, in spoken order; the
+        meeting's estimated cost as its footer."""
         lines = [f"Meeting {self.meeting_id}, started {_iso(self.started_at)}", ""]
         for entry in sorted(self.utterances, key=lambda u: u.started_at):
             clock = datetime.fromtimestamp(entry.started_at, UTC).strftime("%H:%M:%S")
             lines.append(f"[{clock}] {entry.speaker_name} ({entry.source_language}): {entry.original}")
             lines.append(f"           -> ({entry.target_language}): {entry.translation}")
+        if cost is not None:
+            names = {
+                lane: f"{t.info.speaker_name} ({t.info.source_language} -> {t.info.target_language})"
+                for lane, t in self._lanes.items()
+            }
+            lines += ["", *cost_lines(cost, names)]
         return redact(_clean("\n".join(lines) + "\n"))
