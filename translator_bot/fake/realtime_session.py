@@ -22,7 +22,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
 
-from translator_bot.audio.formats import MODEL_BYTES_PER_MS
+from translator_bot.audio.formats import MODEL_BYTES_PER_MS, MODEL_RATE
+from translator_bot.audio.vad import VoiceActivityDetector, VoiceStarted, VoiceStopped
 from translator_bot.engine.protocol import CLIENT_EVENT_TYPES, CLIENT_EVENTS
 from translator_bot.fake import session_config as cfg
 from translator_bot.fake.base_session import UNRECOGNISED_TRANSCRIPT, BaseSession
@@ -32,7 +33,6 @@ from translator_bot.fake.pacing import DeltaSchedule
 from translator_bot.fake.recognizer import Recognition
 from translator_bot.fake.responses import ActiveResponse, apply_truncation, rate_limits_event, response_wire
 from translator_bot.fake.state import TruncateRecord
-from translator_bot.fake.vad import EnergyVad, SpeechStarted, SpeechStopped
 from translator_bot.fixtures import Utterance
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class RealtimeSession(BaseSession):
         self.session = cfg.default_realtime_session(self.record.id, self.record.model)
         self.conversation_id = new_id("conv")
         self.conv = Conversation()
-        self.vad: EnergyVad | None = None
+        self.vad: VoiceActivityDetector | None = None
         self._configure_vad()
         self._buffer = bytearray()
         self._buffer_start_ms = 0
@@ -136,9 +136,10 @@ class RealtimeSession(BaseSession):
         if config is None:
             self.vad = None
         elif self.vad is None:
-            self.vad = EnergyVad(config, origin_ms=self.audio_ms)
+            # On the session's audio clock in samples: whole milliseconds, as the events report them.
+            self.vad = VoiceActivityDetector(config.detector(), origin=self.audio_ms * MODEL_RATE // 1000)
         else:
-            self.vad.reconfigure(config)
+            self.vad.reconfigure(config.detector())
 
     # --- input audio ----------------------------------------------------------------------------
 
@@ -150,10 +151,10 @@ class RealtimeSession(BaseSession):
         if self.vad is None:
             return
         for vad_event in self.vad.feed(samples):
-            if isinstance(vad_event, SpeechStarted):
-                await self._speech_started(vad_event.audio_start_ms)
-            elif isinstance(vad_event, SpeechStopped):
-                await self._speech_stopped(vad_event.audio_end_ms)
+            if isinstance(vad_event, VoiceStarted):
+                await self._speech_started(vad_event.start_ms)
+            elif isinstance(vad_event, VoiceStopped):
+                await self._speech_stopped(vad_event.end_ms)
         if not self.vad.in_speech:
             self._trim_buffer()
 
