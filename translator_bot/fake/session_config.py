@@ -12,6 +12,7 @@ import re
 import time
 from typing import Any
 
+from translator_bot.audio.formats import MODEL_RATE
 from translator_bot.audio.vad import ServerVadConfig
 from translator_bot.languages import UnknownLanguageError, parse_language
 
@@ -43,7 +44,7 @@ def default_realtime_session(session_id: str, model: str) -> dict[str, Any]:
         "include": None,
         "audio": {
             "input": {
-                "format": {"type": "audio/pcm", "rate": 24000},
+                "format": {"type": "audio/pcm", "rate": MODEL_RATE},
                 "transcription": None,
                 "noise_reduction": None,
                 "turn_detection": {
@@ -56,7 +57,7 @@ def default_realtime_session(session_id: str, model: str) -> dict[str, Any]:
                     "interrupt_response": True,
                 },
             },
-            "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "marin", "speed": 1.0},
+            "output": {"format": {"type": "audio/pcm", "rate": MODEL_RATE}, "voice": "marin", "speed": 1.0},
         },
     }
 
