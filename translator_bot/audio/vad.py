@@ -30,12 +30,25 @@ def amplitude_dbfs(rms: float) -> float:
     return 20.0 * math.log10(max(rms, 1e-9) / _FULL_SCALE)
 
 
-def frame_levels(samples: npt.NDArray[np.int16], frame_samples: int) -> npt.NDArray[np.float64]:
+def frame_levels(samples: npt.NDArray[np.int16], frame_samples: int) -> npt.NDArray[np.float32]:
     """RMS level in dBFS of each whole frame of `samples` (a trailing partial frame is left out)."""
-    whole = len(samples) // frame_samples * frame_samples
-    frames = samples[:whole].astype(np.float64).reshape(-1, frame_samples) / _FULL_SCALE
-    levels: npt.NDArray[np.float64] = 10.0 * np.log10(np.mean(frames * frames, axis=1) + _POWER_FLOOR)
+    power = _frame_power(samples, frame_samples) / np.float32(_FULL_SCALE * _FULL_SCALE)
+    levels: npt.NDArray[np.float32] = np.float32(10.0) * np.log10(power + np.float32(_POWER_FLOOR))
     return levels
+
+
+def _frame_power(samples: npt.NDArray[np.int16], frame_samples: int) -> npt.NDArray[np.float32]:
+    """Mean square of each whole frame on the int16 scale. float32 is ample for a level compared with a
+    threshold and keeps the sentence splitter, which re-reads its unconsumed audio on every append, cheap;
+    the detector compares this with its threshold as a power, with no logarithm per frame."""
+    whole = len(samples) // frame_samples * frame_samples
+    frames = samples[:whole].astype(np.float32).reshape(-1, frame_samples)
+    power: npt.NDArray[np.float32] = np.mean(frames * frames, axis=1)
+    return power
+
+
+def _min_power(threshold_dbfs: float) -> float:
+    return float(_FULL_SCALE * _FULL_SCALE * 10.0 ** (threshold_dbfs / 10.0))
 
 
 @dataclass(frozen=True)
@@ -116,6 +129,7 @@ class VoiceActivityDetector:
 
     def __init__(self, config: VoiceActivityConfig, *, origin: int = 0, rate: int = MODEL_RATE) -> None:
         self._config = config
+        self._min_power = _min_power(config.threshold_dbfs)
         self._rate = rate
         self._frame = rate * config.frame_ms // 1000
         self._origin = origin  # where the first sample fed sits on the caller's sample clock
@@ -158,14 +172,15 @@ class VoiceActivityDetector:
         if config.frame_ms != self._config.frame_ms:
             raise ValueError("the frame size of a running detector cannot change")
         self._config = config
+        self._min_power = _min_power(config.threshold_dbfs)
 
     def feed(self, samples: npt.NDArray[np.int16]) -> list[VoiceEvent]:
-        data = np.concatenate([self._carry, samples.astype(np.int16, copy=False)])
+        data = samples if not len(self._carry) else np.concatenate([self._carry, samples])
         whole = len(data) // self._frame * self._frame
-        self._carry = data[whole:].copy()
+        self._carry = data[whole:].astype(np.int16)  # a copy: the caller's buffer may change
         events: list[VoiceEvent] = []
-        for level in frame_levels(data[:whole], self._frame):
-            event = self._step(bool(level >= self._config.threshold_dbfs))
+        for voiced in (_frame_power(data[:whole], self._frame) >= self._min_power).tolist():
+            event = self._step(voiced)
             if event is not None:
                 events.append(event)
         return events
