@@ -224,3 +224,27 @@ async def test_stream_pace_rejects_nonsense(server):
         url = server.base_url.replace("/v1", "/_fake/control")
         async with http.post(url, json={"action": "stream_pace", "real_time_factor": -2}) as response:
             assert response.status == 400
+
+
+async def test_a_crashed_session_task_ends_the_session_and_is_recorded(monkeypatch):
+    fake = FakeRealtimeServer(options=FakeOptions(realtime_speed=50.0, transcript_delay_ms=0))
+    await fake.start()
+    try:
+
+        def broken_recogniser(pcm: np.ndarray) -> Any:
+            raise RuntimeError("recogniser bug")
+
+        monkeypatch.setattr(fake._ctx.catalog, "recognise", broken_recogniser)
+        async with await ProbeClient.connect(ws_url(fake)) as client:
+            await client.send(
+                {"type": "session.update", "session": {"type": "realtime", "instructions": SPANISH}}
+            )
+            await client.append(np.concatenate([read_pcm(utterance("u1-en")), np.zeros(24_000, np.int16)]))
+            assert await client.close_code() == 1011
+        assert len(fake.state.internal_errors) == 1
+        assert (
+            "recogniser" in fake.state.internal_errors[0]
+            and "recogniser bug" in fake.state.internal_errors[0]
+        )
+    finally:
+        await fake.stop()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from translator_bot.audio.vad import ServerVadConfig
 from translator_bot.engine.protocol import parse_server_event, parse_translation_server_event
 from translator_bot.fake import session_config as cfg
-from translator_bot.fake.vad import VadConfig
 
 
 def test_defaults_validate_as_the_sdk_session_models():
@@ -52,7 +52,7 @@ def test_a_changed_type_replaces_the_object():
         base, {"audio": {"input": {"turn_detection": {"type": "semantic_vad", "eagerness": "high"}}}}
     )
     assert merged["audio"]["input"]["turn_detection"] == {"type": "semantic_vad", "eagerness": "high"}
-    assert cfg.vad_config(merged) == VadConfig(silence_duration_ms=300)
+    assert cfg.vad_config(merged) == ServerVadConfig(silence_duration_ms=300)
 
 
 def test_vad_config_and_flags_follow_the_session():
@@ -71,7 +71,9 @@ def test_vad_config_and_flags_follow_the_session():
             }
         },
     )
-    assert cfg.vad_config(session) == VadConfig(threshold=0.7, prefix_padding_ms=100, silence_duration_ms=500)
+    assert cfg.vad_config(session) == ServerVadConfig(
+        threshold=0.7, prefix_padding_ms=100, silence_duration_ms=500
+    )
     assert cfg.flag(session, "interrupt_response") is False
     assert cfg.flag(session, "create_response") is True
 

@@ -13,12 +13,15 @@ from collections.abc import Callable
 import numpy as np
 
 from translator_bot.audio.formats import BYTES_PER_SAMPLE, MODEL_RATE
+from translator_bot.audio.vad import VoiceActivityConfig, VoiceActivityDetector, VoiceStarted, amplitude_dbfs
 
 log = logging.getLogger(__name__)
 
-_BLOCK = MODEL_RATE // 50  # 20 ms: the gate decides per block
-_GATE_RMS = 300.0  # about -40 dBFS: above room noise, below any voice close to a microphone
-_HANGOVER_BLOCKS = 25  # 500 ms of quiet ends a run of speech
+# The gate decides per 20 ms block: one block at RMS 300 (about -40.8 dBFS: above room noise, below any
+# voice close to a microphone) starts a run of speech, 500 ms of quiet ends it.
+_GATE = VoiceActivityConfig(
+    threshold_dbfs=amplitude_dbfs(300.0), frame_ms=20, min_speech_ms=20, hangover_ms=500
+)
 
 
 def samples_to_ms(samples: int) -> int:
@@ -42,12 +45,19 @@ class AudioFeed:
         self._carry = b""  # odd trailing byte of the last push
         self.sent_upto = 0  # absolute index of the next sample to hand to a socket
         self.dropped_samples = 0  # never sent because the history overflowed while nobody read it
-        self._gate_pos = 0
-        self._quiet_blocks = _HANGOVER_BLOCKS
-        self.voiced = False
+        self._gate = VoiceActivityDetector(_GATE)
         self.run_start: int | None = None  # start of the current or last run of speech
-        self.run_end: int | None = None  # end of the last voiced block of that run
         self._on_speech_start = on_speech_start
+
+    @property
+    def voiced(self) -> bool:
+        """Speech is going on (or paused for less than the gate's hangover)."""
+        return self._gate.in_speech
+
+    @property
+    def run_end(self) -> int | None:
+        """End of the last voiced block of the current or last run of speech."""
+        return self._gate.last_voiced_end
 
     @property
     def end(self) -> int:
@@ -64,7 +74,7 @@ class AudioFeed:
         else:
             self._carry = b""
         self._buf += data
-        self._run_gate()
+        self._run_gate(data)
         excess = len(self._buf) // BYTES_PER_SAMPLE - self._max_samples
         if excess > 0:
             del self._buf[: excess * BYTES_PER_SAMPLE]
@@ -114,25 +124,9 @@ class AudioFeed:
             return self.end - self._start
         return self.end - self.run_end
 
-    def _run_gate(self) -> None:
-        while self._gate_pos + _BLOCK <= self.end:
-            offset = (self._gate_pos - self._start) * BYTES_PER_SAMPLE
-            if offset < 0:  # the history was trimmed past unexamined audio
-                self._gate_pos = self._start
-                continue
-            block = np.frombuffer(self._buf, dtype="<i2", count=_BLOCK, offset=offset)
-            rms = float(np.sqrt(np.mean(block.astype(np.float32) ** 2)))
-            loud = rms >= _GATE_RMS
-            if loud:
-                if not self.voiced:
-                    self.voiced = True
-                    self.run_start = self._gate_pos
-                    if self._on_speech_start is not None:
-                        self._on_speech_start()
-                self._quiet_blocks = 0
-                self.run_end = self._gate_pos + _BLOCK
-            elif self.voiced:
-                self._quiet_blocks += 1
-                if self._quiet_blocks >= _HANGOVER_BLOCKS:
-                    self.voiced = False
-            self._gate_pos += _BLOCK
+    def _run_gate(self, data: bytes) -> None:
+        for event in self._gate.feed(np.frombuffer(data, dtype="<i2")):
+            if isinstance(event, VoiceStarted):
+                self.run_start = event.voiced
+                if self._on_speech_start is not None:
+                    self._on_speech_start()

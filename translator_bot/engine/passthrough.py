@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
+from translator_bot.audio.vad import ServerVadConfig, VoiceActivityDetector, VoiceStarted
 from translator_bot.engine.base import (
     Clock,
     EngineEvent,
@@ -30,8 +31,6 @@ from translator_bot.engine.base import (
     Usage,
 )
 from translator_bot.engine.endpoint import Endpoint
-from translator_bot.fake.vad import EnergyVad, VadConfig
-from translator_bot.fake.vad import SpeechStarted as VadStarted
 from translator_bot.settings import Settings
 
 _CHUNK_SAMPLES = 4800  # 200 ms, like the real endpoints' deltas
@@ -46,12 +45,12 @@ class PassthroughSession(EngineSession):
         self._spec = spec
         self._clock = clock
         self._delay = settings.passthrough_delay_ms / 1000
-        self._vad = EnergyVad(
-            VadConfig(
+        self._vad = VoiceActivityDetector(
+            ServerVadConfig(
                 threshold=settings.vad_threshold,
                 prefix_padding_ms=settings.vad_prefix_padding_ms,
                 silence_duration_ms=settings.vad_silence_duration_ms,
-            )
+            ).detector()
         )
         self._history = np.zeros(0, dtype=np.int16)  # recent audio, for prefix padding
         self._history_start_ms = 0
@@ -76,14 +75,14 @@ class PassthroughSession(EngineSession):
         self._history = np.concatenate([self._history, samples])
         for event in self._vad.feed(samples):
             now = self._clock()
-            if isinstance(event, VadStarted):
+            if isinstance(event, VoiceStarted):
                 # Start where the voice starts (with the short lead-in recordings have), not at the
                 # VAD's prefix padding: the baseline must not begin with padding no model returns.
                 self._utterance_start_ms = max(0, event.voiced_ms - _LEAD_IN_MS)
                 self._events.put_nowait(SpeechStarted(now))
             elif self._utterance_start_ms is not None:
                 self._events.put_nowait(SpeechStopped(now))
-                self._emit_later(self._cut(self._utterance_start_ms, event.audio_end_ms))
+                self._emit_later(self._cut(self._utterance_start_ms, event.end_ms))
                 self._utterance_start_ms = None
         self._trim_history()
 

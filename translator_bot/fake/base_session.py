@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -31,8 +31,10 @@ from translator_bot.fake.state import (
     SessionRecord,
     ViolationRecord,
 )
+from translator_bot.tasks import TaskSet
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 MAX_APPEND_BYTES = 15 * 1024 * 1024
 # The input transcript of a segment the recogniser could not name, on both endpoints.
@@ -78,7 +80,7 @@ class BaseSession:
         self._drop_at_output_ms: int | None = None
         self._dropped = False
         self._cap_changed = asyncio.Event()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet(f"session {record.id}", logger=log)
         sink.on_output_audio = self._output_sent
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -115,37 +117,26 @@ class BaseSession:
 
     async def shutdown(self) -> None:
         await self.on_close()
-        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._tasks.close()  # called by run() in the connection's handler, never by a task of the set
         if not self.ws.closed:
             await self.ws.close()
         if self.record.closed_at is None:
             self.record.closed_at = time.time()
             self.record.close_reason = self.record.close_reason or "client_closed"
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+    def spawn(self, coro: Coroutine[Any, Any, _T], name: str) -> asyncio.Task[_T]:
         """Background work owned by this session: cancelled on close; a crash ends the session."""
-        task = asyncio.create_task(coro, name=f"{self.record.id}:{name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
+        return self._tasks.spawn(coro, name=f"{self.record.id}:{name}", on_done=self._task_done)
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled() or task.exception() is None:
-            return
-        exc = task.exception()
-        log.error("session %s: %s crashed: %r", self.record.id, task.get_name(), exc, exc_info=exc)
+        if task.cancelled() or (exc := task.exception()) is None:
+            return  # the task set has logged the crash with the task's name
         self.ctx.state.internal_errors.append(f"{task.get_name()}: {exc!r}")
-        if not self.ws.closed:
+        if not self.ws.closed and not self._tasks.closed:
             # Ending the session makes the failure visible to the client and its tests.
-            closing = asyncio.ensure_future(self.ws.close(code=1011, message=b"internal error"))
-            self._tasks.add(closing)
-            closing.add_done_callback(self._tasks.discard)
+            self._tasks.spawn(
+                self.ws.close(code=1011, message=b"internal error"), name=f"{self.record.id}:close"
+            )
 
     # --- client events --------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
+from translator_bot.audio.formats import MODEL_BYTES_PER_MS
 from translator_bot.fake.state import ErrorRecord, FakeState, SessionRecord
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ class EventSink:
             return
         if pcm.count(0) == len(pcm):
             return  # a heartbeat of the translation endpoint, not a translation
-        self.output_audio_ms += len(pcm) // 48
+        self.output_audio_ms += len(pcm) // MODEL_BYTES_PER_MS
         if self.on_output_audio is not None:
             self.on_output_audio()
 

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
 
+from translator_bot.audio.formats import MODEL_RATE
 from translator_bot.engine.protocol import (
     parse_client_event,
     parse_server_event,
@@ -88,7 +89,7 @@ class ProbeClient:
             "session.input_audio_buffer.append" if self._parse_in is parse_translation_server_event else None
         )
         kind = kind or "input_audio_buffer.append"
-        step = 24 * chunk_ms
+        step = MODEL_RATE * chunk_ms // 1000
         for start in range(0, len(pcm), step):
             audio = base64.b64encode(pcm[start : start + step].astype("<i2").tobytes()).decode("ascii")
             await self.send({"type": kind, "audio": audio})

@@ -8,9 +8,10 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from translator_bot.audio.formats import MODEL_RATE
 from translator_bot.fake.conversation import Conversation, Item, audio_tokens, text_tokens
 
-_PCM = {"type": "audio/pcm", "rate": 24000}
+_PCM = {"type": "audio/pcm", "rate": MODEL_RATE}
 
 
 @dataclass

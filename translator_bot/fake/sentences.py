@@ -20,10 +20,9 @@ import numpy as np
 import numpy.typing as npt
 
 from translator_bot.audio.formats import MODEL_RATE
-from translator_bot.fake.vad import FRAME_MS, EnergyVad, SpeechStarted, SpeechStopped, VadConfig
+from translator_bot.audio.vad import ServerVadConfig, VoiceActivityDetector, VoiceStarted, VoiceStopped
 
 _SAMPLES_PER_MS = MODEL_RATE // 1000
-_FRAME = FRAME_MS * _SAMPLES_PER_MS
 
 
 @dataclass(frozen=True)
@@ -57,9 +56,11 @@ def split_sentences(
 ) -> Split:
     """The sentences complete in `pcm` (24 kHz mono): ended by a pause, by `max_sentence_ms`, or,
     when `final` (no more audio will come), by the end of the audio."""
-    vad = EnergyVad(
-        VadConfig(threshold=config.threshold, prefix_padding_ms=0, silence_duration_ms=config.pause_ms)
+    turns = ServerVadConfig(
+        threshold=config.threshold, prefix_padding_ms=0, silence_duration_ms=config.pause_ms
     )
+    vad = VoiceActivityDetector(turns.detector())
+    frame = vad.config.frame_ms * _SAMPLES_PER_MS
     events = vad.feed(pcm)
     if final:
         events += vad.flush()
@@ -68,10 +69,10 @@ def split_sentences(
     sentences: list[Sentence] = []
     open_start: int | None = None
     for event in events:
-        if isinstance(event, SpeechStarted):
-            open_start = event.voiced_ms * _SAMPLES_PER_MS
-        elif isinstance(event, SpeechStopped) and open_start is not None:
-            end = event.audio_end_ms * _SAMPLES_PER_MS
+        if isinstance(event, VoiceStarted):
+            open_start = event.voiced
+        elif isinstance(event, VoiceStopped) and open_start is not None:
+            end = event.end
             sentences.append(_sentence(open_start, end, edge, total))
             open_start = None
     if open_start is not None and total - open_start >= config.max_sentence_ms * _SAMPLES_PER_MS:
@@ -84,7 +85,7 @@ def split_sentences(
     if sentences:
         consumed = max(consumed, sentences[-1].end)
     # Whole detector frames only, so the audio kept is framed the same way when it is read again.
-    consumed = min(consumed, total) // _FRAME * _FRAME
+    consumed = min(consumed, total) // frame * frame
     return Split(tuple(sentences), consumed)
 
 

@@ -26,9 +26,9 @@ from translator_bot.engine.protocol import parse_server_event, parse_translation
 from translator_bot.errors import ExitCode
 from translator_bot.fake.base_session import BaseSession, SessionContext
 from translator_bot.fake.catalog import load_catalog
+from translator_bot.fake.conversation_session import ConversationSession
 from translator_bot.fake.events import MALFORMED_EVENTS, EventSink, new_id
 from translator_bot.fake.pacing import StreamPace
-from translator_bot.fake.realtime_session import RealtimeSession
 from translator_bot.fake.state import (
     DropFault,
     EndpointName,
@@ -283,7 +283,7 @@ class FakeRealtimeServer:
         self.state.sessions.append(record)
         parse = parse_server_event if endpoint == "realtime" else parse_translation_server_event
         sink = EventSink(ws, parse, record, self.state)
-        cls = RealtimeSession if endpoint == "realtime" else TranslationSession
+        cls = ConversationSession if endpoint == "realtime" else TranslationSession
         session: BaseSession = cls(ws, request, record, self._ctx, sink)
         self._sessions[record.id] = session
         log.info("session %s opened on %s (model %s)", record.id, request.path, record.model)

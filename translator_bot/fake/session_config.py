@@ -12,7 +12,8 @@ import re
 import time
 from typing import Any
 
-from translator_bot.fake.vad import VadConfig
+from translator_bot.audio.formats import MODEL_RATE
+from translator_bot.audio.vad import ServerVadConfig
 from translator_bot.languages import UnknownLanguageError, parse_language
 
 DEFAULT_INSTRUCTIONS = (
@@ -43,7 +44,7 @@ def default_realtime_session(session_id: str, model: str) -> dict[str, Any]:
         "include": None,
         "audio": {
             "input": {
-                "format": {"type": "audio/pcm", "rate": 24000},
+                "format": {"type": "audio/pcm", "rate": MODEL_RATE},
                 "transcription": None,
                 "noise_reduction": None,
                 "turn_detection": {
@@ -56,7 +57,7 @@ def default_realtime_session(session_id: str, model: str) -> dict[str, Any]:
                     "interrupt_response": True,
                 },
             },
-            "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "marin", "speed": 1.0},
+            "output": {"format": {"type": "audio/pcm", "rate": MODEL_RATE}, "voice": "marin", "speed": 1.0},
         },
     }
 
@@ -95,16 +96,16 @@ def turn_detection(session: dict[str, Any]) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def vad_config(session: dict[str, Any]) -> VadConfig | None:
+def vad_config(session: dict[str, Any]) -> ServerVadConfig | None:
     """The energy VAD settings for this session, None when turn detection is off (manual commits)."""
     detection = turn_detection(session)
     if detection is None:
         return None
     if detection.get("type") == "semantic_vad":
         silence = _EAGERNESS_SILENCE_MS.get(str(detection.get("eagerness") or "auto"), 500)
-        return VadConfig(silence_duration_ms=silence)
-    defaults = VadConfig()
-    return VadConfig(
+        return ServerVadConfig(silence_duration_ms=silence)
+    defaults = ServerVadConfig()
+    return ServerVadConfig(
         threshold=float(_or(detection.get("threshold"), defaults.threshold)),
         prefix_padding_ms=int(_or(detection.get("prefix_padding_ms"), defaults.prefix_padding_ms)),
         silence_duration_ms=int(_or(detection.get("silence_duration_ms"), defaults.silence_duration_ms)),

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import soxr
 
+from translator_bot.audio.vad import ServerVadConfig, VoiceActivityDetector, VoiceStarted
 from translator_bot.fake.catalog import load_catalog
-from translator_bot.fake.vad import EnergyVad, SpeechStarted, VadConfig
 from translator_bot.testbed.participant import FRAME_SAMPLES, RATE, Recording
 
 _RATE_24K = 24_000
@@ -32,22 +32,24 @@ def heard_utterances(recording: Recording, *, silence_ms: int = 400) -> list[Hea
     if samples.size == 0:
         return []
     pcm24 = np.asarray(soxr.resample(samples, RATE, _RATE_24K, quality="HQ"), dtype=np.int16)
-    vad = EnergyVad(VadConfig(threshold=0.5, prefix_padding_ms=0, silence_duration_ms=silence_ms))
+    vad = VoiceActivityDetector(
+        ServerVadConfig(threshold=0.5, prefix_padding_ms=0, silence_duration_ms=silence_ms).detector()
+    )
     events = vad.feed(pcm24) + vad.flush()
     catalog = load_catalog()
     out: list[Heard] = []
     start_ms: int | None = None
     for event in events:
-        if isinstance(event, SpeechStarted):
+        if isinstance(event, VoiceStarted):
             start_ms = event.voiced_ms
             continue
         if start_ms is None:
             continue
-        first, last = start_ms * 24, event.audio_end_ms * 24
+        first, last = start_ms * 24, event.end_ms * 24
         result = catalog.recognise(pcm24[max(0, first - 2400) : last + 2400])
         frame = min(len(recording.arrivals) - 1, start_ms * RATE // 1000 // FRAME_SAMPLES)
         out.append(
-            Heard(result.utterance_id, recording.arrivals[frame], event.audio_end_ms - start_ms, result.score)
+            Heard(result.utterance_id, recording.arrivals[frame], event.end_ms - start_ms, result.score)
         )
         start_ms = None
     return out

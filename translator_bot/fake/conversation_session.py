@@ -12,35 +12,32 @@ created.
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import contextlib
 import logging
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from pydantic import BaseModel
 
-from translator_bot.audio.formats import MODEL_BYTES_PER_MS
+from translator_bot.audio.formats import MODEL_BYTES_PER_MS, MODEL_RATE
+from translator_bot.audio.vad import VoiceActivityDetector, VoiceStarted, VoiceStopped
 from translator_bot.engine.protocol import CLIENT_EVENT_TYPES, CLIENT_EVENTS
 from translator_bot.fake import session_config as cfg
-from translator_bot.fake.base_session import UNRECOGNISED_TRANSCRIPT, BaseSession
-from translator_bot.fake.conversation import Conversation, Item, audio_tokens, text_tokens
-from translator_bot.fake.events import new_id, spread, transcript_pieces
-from translator_bot.fake.pacing import DeltaSchedule
-from translator_bot.fake.recognizer import Recognition
-from translator_bot.fake.responses import ActiveResponse, apply_truncation, rate_limits_event, response_wire
+from translator_bot.fake.base_session import BaseSession
+from translator_bot.fake.conversation import Conversation, Item
+from translator_bot.fake.events import new_id
+from translator_bot.fake.recognition import Recognitions, send_input_transcript
+from translator_bot.fake.response_runner import ResponseRunner
 from translator_bot.fake.state import TruncateRecord
-from translator_bot.fake.vad import EnergyVad, SpeechStarted, SpeechStopped
-from translator_bot.fixtures import Utterance
 
 log = logging.getLogger(__name__)
 
 _MIN_COMMIT_MS = 100
 
 
-class RealtimeSession(BaseSession):
+class ConversationSession(BaseSession):
+    """One `/v1/realtime` connection: its session configuration, input audio buffer and turn detection,
+    and conversation items; responses are run by its `ResponseRunner`."""
+
     client_adapter = CLIENT_EVENTS
     client_types = CLIENT_EVENT_TYPES
 
@@ -48,22 +45,28 @@ class RealtimeSession(BaseSession):
         self.session = cfg.default_realtime_session(self.record.id, self.record.model)
         self.conversation_id = new_id("conv")
         self.conv = Conversation()
-        self.vad: EnergyVad | None = None
+        self.vad: VoiceActivityDetector | None = None
         self._configure_vad()
         self._buffer = bytearray()
         self._buffer_start_ms = 0
         self._speech_item_id: str | None = None
         self._speech_start_ms = 0
-        self._active: ActiveResponse | None = None
-        self._recognitions: dict[str, asyncio.Future[Recognition]] = {}
-        self._recognise_queue: asyncio.Queue[tuple[npt.NDArray[np.int16], asyncio.Future[Recognition]]]
-        self._recognise_queue = asyncio.Queue()
-        self._audio_sent = False
+        self._recognitions = Recognitions(self.ctx, self.record)
+        self.responses = ResponseRunner(
+            sink=self.sink,
+            ctx=self.ctx,
+            record=self.record,
+            conv=self.conv,
+            conversation_id=self.conversation_id,
+            recognitions=self._recognitions,
+            session=lambda: self.session,
+            spawn=self.spawn,
+        )
         self.record.target_language = cfg.target_from_instructions(self.session.get("instructions"))
 
     async def open(self) -> None:
         self.setup()
-        self.spawn(self._recognise_worker(), "recogniser")
+        self.spawn(self._recognitions.run(), "recogniser")
         await self.sink.send({"type": "session.created", "session": self.session})
         await self.sink.send(
             {
@@ -73,8 +76,7 @@ class RealtimeSession(BaseSession):
         )
 
     async def on_close(self) -> None:
-        if self._active is not None and self._active.task is not None:
-            self._active.task.cancel()
+        self.responses.stop()
 
     # --- dispatch -------------------------------------------------------------------------------
 
@@ -111,14 +113,14 @@ class RealtimeSession(BaseSession):
             if fmt.get("type", "audio/pcm") != "audio/pcm":
                 await self._invalid(
                     f"session.audio.{direction}.format",
-                    "This server supports only audio/pcm at 24000 Hz.",
+                    f"This server supports only audio/pcm at {MODEL_RATE} Hz.",
                     event_id,
                     code="unsupported_format",
                 )
                 return
         old_voice = ((self.session.get("audio") or {}).get("output") or {}).get("voice")
         new_voice = (audio.get("output") or {}).get("voice")
-        if self._audio_sent and new_voice != old_voice:
+        if self.responses.audio_sent and new_voice != old_voice:
             await self._invalid(
                 "session.audio.output.voice",
                 "Cannot update a conversation's voice if assistant audio is present.",
@@ -136,9 +138,10 @@ class RealtimeSession(BaseSession):
         if config is None:
             self.vad = None
         elif self.vad is None:
-            self.vad = EnergyVad(config, origin_ms=self.audio_ms)
+            # On the session's audio clock in samples: whole milliseconds, as the events report them.
+            self.vad = VoiceActivityDetector(config.detector(), origin=self.audio_ms * MODEL_RATE // 1000)
         else:
-            self.vad.reconfigure(config)
+            self.vad.reconfigure(config.detector())
 
     # --- input audio ----------------------------------------------------------------------------
 
@@ -150,10 +153,10 @@ class RealtimeSession(BaseSession):
         if self.vad is None:
             return
         for vad_event in self.vad.feed(samples):
-            if isinstance(vad_event, SpeechStarted):
-                await self._speech_started(vad_event.audio_start_ms)
-            elif isinstance(vad_event, SpeechStopped):
-                await self._speech_stopped(vad_event.audio_end_ms)
+            if isinstance(vad_event, VoiceStarted):
+                await self._speech_started(vad_event.start_ms)
+            elif isinstance(vad_event, VoiceStopped):
+                await self._speech_stopped(vad_event.end_ms)
         if not self.vad.in_speech:
             self._trim_buffer()
 
@@ -175,8 +178,8 @@ class RealtimeSession(BaseSession):
             }
         )
         self._speech_start_ms = audio_start_ms
-        if self._active is not None and cfg.flag(self.session, "interrupt_response"):
-            await self._cancel_active("turn_detected")
+        if self.responses.active is not None and cfg.flag(self.session, "interrupt_response"):
+            await self.responses.cancel_active("turn_detected")
 
     async def _speech_stopped(self, audio_end_ms: int) -> None:
         item_id = self._speech_item_id or new_id("item")
@@ -191,11 +194,11 @@ class RealtimeSession(BaseSession):
         self._buffer_start_ms = audio_end_ms
         await self._commit(item_id, audio)
         if cfg.flag(self.session, "create_response"):
-            if self._active is not None:
+            if self.responses.active is not None:
                 # As documented for interrupt_response=false: no new response while one is running.
                 log.info("session %s: turn %s gets no response (one is active)", self.record.id, item_id)
                 return
-            await self._start_response(None, source_item_id=item_id)
+            await self.responses.start(None, source_item_id=item_id)
 
     async def _manual_commit(self, data: dict[str, Any], event_id: str | None) -> None:
         buffered_ms = len(self._buffer) / MODEL_BYTES_PER_MS
@@ -228,11 +231,10 @@ class RealtimeSession(BaseSession):
         await self.sink.send(committed)
         await self.sink.send(added)
         await self.sink.send({"type": "conversation.item.done", "item": item.to_wire()})
-        future: asyncio.Future[Recognition] = asyncio.get_running_loop().create_future()
-        self._recognitions[item_id] = future
-        self._recognise_queue.put_nowait((np.frombuffer(audio, dtype="<i2").astype(np.int16), future))
+        future = self._recognitions.submit(item_id, np.frombuffer(audio, dtype="<i2").astype(np.int16))
         if cfg.transcription_enabled(self.session):
-            self.spawn(self._transcribe(item, future), f"transcribe:{item_id}")
+            transcript = send_input_transcript(self.sink, self.ctx, item, future)
+            self.spawn(transcript, f"transcribe:{item_id}")
 
     async def _clear(self, data: dict[str, Any], event_id: str | None) -> None:
         self._buffer.clear()
@@ -241,61 +243,6 @@ class RealtimeSession(BaseSession):
         if self.vad is not None:
             self.vad.reset()
         await self.sink.send({"type": "input_audio_buffer.cleared"})
-
-    async def _recognise_worker(self) -> None:
-        """One segment at a time, in commit order, off the event loop."""
-        while True:
-            pcm, future = await self._recognise_queue.get()
-            result = await asyncio.to_thread(self.ctx.catalog.recognise, pcm)
-            if result.utterance_id is None:
-                self.record.unrecognised += 1
-            else:
-                self.record.recognised.append(result.utterance_id)
-            log.info(
-                "session %s heard %s (score %.3f, next %.3f, %s)",
-                self.record.id,
-                result.utterance_id,
-                result.score,
-                result.runner_up_score,
-                result.reason,
-            )
-            if not future.done():
-                future.set_result(result)
-
-    async def _transcribe(self, item: Item, future: asyncio.Future[Recognition]) -> None:
-        result = await future
-        await asyncio.sleep(self.ctx.options.transcript_delay_ms / 1000)
-        text = (
-            self.ctx.catalog.utterance(result.utterance_id).text
-            if result.utterance_id is not None
-            else UNRECOGNISED_TRANSCRIPT
-        )
-        item.text = text
-        for piece in transcript_pieces(text):
-            await self.sink.send(
-                {
-                    "type": "conversation.item.input_audio_transcription.delta",
-                    "item_id": item.id,
-                    "content_index": 0,
-                    "delta": piece,
-                }
-            )
-        audio_in, text_out = audio_tokens(item.audio_ms), text_tokens(text)
-        await self.sink.send(
-            {
-                "type": "conversation.item.input_audio_transcription.completed",
-                "item_id": item.id,
-                "content_index": 0,
-                "transcript": text,
-                "usage": {
-                    "type": "tokens",
-                    "input_tokens": audio_in,
-                    "output_tokens": text_out,
-                    "total_tokens": audio_in + text_out,
-                    "input_token_details": {"audio_tokens": audio_in, "text_tokens": 0},
-                },
-            }
-        )
 
     # --- conversation items ---------------------------------------------------------------------
 
@@ -329,11 +276,7 @@ class RealtimeSession(BaseSession):
         await self.sink.send(added)
         await self.sink.send({"type": "conversation.item.done", "item": item.to_wire()})
         if item.modality == "audio" and item.role == "user":
-            future: asyncio.Future[Recognition] = asyncio.get_running_loop().create_future()
-            self._recognitions[item.id] = future
-            self._recognise_queue.put_nowait(
-                (np.frombuffer(bytes(item.audio), "<i2").astype(np.int16), future)
-            )
+            self._recognitions.submit(item.id, np.frombuffer(bytes(item.audio), "<i2").astype(np.int16))
 
     async def _truncate(self, data: dict[str, Any], event_id: str | None) -> None:
         item_id, audio_end_ms = data["item_id"], int(data["audio_end_ms"])
@@ -392,11 +335,12 @@ class RealtimeSession(BaseSession):
     # --- responses ------------------------------------------------------------------------------
 
     async def _response_create(self, data: dict[str, Any], event_id: str | None) -> None:
-        if self._active is not None:
+        active = self.responses.active
+        if active is not None:
             await self.sink.error(
                 "invalid_request_error",
                 "conversation_already_has_active_response",
-                f"Conversation already has an active response in progress: {self._active.id}. Wait "
+                f"Conversation already has an active response in progress: {active.id}. Wait "
                 "until the response is finished before creating a new one.",
                 event_id=event_id,
             )
@@ -404,11 +348,12 @@ class RealtimeSession(BaseSession):
         source = next(
             (i.id for i in reversed(self.conv.items) if i.role == "user" and i.modality == "audio"), None
         )
-        await self._start_response(data.get("response") or {}, source_item_id=source, event_id=event_id)
+        await self.responses.start(data.get("response") or {}, source_item_id=source, event_id=event_id)
 
     async def _response_cancel(self, data: dict[str, Any], event_id: str | None) -> None:
         wanted = data.get("response_id")
-        if self._active is None or (wanted is not None and wanted != self._active.id):
+        active = self.responses.active
+        if active is None or (wanted is not None and wanted != active.id):
             await self.sink.error(
                 "invalid_request_error",
                 "response_cancel_not_active",
@@ -416,218 +361,9 @@ class RealtimeSession(BaseSession):
                 event_id=event_id,
             )
             return
-        await self._cancel_active("client_cancelled")
-
-    async def _start_response(
-        self, params: dict[str, Any] | None, *, source_item_id: str | None, event_id: str | None = None
-    ) -> None:
-        params = params or {}
-        instructions = params.get("instructions") or self.session.get("instructions")
-        target = cfg.target_from_instructions(instructions)
-        if target is None:
-            await self.sink.error(
-                "invalid_request_error",
-                "no_target_language",
-                "The instructions name no target language (expected the phrase 'into <Language>').",
-                event_id=event_id,
-            )
-            return
-        conversation = params.get("conversation", "auto") != "none"
-        if conversation:
-            dropped = apply_truncation(
-                self.conv, self.session, self.ctx.options.retention_tokens, instructions
-            )
-            self.record.items_dropped_by_retention += len(dropped)
-        usage = self.conv.input_tokens(instructions)
-        active = ActiveResponse(
-            id=new_id("resp"),
-            source_item_id=source_item_id,
-            conversation=conversation,
-            modalities=list(
-                params.get("output_modalities") or self.session.get("output_modalities") or ["audio"]
-            ),
-            metadata=params.get("metadata"),
-            input_tokens=usage.total,
-            input_text_tokens=usage.text,
-            input_audio_tokens=usage.audio,
-        )
-        self._active = active
-        active.task = self.spawn(self._run_response(active, target), f"response:{active.id}")
-
-    def _response_wire(
-        self, active: ActiveResponse, status: str, details: dict[str, Any] | None
-    ) -> dict[str, Any]:
-        return response_wire(active, self.session, self.conversation_id, status, details)
-
-    async def _run_response(self, active: ActiveResponse, target: str) -> None:
-        await self.sink.send(
-            {"type": "response.created", "response": self._response_wire(active, "in_progress", None)}
-        )
-        await self.sink.send(rate_limits_event(active.input_tokens))
-        if self.ctx.faults.quota_exceeded:
-            details = {
-                "type": "failed",
-                "error": {
-                    "type": "insufficient_quota",
-                    "code": "insufficient_quota",
-                    "message": "quota exceeded",
-                },
-            }
-            await self._finish(active, "failed", details)
-            return
-        reply = await self._reply_for(active.source_item_id, target)
-        if reply is not None:
-            await self._stream_reply(active, reply)
-        active.finishing = True
-        await self._close_item(active, "completed")
-        await self._finish(active, "completed", None)
-
-    async def _reply_for(self, source_item_id: str | None, target: str) -> Utterance | None:
-        future = self._recognitions.get(source_item_id) if source_item_id else None
-        if future is None:
-            return None
-        result = await future
-        if result.utterance_id is None:
-            return None
-        reply = self.ctx.catalog.reply(result.utterance_id, target)
-        if reply is not None and reply.id == result.utterance_id:
-            self.record.same_language += 1
-        return reply
-
-    async def _stream_reply(self, active: ActiveResponse, reply: Utterance) -> None:
-        opts = self.ctx.options
-        audio_mode = "audio" in active.modalities
-        item = Item(
-            id=new_id("item"),
-            role="assistant",
-            modality="audio" if audio_mode else "text",
-            status="in_progress",
-            text="",
-        )
-        active.item = item
-        previous = self.conv.last_id()
-        if active.conversation:
-            self.conv.add(item)
-        await self.sink.send(
-            {
-                "type": "response.output_item.added",
-                "response_id": active.id,
-                "output_index": 0,
-                "item": item.to_wire(),
-            }
-        )
-        if active.conversation:
-            added: dict[str, Any] = {"type": "conversation.item.added", "item": item.to_wire()}
-            if previous is not None:
-                added["previous_item_id"] = previous
-            await self.sink.send(added)
-        await self.sink.send(
-            {
-                **self._part_ids(active),
-                "type": "response.content_part.added",
-                "part": {"type": "audio", "transcript": ""} if audio_mode else {"type": "text", "text": ""},
-            }
-        )
-        active.part_open = True
-        delay_ms = self.ctx.faults.first_audio_delay_ms
-        if delay_ms > 0:
-            await asyncio.sleep(delay_ms / 1000)
-        pcm = self.ctx.catalog.pcm(reply.id).tobytes()
-        chunk = opts.realtime_chunk_ms * MODEL_BYTES_PER_MS
-        chunks = [pcm[i : i + chunk] for i in range(0, len(pcm), chunk)] if audio_mode else [b""]
-        words = transcript_pieces(reply.text + self.ctx.faults.transcript_suffix)
-        texts = spread(words, len(chunks))
-        loop = asyncio.get_running_loop()
-        pace = self.ctx.faults.stream_pace
-        schedule = None if pace is None else DeltaSchedule(pace, self.ctx.faults.pace_rng, loop.time())
-        for index, audio in enumerate(chunks):
-            if schedule is not None:
-                send_at = schedule.next_send_at(len(audio) / MODEL_BYTES_PER_MS / 1000)
-                await asyncio.sleep(max(0.0, send_at - loop.time()))
-            text = texts[index]
-            if text:
-                active.sent_text.append(text)
-                item.text = None if item.truncated_ms is not None else active.transcript
-                kind = (
-                    "response.output_audio_transcript.delta" if audio_mode else "response.output_text.delta"
-                )
-                await self.sink.send({**self._part_ids(active), "type": kind, "delta": text})
-            if audio:
-                item.audio.extend(audio)
-                self._audio_sent = True
-                await self.sink.send(
-                    {
-                        **self._part_ids(active),
-                        "type": "response.output_audio.delta",
-                        "delta": _b64(audio),
-                    }
-                )
-                if schedule is None:
-                    await asyncio.sleep(len(audio) / MODEL_BYTES_PER_MS / 1000 / opts.realtime_speed)
-
-    def _part_ids(self, active: ActiveResponse) -> dict[str, Any]:
-        assert active.item is not None
-        return {"response_id": active.id, "item_id": active.item.id, "output_index": 0, "content_index": 0}
-
-    async def _close_item(self, active: ActiveResponse, status: str) -> None:
-        """The closing events of the output item (also sent when a response is cancelled)."""
-        item = active.item
-        if item is None:
-            return
-        item.status = "completed" if status == "completed" else "incomplete"
-        if active.part_open:
-            ids = self._part_ids(active)
-            if item.modality == "audio":
-                await self.sink.send({**ids, "type": "response.output_audio.done"})
-                await self.sink.send(
-                    {**ids, "type": "response.output_audio_transcript.done", "transcript": active.transcript}
-                )
-                part: dict[str, Any] = {"type": "audio", "transcript": active.transcript}
-            else:
-                await self.sink.send({**ids, "type": "response.output_text.done", "text": active.transcript})
-                part = {"type": "text", "text": active.transcript}
-            await self.sink.send({**ids, "type": "response.content_part.done", "part": part})
-            active.part_open = False
-        await self.sink.send(
-            {
-                "type": "response.output_item.done",
-                "response_id": active.id,
-                "output_index": 0,
-                "item": item.to_wire(),
-            }
-        )
-        if active.conversation:
-            await self.sink.send({"type": "conversation.item.done", "item": item.to_wire()})
-
-    async def _finish(self, active: ActiveResponse, status: str, details: dict[str, Any] | None) -> None:
-        self.record.input_tokens.append(active.input_tokens)
-        if self._active is active:
-            self._active = None
-        await self.sink.send(
-            {"type": "response.done", "response": self._response_wire(active, status, details)}
-        )
-
-    async def _cancel_active(self, reason: str) -> None:
-        active = self._active
-        if active is None:
-            return
-        self._active = None
-        if active.finishing and active.task is not None:
-            await asyncio.shield(active.task)
-            return
-        if active.task is not None:
-            active.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await active.task
-        self.record.responses_cancelled += 1
-        await self._close_item(active, "cancelled")
-        await self._finish(active, "cancelled", {"type": "cancelled", "reason": reason})
+        await self.responses.cancel_active("client_cancelled")
 
     async def _invalid(
         self, param: str, message: str, event_id: str | None, *, code: str = "invalid_value"
     ) -> None:
         await self.sink.error("invalid_request_error", code, message, param=param, event_id=event_id)
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
