@@ -33,7 +33,7 @@ from translator_bot.fake.recognizer import Recognition
 from translator_bot.fake.responses import ActiveResponse, apply_truncation, rate_limits_event, response_wire
 from translator_bot.fake.state import TruncateRecord
 from translator_bot.fake.vad import EnergyVad, SpeechStarted, SpeechStopped
-from translator_bot.fixtures import Utterance
+from translator_bot.fixtures import RecordedUtterance
 
 log = logging.getLogger(__name__)
 
@@ -482,7 +482,7 @@ class RealtimeSession(BaseSession):
         await self._close_item(active, "completed")
         await self._finish(active, "completed", None)
 
-    async def _reply_for(self, source_item_id: str | None, target: str) -> Utterance | None:
+    async def _reply_for(self, source_item_id: str | None, target: str) -> RecordedUtterance | None:
         future = self._recognitions.get(source_item_id) if source_item_id else None
         if future is None:
             return None
@@ -494,7 +494,7 @@ class RealtimeSession(BaseSession):
             self.record.same_language += 1
         return reply
 
-    async def _stream_reply(self, active: ActiveResponse, reply: Utterance) -> None:
+    async def _stream_reply(self, active: ActiveResponse, reply: RecordedUtterance) -> None:
         opts = self.ctx.options
         audio_mode = "audio" in active.modalities
         item = Item(
