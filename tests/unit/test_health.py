@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from translator_bot.engine.base import EngineState, Outage
-from translator_bot.interpreter.health import PartHealth, Restarts, assess, engine_health, outage_report
+from translator_bot.interpreter.health import (
+    PartHealth,
+    Restarts,
+    assess,
+    engine_health,
+    lane_health,
+    outage_report,
+)
 
 
 class Engine:
@@ -48,3 +55,16 @@ def test_outages_say_since_when_for_how_long_and_why() -> None:
     assert report == {
         "a->es": {"since": "1970-01-01T00:00:00+00:00", "seconds": 32.2, "reason": "connection refused"}
     }
+
+
+def test_a_lane_is_reported_restarting_then_restarted_then_by_its_session() -> None:
+    engine = Engine(EngineState.DEGRADED)
+    restarts = Restarts()
+    restarts.record(0.0, "RuntimeError: a bug")
+    waiting = lane_health("lane a->es", engine, restarts, True, 0.5)  # type: ignore[arg-type]
+    assert waiting == PartHealth("lane a->es", "restarting", "RuntimeError: a bug (failed once)")
+    back = lane_health("lane a->es", engine, restarts, False, 5.0)  # type: ignore[arg-type]
+    assert back is not None and back.status == "restarted"
+    settled = lane_health("lane a->es", engine, restarts, False, 60.0)  # type: ignore[arg-type]
+    assert settled == PartHealth("lane a->es", "degraded", "the model session is degraded")
+    assert lane_health("lane a->es", Engine(EngineState.CONNECTED), None, False, 0.0) is None  # type: ignore[arg-type]

@@ -83,6 +83,18 @@ def engine_health(part: str, engine: EngineSession) -> PartHealth | None:
     return PartHealth(part, state, str(reason))
 
 
+def lane_health(
+    part: str, engine: EngineSession, restarts: Restarts | None, restarting: bool, now: float
+) -> PartHealth | None:
+    """A lane as a part that is not well: waiting for its restart, restarted lately, or its model
+    session not working (None: it is well)."""
+    if restarting and restarts is not None:
+        return PartHealth(part, "restarting", restarts.describe())
+    if restarts is not None and restarts.recent(now):
+        return PartHealth(part, "restarted", restarts.describe())
+    return engine_health(part, engine)
+
+
 def outage_report(engines: Mapping[str, EngineSession], now: float) -> dict[str, dict[str, Any]]:
     """Lanes whose model provider is unreachable: since when (UTC), for how long (to the monotonic `now`),
     and why."""

@@ -30,7 +30,7 @@ from translator_bot.engine.factory import create_engine
 from translator_bot.errors import ProviderError, RoomError
 from translator_bot.interpreter.audio_in import AudioIn
 from translator_bot.interpreter.feeds import Feed, FeedSet, feed_language, listener_name
-from translator_bot.interpreter.health import PartHealth, Restarts, engine_health, outage_report
+from translator_bot.interpreter.health import PartHealth, Restarts, lane_health, outage_report
 from translator_bot.interpreter.lane import Lane, LaneRouter, spec_for
 from translator_bot.interpreter.plan import (
     ChangeLimiter,
@@ -366,14 +366,9 @@ class Meeting(LaneRouter):
         now = self._clock()
         parts: list[PartHealth] = []
         for key, lane in self.lanes.items():
-            part = f"lane {key}"
-            restarts = self._lane_restarts.get(key)
-            if key in self._lane_retry_at and restarts is not None:
-                parts.append(PartHealth(part, "restarting", restarts.describe()))
-            elif restarts is not None and restarts.recent(now):
-                parts.append(PartHealth(part, "restarted", restarts.describe()))
-            elif (engine_part := engine_health(part, lane.engine)) is not None:
-                parts.append(engine_part)
+            restarts, restarting = self._lane_restarts.get(key), key in self._lane_retry_at
+            if (part := lane_health(f"lane {key}", lane.engine, restarts, restarting, now)) is not None:
+                parts.append(part)
         parts.extend(self._audio_in.degraded(now))
         parts.extend(self._feed_set.degraded())
         return parts
