@@ -16,10 +16,11 @@ from typing import Any
 from aiortc.mediastreams import MediaStreamTrack
 
 from translator_bot.errors import ExitCode
-from translator_bot.interpreter import meeting as mt
+from translator_bot.interpreter import port
 from translator_bot.interpreter.cost import cost_summary
 from translator_bot.interpreter.health import PartHealth, assess
 from translator_bot.interpreter.journal import TranscriptJournal
+from translator_bot.interpreter.meeting import Meeting
 from translator_bot.interpreter.plan import Member
 from translator_bot.ops import OpsServer
 from translator_bot.room import session as rs
@@ -65,7 +66,7 @@ class RoomBridge:
     def participant(self, key: str | None) -> Participant | None:
         return None if key is None else self._by_key.get(key)
 
-    async def events(self) -> AsyncIterator[mt.RoomEvent]:
+    async def events(self) -> AsyncIterator[port.RoomEvent]:
         async for event in self._room.events():
             translated = self._translate(event)
             if translated is not None:
@@ -73,26 +74,26 @@ class RoomBridge:
             if isinstance(event, rs.RoomClosed):
                 return
 
-    def _translate(self, event: rs.RoomEvent) -> mt.RoomEvent | None:
+    def _translate(self, event: rs.RoomEvent) -> port.RoomEvent | None:
         match event:
             case rs.ParticipantJoined(participant=p) | rs.ParticipantUpdated(participant=p):
                 key = str(p.id)
                 if p.is_interpreter:
                     # Someone who turned into an interpreter is no longer a participant to translate.
-                    return mt.PeerLeft(key) if self._by_key.pop(key, None) is not None else None
+                    return port.PeerLeft(key) if self._by_key.pop(key, None) is not None else None
                 self._by_key[key] = p
-                return mt.PeerChanged(Member(key, p.name, p.language))
+                return port.PeerChanged(Member(key, p.name, p.language))
             case rs.ParticipantLeft(participant=p):
                 self._by_key.pop(str(p.id), None)
-                return mt.PeerLeft(str(p.id))
+                return port.PeerLeft(str(p.id))
             case rs.FeedTrackArrived(participant=p, feed=feed, track=track):
-                return None if p.is_interpreter else mt.PeerAudio(str(p.id), track, str(feed))
+                return None if p.is_interpreter else port.PeerAudio(str(p.id), track, str(feed))
             case rs.FeedTrackGone(participant=p, feed=feed):
-                return mt.PeerAudioGone(str(p.id), str(feed))
+                return port.PeerAudioGone(str(p.id), str(feed))
             case rs.RoomClosed(error=error, ended=ended, reason=reason):
                 if ended:
-                    return mt.MeetingEnded(reason)
-                return mt.RoomClosed(str(error)) if error is not None else None
+                    return port.MeetingEnded(reason)
+                return port.RoomClosed(str(error)) if error is not None else None
         return None
 
     async def publish_feed(self, track: MediaStreamTrack, *, for_id: str | None, lang: str) -> _Feed:
@@ -109,35 +110,45 @@ def run_join(settings: Settings, meeting_id: str, *, create_room: bool = False) 
 
 async def _join(settings: Settings, meeting_id: str, create_room: bool) -> ExitCode:
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     room = rs.RoomSession.from_settings(settings, meeting_id, create_room=create_room)
-    meeting: mt.Meeting | None = None
+    meeting: Meeting | None = None
     journal: TranscriptJournal | None = None
     ops: OpsServer | None = None
+    signalled = False
+    stop_deadline: asyncio.Timeout | None = None  # set while the meeting runs
+
+    def on_signal() -> None:
+        nonlocal signalled
+        if signalled:
+            return
+        signalled = True
+        if meeting is not None and stop_deadline is not None:
+            log.info("stopping: leaving meeting %s", room.room_id)
+            meeting.stop()
+            stop_deadline.reschedule(loop.time() + STOP_WAIT_S)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
     try:
         if settings.metrics_port:
             ops = OpsServer(settings.metrics_host, settings.metrics_port, lambda: _health(room, meeting))
             await ops.start()
         await room.join()
         log.info("joined meeting %s as %r", room.room_id, settings.display_name)
-        meeting = mt.Meeting(settings, RoomBridge(room), meeting_id)
+        meeting = Meeting(settings, RoomBridge(room), meeting_id)
         journal = _open_journal(meeting, settings)
-        runner = asyncio.create_task(meeting.run(), name="meeting")
-        stopper = asyncio.create_task(stop.wait(), name="wait for signal")
-        await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        stopper.cancel()
-        if stop.is_set() and not runner.done():
+        if signalled:  # asked to stop while joining: leave at once
             log.info("stopping: leaving meeting %s", room.room_id)
-            meeting.stop()
-            await asyncio.wait({runner}, timeout=STOP_WAIT_S)
-            if not runner.done():
-                runner.cancel()
-                await asyncio.wait({runner})
-            if runner.cancelled():
-                return ExitCode.OK
-        await runner  # re-raises RoomError / ProviderError
+            return ExitCode.OK
+        try:
+            async with asyncio.timeout(None) as stop_deadline:
+                await meeting.run()  # raises RoomError / ProviderError
+        except TimeoutError:
+            # The event in hand did not finish within STOP_WAIT_S of the signal: cancelled instead.
+            if not signalled:
+                raise
+        finally:
+            stop_deadline = None
         return ExitCode.OK
     finally:
         await _shutdown(room, meeting, journal, ops, settings)
@@ -147,7 +158,7 @@ async def _join(settings: Settings, meeting_id: str, create_room: bool) -> ExitC
 
 async def _shutdown(
     room: rs.RoomSession,
-    meeting: mt.Meeting | None,
+    meeting: Meeting | None,
     journal: TranscriptJournal | None,
     ops: OpsServer | None,
     settings: Settings,
@@ -169,7 +180,7 @@ async def _shutdown(
                 await ops.stop()
 
 
-def _open_journal(meeting: mt.Meeting, settings: Settings) -> TranscriptJournal:
+def _open_journal(meeting: Meeting, settings: Settings) -> TranscriptJournal:
     """Every utterance goes to the journal (JSON lines, fsynced) as soon as it is final."""
     transcript = meeting.transcript
     journal = TranscriptJournal.for_meeting(
@@ -182,7 +193,7 @@ def _open_journal(meeting: mt.Meeting, settings: Settings) -> TranscriptJournal:
     return journal
 
 
-async def _write_transcript(meeting: mt.Meeting, journal: TranscriptJournal, settings: Settings) -> None:
+async def _write_transcript(meeting: Meeting, journal: TranscriptJournal, settings: Settings) -> None:
     """Record what is still in flight, render the .txt and close the journal. Never raises: a
     transcript that cannot be written is logged with its cause, and a clean leave stays clean."""
     try:
@@ -210,7 +221,7 @@ async def _write_transcript(meeting: mt.Meeting, journal: TranscriptJournal, set
     log.info("transcript written: %s and %s", journal.path, text_path)
 
 
-def _health(room: rs.RoomSession, meeting: mt.Meeting | None) -> tuple[bool, dict[str, Any]]:
+def _health(room: rs.RoomSession, meeting: Meeting | None) -> tuple[bool, dict[str, Any]]:
     """Readiness: in the room and interpreting with every part working (see ops.py)."""
     joined = room.room_id is not None and not room.closed
     # Reconnecting is reported as a degraded part: the lanes keep running and media may still flow

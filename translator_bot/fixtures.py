@@ -28,7 +28,10 @@ class FixtureError(ValueError):
 
 
 @dataclass(frozen=True)
-class Utterance:
+class RecordedUtterance:
+    """One recorded sentence of the test fixtures (what a transcript records is interpreter.transcript's
+    Utterance)."""
+
     id: str  # e.g. "u1-en"
     group: str  # the sentence, shared by its translations, e.g. "u1"
     language: str  # base language subtag, e.g. "en"
@@ -62,7 +65,7 @@ def _field(entry: dict[str, Any], key: str, kind: type, where: str) -> Any:
     return value
 
 
-def _parse_utterance(entry: Any, index: int, directory: Path) -> Utterance:
+def _parse_utterance(entry: Any, index: int, directory: Path) -> RecordedUtterance:
     where = f"{directory / MANIFEST}: utterances[{index}]"
     if not isinstance(entry, dict):
         raise FixtureError(f"{where} must be an object")
@@ -75,7 +78,7 @@ def _parse_utterance(entry: Any, index: int, directory: Path) -> Utterance:
     file_name = _field(entry, "file", str, where)
     if Path(file_name).name != file_name:
         raise FixtureError(f"{where}: 'file' must be a bare file name, got {file_name!r}")
-    return Utterance(
+    return RecordedUtterance(
         id=_field(entry, "id", str, where),
         group=_field(entry, "group", str, where),
         language=_field(entry, "language", str, where),
@@ -86,7 +89,7 @@ def _parse_utterance(entry: Any, index: int, directory: Path) -> Utterance:
     )
 
 
-def load_manifest(directory: Path | None = None) -> list[Utterance]:
+def load_manifest(directory: Path | None = None) -> list[RecordedUtterance]:
     """Read and check manifest.json; every referenced file and translation id must exist."""
     directory = fixtures_dir() if directory is None else Path(directory)
     manifest_path = directory / MANIFEST
@@ -122,7 +125,7 @@ def load_manifest(directory: Path | None = None) -> list[Utterance]:
     return utterances
 
 
-def utterance(utterance_id: str, directory: Path | None = None) -> Utterance:
+def utterance(utterance_id: str, directory: Path | None = None) -> RecordedUtterance:
     """The utterance with this id (e.g. "u2-es"); KeyError naming the known ids if there is none."""
     utterances = load_manifest(directory)
     for u in utterances:
@@ -131,7 +134,7 @@ def utterance(utterance_id: str, directory: Path | None = None) -> Utterance:
     raise KeyError(f"no fixture utterance {utterance_id!r}; known: {', '.join(u.id for u in utterances)}")
 
 
-def translation_of(utt: Utterance, language_base: str) -> Utterance | None:
+def translation_of(utt: RecordedUtterance, language_base: str) -> RecordedUtterance | None:
     """The same sentence recorded in another language (itself for its own language), or None."""
     if language_base == utt.language:
         return utt
@@ -157,9 +160,9 @@ def read_wav(path: Path | str) -> tuple[npt.NDArray[np.int16], int]:
     return samples.reshape(-1, channels), rate
 
 
-def read_pcm(source: Utterance | Path | str) -> npt.NDArray[np.int16]:
-    """1-D int16 samples of a 24 kHz mono s16 recording (an Utterance or a WAV path)."""
-    path = source.path if isinstance(source, Utterance) else Path(source)
+def read_pcm(source: RecordedUtterance | Path | str) -> npt.NDArray[np.int16]:
+    """1-D int16 samples of a 24 kHz mono s16 recording (a RecordedUtterance or a WAV path)."""
+    path = source.path if isinstance(source, RecordedUtterance) else Path(source)
     samples, rate = read_wav(path)
     if rate != MODEL_RATE or samples.shape[1] != 1:
         raise FixtureError(

@@ -14,8 +14,8 @@ value is whatever the code that set it had in hand.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
+import logging
 import time
 from collections.abc import Callable
 
@@ -24,6 +24,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from translator_bot.metrics import REGISTRY
 from translator_bot.redact import redact
+from translator_bot.tasks import TaskSet
+
+log = logging.getLogger(__name__)
 
 HealthProbe = Callable[[], tuple[bool, dict[str, object]]]
 
@@ -34,7 +37,7 @@ class OpsServer:
     def __init__(self, host: str, port: int, health: HealthProbe) -> None:
         self._host, self._port, self._health = host, port, health
         self._runner: web.AppRunner | None = None
-        self._ticker: asyncio.Task[None] | None = None
+        self._tasks: TaskSet | None = None
         self._last_tick = time.monotonic()
         self._worst_lag_s = 0.0
         self.port: int | None = None
@@ -52,14 +55,13 @@ class OpsServer:
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self._port
-        self._ticker = asyncio.create_task(self._tick(), name="ops loop ticker")
+        self._tasks = TaskSet("ops server", logger=log)
+        self._tasks.spawn(self._tick(), name="ops loop ticker")
 
     async def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-            self._ticker = None
+        if self._tasks is not None:
+            await self._tasks.close()
+            self._tasks = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -21,7 +21,7 @@ from pathlib import Path
 from translator_bot.testbed.janus import JanusServer
 from translator_bot.testbed.netns import enter_private_network
 from translator_bot.testbed.participant import SimParticipant, fixture_speech
-from translator_bot.testbed.rig import InterpreterRig, Person
+from translator_bot.testbed.rig import InterpreterRig, RigPerson
 
 WARM_UP_S = 30.0
 
@@ -60,7 +60,7 @@ async def soak(ice: str, minutes: float, every: float) -> None:
                         loop=True,
                         audio_streams=streams,
                     )
-                    rig.people[name] = Person(sim)
+                    rig.people[name] = RigPerson(sim)
                     await sim.join()
                 await rig.bot.wait_line(r"receiving \S+/1 from Alice", 30)
                 pid = rig.bot.proc.pid

@@ -22,7 +22,7 @@ import pytest
 from tests.conftest import StartJanus
 from translator_bot.testbed.janus import JanusServer
 from translator_bot.testbed.participant import SimParticipant, fixture_speech
-from translator_bot.testbed.rig import InterpreterRig, Person
+from translator_bot.testbed.rig import InterpreterRig, RigPerson
 
 pytestmark = [pytest.mark.janus, pytest.mark.timeout(300)]
 
@@ -60,7 +60,7 @@ async def add_person(
     rig: InterpreterRig, janus: JanusServer, name: str, lang: str, **options: Any
 ) -> SimParticipant:
     sim = SimParticipant(janus.url, janus.room, name, lang, **options)
-    rig.people[name] = Person(sim)  # closed by rig.aclose()
+    rig.people[name] = RigPerson(sim)  # closed by rig.aclose()
     await sim.join()
     return sim
 

@@ -299,7 +299,7 @@ async def test_room_session_claims_its_session_back_and_catches_up_on_the_gap(
     watch: RoomWatcher | None = None
     try:
         await room.join()
-        watch = RoomWatcher(room)
+        watch = RoomWatcher(room).start()
         arrived = await watch.wait_for(FeedTrackArrived, lambda e: e.participant.id == alice.id)
         await watch.recorders[arrived.feed].wait_first_frame(10)
         assert room._session is not None
@@ -340,7 +340,7 @@ async def test_room_session_rejoins_and_republishes_the_same_track(start_janus: 
     watch: RoomWatcher | None = None
     try:
         await room.join()
-        watch = RoomWatcher(room)
+        watch = RoomWatcher(room).start()
         arrived = await watch.wait_for(FeedTrackArrived, lambda e: e.participant.id == beatriz.id)
         speaking = ScheduleTrack()
         publication = await room.publish_feed(speaking, arrived.participant, "es")
@@ -401,7 +401,7 @@ async def test_room_session_notices_a_stalled_socket_by_its_keepalives(janus: Ja
     watch: RoomWatcher | None = None
     try:
         await room.join()
-        watch = RoomWatcher(room)
+        watch = RoomWatcher(room).start()
         arrived = await watch.wait_for(FeedTrackArrived, lambda e: e.participant.id == alice.id)
         mark = len(watch.events)
         assert proxy.stall() == 1

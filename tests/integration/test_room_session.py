@@ -55,7 +55,7 @@ async def test_bot_receives_each_participant_as_48k_frames(janus: JanusServer) -
     room = RoomSession(url=janus.url, room=str(janus.room), default_language="de")
     try:
         await room.join()
-        watch = RoomWatcher(room)
+        watch = RoomWatcher(room).start()
         a_id = await alice.join()
         b_id = await beatriz.join()
         for pid in (a_id, b_id):
@@ -108,7 +108,7 @@ async def test_published_feed_reaches_its_listener_with_labels_and_captions(janu
     room = RoomSession(url=janus.url, room=janus.room)
     try:
         await room.join()
-        watch = RoomWatcher(room)
+        watch = RoomWatcher(room).start()
         arrived = await watch.wait_for(FeedTrackArrived, lambda e: e.participant.id == beatriz.id)
         listener = arrived.participant
         speaking = ScheduleTrack()
@@ -157,7 +157,7 @@ async def test_follows_language_change_leave_and_rejoin(janus: JanusServer) -> N
     )
     room = RoomSession(url=janus.url, room=janus.room)
     await room.join()
-    watch = RoomWatcher(room)
+    watch = RoomWatcher(room).start()
     try:
         await alice.join()
         first_id = alice.id
@@ -222,7 +222,7 @@ async def test_string_room_ids_and_create_room(start_janus: StartJanus) -> None:
     )
     await alice.join()
     async with RoomSession(url=janus.url, room="standup") as room:
-        watch = RoomWatcher(room)
+        watch = RoomWatcher(room).start()
         arrived = await watch.wait_for(FeedTrackArrived)
         assert arrived.participant.id == alice.id and isinstance(alice.id, str)
         await watch.close()
@@ -261,7 +261,7 @@ async def test_janus_killed_mid_call_closes_with_error(janus: JanusServer) -> No
     # The session retries a lost room server for `reconnect_seconds` before it gives up.
     room = RoomSession(url=janus.url, room=janus.room, reconnect_seconds=2)
     await room.join()
-    watch = RoomWatcher(room)
+    watch = RoomWatcher(room).start()
     try:
         arrived = await watch.wait_for(FeedTrackArrived)
         await watch.recorders[arrived.feed].wait_first_frame(10)
@@ -288,7 +288,7 @@ async def test_keepalives_hold_the_session_open(start_janus: StartJanus) -> None
         assert not room.closed
         beatriz = SimParticipant(janus.url, janus.room, "Beatriz", "es", publish=False)
         b_id = await beatriz.join()
-        watch = RoomWatcher(room)
+        watch = RoomWatcher(room).start()
         await watch.wait_for(ParticipantJoined, lambda e: e.participant.id == b_id)
         await watch.close()
         await beatriz.close()

@@ -17,7 +17,7 @@ import pytest
 from translator_bot.fake.state import FakeOptions
 from translator_bot.fixtures import utterance
 from translator_bot.testbed.janus import JanusServer
-from translator_bot.testbed.rig import InterpreterRig, Person
+from translator_bot.testbed.rig import InterpreterRig, RigPerson
 
 pytestmark = [pytest.mark.janus, pytest.mark.timeout(240)]
 
@@ -29,7 +29,7 @@ async def settle(rig: InterpreterRig) -> None:
     await asyncio.sleep(SETTLE_S)
 
 
-def final_captions(person: Person) -> list[dict[str, Any]]:
+def final_captions(person: RigPerson) -> list[dict[str, Any]]:
     assert person.listening is not None
     captions = [json.loads(text) for _, text in person.listening.messages]
     return [c for c in captions if c.get("type") == "caption" and c["final"]]

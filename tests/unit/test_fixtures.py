@@ -14,7 +14,7 @@ import pytest
 from translator_bot.fixtures import (
     ENV_VAR,
     FixtureError,
-    Utterance,
+    RecordedUtterance,
     fixtures_dir,
     load_manifest,
     read_pcm,
@@ -34,11 +34,11 @@ def _no_env_override(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def utterances() -> list[Utterance]:
+def utterances() -> list[RecordedUtterance]:
     return load_manifest()
 
 
-def test_every_group_has_all_three_languages(utterances: list[Utterance]) -> None:
+def test_every_group_has_all_three_languages(utterances: list[RecordedUtterance]) -> None:
     languages: dict[str, set[str]] = defaultdict(set)
     for u in utterances:
         assert u.id == f"{u.group}-{u.language}"
@@ -46,7 +46,7 @@ def test_every_group_has_all_three_languages(utterances: list[Utterance]) -> Non
     assert dict(languages) == {group: LANGUAGES for group in GROUPS}
 
 
-def test_translations_point_at_the_same_sentence(utterances: list[Utterance]) -> None:
+def test_translations_point_at_the_same_sentence(utterances: list[RecordedUtterance]) -> None:
     by_id = {u.id: u for u in utterances}
     for u in utterances:
         assert set(u.translations) == LANGUAGES - {u.language}
@@ -58,13 +58,13 @@ def test_translations_point_at_the_same_sentence(utterances: list[Utterance]) ->
         assert translation_of(u, "fr") is None
 
 
-def test_sentences_differ_from_each_other(utterances: list[Utterance]) -> None:
+def test_sentences_differ_from_each_other(utterances: list[RecordedUtterance]) -> None:
     texts = [u.text for u in utterances]
     assert len(set(texts)) == len(texts)
     assert all(u.text.strip() for u in utterances)
 
 
-def test_files_are_24k_mono_s16_with_durations_matching_manifest(utterances: list[Utterance]) -> None:
+def test_files_are_24k_mono_s16_with_durations_matching_manifest(utterances: list[RecordedUtterance]) -> None:
     for u in utterances:
         with wave.open(str(u.path), "rb") as wav:
             assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (24_000, 1, 2), u.id

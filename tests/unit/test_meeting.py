@@ -19,8 +19,9 @@ from translator_bot.audio.clock import FakeClock
 from translator_bot.engine.base import EngineState, LaneSpec, Outage
 from translator_bot.engine.passthrough import PassthroughSession
 from translator_bot.fixtures import read_pcm, utterance
-from translator_bot.interpreter.meeting import (
-    Meeting,
+from translator_bot.interpreter.meeting import Meeting
+from translator_bot.interpreter.plan import LaneKey, Member
+from translator_bot.interpreter.port import (
     MeetingEnded,
     PeerAudio,
     PeerChanged,
@@ -28,7 +29,6 @@ from translator_bot.interpreter.meeting import (
     RoomClosed,
     RoomEvent,
 )
-from translator_bot.interpreter.plan import LaneKey, Member
 from translator_bot.languages import parse_language
 from translator_bot.settings import Settings
 

@@ -8,8 +8,8 @@ import pytest
 
 from tests.unit.test_meeting import drain, member, running, wait_for
 from translator_bot.audio.playout import PlayoutKey
-from translator_bot.interpreter.meeting import PeerChanged
 from translator_bot.interpreter.plan import LaneKey
+from translator_bot.interpreter.port import PeerChanged
 from translator_bot.settings import Settings
 
 MS = 24  # 24 kHz samples per millisecond

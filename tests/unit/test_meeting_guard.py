@@ -21,8 +21,9 @@ from translator_bot.audio.clock import FakeClock
 from translator_bot.engine.base import EngineEvent, LaneSpec
 from translator_bot.engine.passthrough import PassthroughSession
 from translator_bot.errors import RoomError
-from translator_bot.interpreter.meeting import Meeting, PeerAudio, PeerAudioGone, PeerChanged, PeerLeft
+from translator_bot.interpreter.meeting import Meeting
 from translator_bot.interpreter.plan import LaneKey
+from translator_bot.interpreter.port import PeerAudio, PeerAudioGone, PeerChanged, PeerLeft
 from translator_bot.metrics import ENGINE_TOKENS, REGISTRY
 from translator_bot.settings import Settings
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from translator_bot.fixtures import Utterance
+from translator_bot.fixtures import RecordedUtterance
 
 # One name per language the recordings speak, so the progress lines read like a meeting.
 NAMES = {"en": "Ana", "es": "Beatriz", "de": "Dieter"}
@@ -48,7 +48,11 @@ def people_for(languages: Sequence[str], recorded: Sequence[str]) -> tuple[Perso
 
 
 def plan_turns(
-    people: tuple[Person, Person], utterances: Sequence[Utterance], turns: int, *, translated: bool = True
+    people: tuple[Person, Person],
+    utterances: Sequence[RecordedUtterance],
+    turns: int,
+    *,
+    translated: bool = True,
 ) -> list[Turn]:
     """Alternate speakers, each turn a different sentence (cycling), translated for the other person.
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import translator_bot
-from translator_bot.fixtures import Utterance
+from translator_bot.fixtures import RecordedUtterance
 
 _PACKAGE_DIR = Path(translator_bot.__file__).resolve().parent
 
@@ -47,7 +47,7 @@ class Probe:
     # None when a private network namespace can be made, else why not.
     private_network_error: Callable[[], str | None]
     # The bundled recordings' folder and utterances; raises when they are missing or malformed.
-    recordings: Callable[[], tuple[Path, list[Utterance]]]
+    recordings: Callable[[], tuple[Path, list[RecordedUtterance]]]
 
 
 def _command_output(argv: Sequence[str]) -> str | None:
@@ -89,7 +89,7 @@ def _private_network_error() -> str | None:
     return lines[-1] if lines else f"the check exited with code {done.returncode}"
 
 
-def _recordings() -> tuple[Path, list[Utterance]]:
+def _recordings() -> tuple[Path, list[RecordedUtterance]]:
     from translator_bot.fixtures import fixtures_dir, load_manifest
 
     directory = fixtures_dir()

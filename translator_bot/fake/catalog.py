@@ -9,11 +9,11 @@ import numpy as np
 import numpy.typing as npt
 
 from translator_bot.fake.recognizer import FixtureRecognizer, Recognition
-from translator_bot.fixtures import Utterance, fixtures_dir, load_manifest, read_pcm
+from translator_bot.fixtures import RecordedUtterance, fixtures_dir, load_manifest, read_pcm
 
 
 class FixtureCatalog:
-    def __init__(self, utterances: list[Utterance]) -> None:
+    def __init__(self, utterances: list[RecordedUtterance]) -> None:
         self._utterances = {u.id: u for u in utterances}
         self._pcm = {u.id: read_pcm(u) for u in utterances}
         self._recognizer = FixtureRecognizer(self._pcm)
@@ -22,7 +22,7 @@ class FixtureCatalog:
     def recognizer(self) -> FixtureRecognizer:
         return self._recognizer
 
-    def utterance(self, utterance_id: str) -> Utterance:
+    def utterance(self, utterance_id: str) -> RecordedUtterance:
         return self._utterances[utterance_id]
 
     def pcm(self, utterance_id: str) -> npt.NDArray[np.int16]:
@@ -32,7 +32,7 @@ class FixtureCatalog:
         """Which fixture is this (CPU-bound, tens of ms: call it from a worker thread)."""
         return self._recognizer.recognise(pcm)
 
-    def reply(self, heard_id: str, target_base: str) -> Utterance | None:
+    def reply(self, heard_id: str, target_base: str) -> RecordedUtterance | None:
         """The same sentence recorded in the target language (itself if already in it), or None."""
         heard = self._utterances[heard_id]
         reply_id = heard.id if target_base == heard.language else heard.translations.get(target_base)

@@ -23,7 +23,7 @@ from translator_bot.fake.pacing import DeltaSchedule
 from translator_bot.fake.recognition import Recognitions
 from translator_bot.fake.responses import ActiveResponse, apply_truncation, rate_limits_event, response_wire
 from translator_bot.fake.state import SessionRecord
-from translator_bot.fixtures import Utterance
+from translator_bot.fixtures import RecordedUtterance
 
 Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
 
@@ -134,7 +134,7 @@ class ResponseRunner:
         await self._close_item(active, "completed")
         await self._finish(active, "completed", None)
 
-    async def _reply_for(self, source_item_id: str | None, target: str) -> Utterance | None:
+    async def _reply_for(self, source_item_id: str | None, target: str) -> RecordedUtterance | None:
         future = self._recognitions.get(source_item_id) if source_item_id else None
         if future is None:
             return None
@@ -146,7 +146,7 @@ class ResponseRunner:
             self._record.same_language += 1
         return reply
 
-    async def _stream_reply(self, active: ActiveResponse, reply: Utterance) -> None:
+    async def _stream_reply(self, active: ActiveResponse, reply: RecordedUtterance) -> None:
         audio_mode = "audio" in active.modalities
         item = Item(
             id=new_id("item"),

@@ -32,7 +32,7 @@ from translator_bot.fake import session_config as cfg
 from translator_bot.fake.base_session import UNRECOGNISED_TRANSCRIPT, BaseSession
 from translator_bot.fake.events import spread, transcript_pieces
 from translator_bot.fake.sentences import SentenceConfig, split_sentences
-from translator_bot.fixtures import Utterance
+from translator_bot.fixtures import RecordedUtterance
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class HeardSentence:
 
 @dataclass(frozen=True)
 class PendingTranslation:
-    reply: Utterance
+    reply: RecordedUtterance
     pause_before_ms: int  # the speaker's pause between the previous sentence and this one
     ended_at: float  # loop time the sentence's end was found
 
@@ -172,7 +172,7 @@ class TranslationSession(BaseSession):
             else:
                 await self._to_speak.put(PendingTranslation(reply, max(0, pause_ms), heard.ended_at))
 
-    async def _recognise(self, pcm: npt.NDArray[np.int16]) -> Utterance | None:
+    async def _recognise(self, pcm: npt.NDArray[np.int16]) -> RecordedUtterance | None:
         """The recording to speak for this sentence, after its input transcript; None for nothing."""
         result = await asyncio.to_thread(self.ctx.catalog.recognise, pcm)
         target = self.record.target_language

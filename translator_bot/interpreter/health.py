@@ -8,9 +8,12 @@ probe; `Restarts` decides when a crashed part is tried again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from translator_bot.engine.base import EngineSession
 
 Verdict = Literal["ok", "degraded", "not ready"]
 
@@ -66,3 +69,42 @@ class Restarts:
     def describe(self) -> str:
         times = "once" if self.total == 1 else f"{self.total} times"
         return f"{self.reason} (failed {times})"
+
+
+def engine_health(part: str, engine: EngineSession) -> PartHealth | None:
+    """A lane's model session that is not working, as a part (None: it works or is connecting)."""
+    outage = engine.outage
+    if outage is not None:
+        return PartHealth(part, "outage", f"the model provider is unreachable: {outage.reason}")
+    state = engine.state.value
+    if state in ("connecting", "connected"):
+        return None
+    reason = getattr(engine, "state_reason", None) or f"the model session is {state}"
+    return PartHealth(part, state, str(reason))
+
+
+def lane_health(
+    part: str, engine: EngineSession, restarts: Restarts | None, restarting: bool, now: float
+) -> PartHealth | None:
+    """A lane as a part that is not well: waiting for its restart, restarted lately, or its model
+    session not working (None: it is well)."""
+    if restarting and restarts is not None:
+        return PartHealth(part, "restarting", restarts.describe())
+    if restarts is not None and restarts.recent(now):
+        return PartHealth(part, "restarted", restarts.describe())
+    return engine_health(part, engine)
+
+
+def outage_report(engines: Mapping[str, EngineSession], now: float) -> dict[str, dict[str, Any]]:
+    """Lanes whose model provider is unreachable: since when (UTC), for how long (to the monotonic `now`),
+    and why."""
+    outages: dict[str, dict[str, Any]] = {}
+    for lane, engine in engines.items():
+        outage = engine.outage
+        if outage is not None:
+            outages[lane] = {
+                "since": datetime.fromtimestamp(outage.since_wall, UTC).isoformat(timespec="seconds"),
+                "seconds": round(max(0.0, now - outage.since), 1),
+                "reason": outage.reason,
+            }
+    return outages

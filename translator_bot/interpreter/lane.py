@@ -8,7 +8,6 @@ serves two-party and larger meetings.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from translator_bot.interpreter.plan import LaneKey, LanePlan
 from translator_bot.interpreter.speech import SpeechEndTracker
 from translator_bot.interpreter.transcript import LaneInfo, Transcript
 from translator_bot.metrics import ENGINE_TOKENS, TRANSLATION_LATENCY
+from translator_bot.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class Lane:
         self._speech = SpeechEndTracker()
         self._measured_end: float | None = None
         self._items_started: set[str] = set()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = TaskSet(f"lane {plan.key}", logger=log)
         self.latencies: list[float] = []
         transcript.lane_opened(lane_info(plan))
 
@@ -99,7 +99,7 @@ class Lane:
     def start(self) -> None:
         """Connect the session and consume its events in the lane's own task, so a slow or retrying
         connection never holds up the meeting; audio pushed meanwhile is buffered by the engine."""
-        self._task = asyncio.create_task(self._run(), name=f"lane {self.key}")
+        self._tasks.spawn(self._run(), name=f"lane {self.key}")
 
     def push_audio(self, pcm: bytes) -> None:
         self._speech.feed(pcm, self._clock())
@@ -115,11 +115,7 @@ class Lane:
         self.engine.report_interrupted(item, played_samples)
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._tasks.close()
         await self.engine.aclose()
 
     async def _run(self) -> None:

@@ -1,44 +1,37 @@
 """The interpreter for one meeting: participants in, lanes and output feeds kept in step with them.
 
-Data path: room audio track -> InboundConverter (24 kHz mono) -> every lane whose speaker it is ->
-model session -> router -> the PlayoutTrack of each feed that carries the lane -> room.
-The meeting reacts to room events (joins, language changes, feeds, leaves) by re-planning lanes
-(`plan_lanes`) and feeds (`feeds_for`) and applying only the difference, within the lane cap
+Data path: room audio track -> AudioIn (24 kHz mono) -> every lane whose speaker it is -> model session ->
+the meeting as the lanes' router -> the PlayoutTrack of each feed that carries the lane (FeedSet) -> room.
+The meeting reacts to room events (joins, language changes, feeds, leaves; see `port`) by re-planning
+lanes (`plan_lanes`) and feeds (`feeds_for`) and applying only the difference, within the lane cap
 (`TRANSLATOR_MAX_LANES`, earliest-joined served first) and at most one change per lane per second.
 
 No participant can break the meeting for the others:
-- every audio stream a participant publishes gets its own pump that reads it to the end, so a second
-  stream can neither stop the first nor leave frames queueing unread; only the participant's first
-  stream (by arrival) is interpreted, the others are read and discarded;
-- a crashed pump or lane is restarted with back-off; a feed the room refuses (publisher limit) or
+- every audio stream a participant publishes is read to its end by its own task (`audio_in`);
+- a crashed reader or lane is restarted with back-off; a feed the room refuses (publisher limit) or
   takes away (kicked, unpublished, connection failed) leaves only its listener without
-  interpretation, and is published again with back-off;
+  interpretation, and is published again with back-off (`feeds`);
 - `health()` lists every part that is not well, with the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Protocol
-
-import av
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from collections.abc import Callable
+from typing import Any
 
 from translator_bot.audio.clock import Clock
-from translator_bot.audio.inbound import InboundConverter
 from translator_bot.audio.playout import PlayoutKey, PlayoutTrack
 from translator_bot.engine.base import EngineSession, LaneSpec
 from translator_bot.engine.factory import create_engine
 from translator_bot.errors import ProviderError, RoomError
+from translator_bot.interpreter.audio_in import AudioIn
 from translator_bot.interpreter.cost import CostMeter
-from translator_bot.interpreter.health import PartHealth, Restarts
+from translator_bot.interpreter.feeds import Feed, FeedSet, feed_language, listener_name
+from translator_bot.interpreter.health import PartHealth, Restarts, lane_health, outage_report
 from translator_bot.interpreter.lane import Lane, LaneRouter, spec_for
 from translator_bot.interpreter.plan import (
     ChangeLimiter,
@@ -49,128 +42,27 @@ from translator_bot.interpreter.plan import (
     feeds_for,
     plan_lanes,
 )
-from translator_bot.interpreter.transcript import Transcript
-from translator_bot.metrics import (
-    FEED_FAILURES,
-    FRAMES_IGNORED,
-    FRAMES_IN,
-    INPUT_RESTARTS,
-    LANE_RESTARTS,
-    LANES,
-    LANES_UNSERVED,
-    forget_lane,
+from translator_bot.interpreter.port import (
+    MeetingEnded,
+    PeerAudio,
+    PeerAudioGone,
+    PeerChanged,
+    PeerLeft,
+    RoomClosed,
+    RoomEvent,
+    RoomPort,
 )
+from translator_bot.interpreter.transcript import Transcript
+from translator_bot.metrics import LANE_RESTARTS, LANES, LANES_UNSERVED, forget_lane
 from translator_bot.settings import Settings
+from translator_bot.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
-MIXED_FEED = "mixed"
 LANE_CHANGE_INTERVAL_S = 1.0  # a lane is opened, closed or re-configured at most this often
 SUPERVISE_INTERVAL_S = 0.25  # how often due restarts, re-publishes and held-back changes are looked at
 
-
-# --- what the meeting needs from the room (implemented by translator_bot.room) ----------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PeerChanged:
-    """A participant joined or changed name/language (interpreters never reach the meeting)."""
-
-    member: Member
-
-
-@dataclass(frozen=True, slots=True)
-class PeerLeft:
-    participant_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class PeerAudio:
-    """An audio stream of a participant arrived; `stream` names it among the participant's streams."""
-
-    participant_id: str
-    track: MediaStreamTrack
-    stream: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class PeerAudioGone:
-    """One audio stream of a participant ended (`stream` empty: all of them)."""
-
-    participant_id: str
-    stream: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class RoomClosed:
-    """The room ended under the bot; `reason` is shown to the user as is."""
-
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class MeetingEnded:
-    """The meeting is over (room destroyed, nobody left in it): a normal end, like stop()."""
-
-    reason: str
-
-
-RoomEvent = PeerChanged | PeerLeft | PeerAudio | PeerAudioGone | RoomClosed | MeetingEnded
-
-
-class Publication(Protocol):
-    """One of the bot's feeds in the room. It may also have a `lost_reason` (str | None) attribute:
-    set when the room took the feed away (kicked, unpublished, connection failed)."""
-
-    def send_data(self, text: str) -> object: ...
-
-    async def relabel(self, lang: str) -> None: ...
-
-    async def aclose(self) -> None: ...
-
-
-class RoomPort(Protocol):
-    def events(self) -> AsyncIterator[RoomEvent]: ...
-
-    async def publish_feed(self, track: MediaStreamTrack, *, for_id: str | None, lang: str) -> Publication:
-        """Publish `track` labelled for one listener (None: for everyone) in language `lang`;
-        RoomError if the room refuses it."""
-        ...
-
-
 EngineFactory = Callable[[Settings, LaneSpec], EngineSession]
-
-
-@dataclass(slots=True, eq=False)
-class _Feed:
-    feed_id: str  # listener id, or MIXED_FEED
-    track: PlayoutTrack
-    publication: Publication | None
-    lanes: tuple[LaneKey, ...]
-    lang: str
-    problem: str | None = None  # "refused" or "lost": the listener hears nothing until re-published
-    retry_at: float | None = None
-    restarts: Restarts = field(default_factory=Restarts)
-
-    @property
-    def live(self) -> bool:
-        return self.publication is not None and self.problem is None
-
-
-@dataclass(slots=True, eq=False)
-class _Inbound:
-    """One audio stream of one participant and the task that reads it."""
-
-    pid: str
-    stream: str
-    track: MediaStreamTrack
-    order: int  # arrival order: a participant's earliest live stream is the one interpreted
-    frames: int = 0
-    task: asyncio.Task[None] | None = None
-    restarts: Restarts = field(default_factory=Restarts)
-
-    def __str__(self) -> str:
-        return self.stream or self.pid
 
 
 class Meeting(LaneRouter):
@@ -196,20 +88,23 @@ class Meeting(LaneRouter):
         self.cost = CostMeter.from_settings(settings)
         self.members: dict[str, Member] = {}  # in join order: the lane cap serves the earliest first
         self.lanes: dict[LaneKey, Lane] = {}
-        self.feeds: dict[str, _Feed] = {}
+        self._closing: set[Lane] = set()  # taken out of `lanes`, being closed
         self._plans: dict[LaneKey, LanePlan] = {}
         self._limiter = ChangeLimiter(lane_change_interval, settings.max_lanes)
         self._replan_at: float | None = None
         self._unserved: tuple[LaneKey, ...] = ()
         self._lane_restarts: dict[LaneKey, Restarts] = {}
         self._lane_retry_at: dict[LaneKey, float] = {}
-        self._inbound: dict[tuple[str, str], _Inbound] = {}
-        self._inbound_order = 0
-        # Decoded frames per participant since their audio arrived: zero means the media path from
-        # them is not up yet (their first second can be lost to a DTLS retransmit at join).
-        self.frames_heard: dict[str, int] = {}
+        self._audio_in = AudioIn(self._speaker_audio, name_of=self._member_name, clock=clock)
+        self.frames_heard = self._audio_in.frames_heard  # per participant: see AudioIn
+        self._feed_set = FeedSet(room, new_track=self._new_track, name_of=self._listener_name, clock=clock)
+        self.feeds: dict[str, Feed] = self._feed_set.feeds
         self._fatal: ProviderError | None = None
-        self._stop = asyncio.Event()
+        self._tasks = TaskSet("meeting", logger=log)
+        self._following: asyncio.Task[Any] | None = None  # the task in run(), while it follows the room
+        self._handling = False  # run() is applying a room event: a stop waits for it to finish
+        self._stop_requested = False
+        self._stopped_by_cancel = False
         self._reconcile_lock = asyncio.Lock()
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -217,62 +112,61 @@ class Meeting(LaneRouter):
     async def run(self) -> None:
         """Follow the room until `stop()`; raises RoomError if the room goes, a ProviderError when the
         model provider refuses the key (exit 4) or stays unreachable too long (exit 5)."""
-        events = self._room.events()
-        stop_wait = asyncio.create_task(self._stop.wait(), name="meeting stop")
-        supervisor = asyncio.create_task(self._supervise(), name="meeting supervisor")
-        try:
-            while not self._stop.is_set():
-                next_event = asyncio.ensure_future(anext(events))
-                done, _ = await asyncio.wait({next_event, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
-                if next_event not in done:
-                    next_event.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                        await next_event
-                    break
-                try:
-                    event = next_event.result()
-                except StopAsyncIteration:
-                    raise RoomError("the room connection ended") from None
-                await self._on_event(event)
+        if self._stop_requested:  # stopped (or failed) before it ran
             if self._fatal is not None:
                 raise self._fatal
+            return
+        self._following = asyncio.current_task()
+        supervisor = self._tasks.spawn(self._supervise(), name="meeting supervisor")
+        try:
+            await self._follow_room()
+        except asyncio.CancelledError:
+            # stop() cancels the wait for the next room event; any other cancellation is the caller's.
+            if not self._stopped_by_cancel or self._following is None or self._following.uncancel() > 0:
+                raise
         finally:
-            for task in (stop_wait, supervisor):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            self._following = None
+            await self._tasks.cancel(supervisor)
+        if self._fatal is not None:
+            raise self._fatal
+
+    async def _follow_room(self) -> None:
+        async for event in self._room.events():
+            self._handling = True
+            try:
+                await self._on_event(event)
+            finally:
+                self._handling = False
+            if self._stop_requested:
+                return
+        raise RoomError("the room connection ended")
 
     def stop(self) -> None:
-        self._stop.set()
+        """End `run()` normally: at once if it waits for the room, after the event in hand otherwise."""
+        if self._stop_requested:
+            return
+        self._stop_requested = True
+        if self._following is not None and not self._handling:
+            self._stopped_by_cancel = True
+            self._following.cancel()
 
     async def aclose(self) -> None:
         """Close lanes, inbound pumps and feeds; safe to call more than once."""
-        inbound, self._inbound = list(self._inbound.values()), {}
-        for stream in inbound:
-            if stream.task is not None:
-                stream.task.cancel()
-        for stream in inbound:
-            if stream.task is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await stream.task
-        self.frames_heard.clear()
-        lanes, self.lanes = list(self.lanes.values()), {}
+        await self._tasks.close()
+        await self._audio_in.aclose()
+        lanes = [*self.lanes.values(), *self._closing]
+        self.lanes, self._closing = {}, set()
         await asyncio.gather(*(lane.aclose() for lane in lanes), return_exceptions=True)
         for lane in lanes:
             forget_lane(str(lane.key))
         LANES.set(0)
         LANES_UNSERVED.set(0)
-        feeds, self.feeds = list(self.feeds.values()), {}
-        for feed in feeds:
-            feed.track.stop()
-            if feed.publication is not None:
-                with contextlib.suppress(Exception):
-                    await feed.publication.aclose()
+        await self._feed_set.aclose()
 
     def _fatal_error(self, exc: ProviderError) -> None:
         if self._fatal is None:
             self._fatal = exc
-        self._stop.set()
+        self.stop()
 
     async def _supervise(self) -> None:
         """Applies what is due: held-back lane changes, lane restarts, feeds to publish again."""
@@ -286,7 +180,7 @@ class Meeting(LaneRouter):
                     await self._reconcile()
                 else:
                     async with self._reconcile_lock:
-                        await self._repair_feeds()
+                        await self._feed_set.repair()
             except Exception:
                 # Repairs are retried on the next tick; the supervisor itself must not die of one.
                 log.exception("repairing the meeting failed; trying again")
@@ -301,122 +195,27 @@ class Meeting(LaneRouter):
                     self.members[member.id] = member
                     await self._reconcile()
             case PeerLeft(participant_id=pid):
-                self._stop_inbound(pid, None)
+                self._audio_in.stop(pid, None)
                 if self.members.pop(pid, None) is not None:
                     log.info("participant %s left", pid)
                     await self._reconcile()
             case PeerAudio(participant_id=pid, track=track, stream=stream):
-                self._start_inbound(pid, stream, track)
+                self._audio_in.start(pid, stream, track)
             case PeerAudioGone(participant_id=pid, stream=stream):
-                self._stop_inbound(pid, stream or None)
+                self._audio_in.stop(pid, stream or None)
             case RoomClosed(reason=reason):
                 raise RoomError(reason)
             case MeetingEnded(reason=reason):
                 log.info("stopping: %s", reason)
-                self._stop.set()
+                self._stop_requested = True
 
-    # --- audio in --------------------------------------------------------------------------------
-
-    def _primary(self, pid: str) -> _Inbound | None:
-        """The stream of `pid` that is interpreted: the earliest-arrived one still live."""
-        streams = [s for s in self._inbound.values() if s.pid == pid]
-        return min(streams, key=lambda s: s.order) if streams else None
-
-    def _start_inbound(self, pid: str, stream: str, track: MediaStreamTrack) -> None:
-        old = self._inbound.pop((pid, stream), None)
-        if old is not None and old.task is not None:
-            old.task.cancel()  # the same stream subscribed again: the new track replaces the old
-        self._inbound_order += 1
-        inbound = _Inbound(pid, stream, track, self._inbound_order)
-        self._inbound[(pid, stream)] = inbound
-        primary = self._primary(pid)
-        if primary is inbound:
-            self.frames_heard[pid] = 0
-        else:
-            log.warning(
-                "participant %s sends more than one audio stream: interpreting %s only; %s is received"
-                " and discarded",
-                pid,
-                primary,
-                inbound,
-            )
-        inbound.task = asyncio.create_task(self._pump_inbound(inbound), name=f"inbound {inbound}")
-
-    def _stop_inbound(self, pid: str, stream: str | None) -> None:
-        """Stop the pump of one stream of `pid` (None: of all its streams)."""
-        for key in [k for k in self._inbound if k[0] == pid and (stream is None or k[1] == stream)]:
-            inbound = self._inbound.pop(key)
-            if inbound.task is not None:
-                inbound.task.cancel()
-        primary = self._primary(pid)
-        if primary is None:
-            self.frames_heard.pop(pid, None)
-        else:
-            self.frames_heard[pid] = primary.frames
-
-    async def _pump_inbound(self, inbound: _Inbound) -> None:
-        """Read the stream to its end. A crash restarts the reading after a back-off, during which
-        frames are still read (and dropped) so nothing queues up in the track meanwhile."""
-        pid = inbound.pid
-        name = self.members[pid].name if pid in self.members else pid
-        log.info("receiving audio from participant %s (%s)", pid, name)
-        try:
-            while True:
-                try:
-                    await self._read_inbound(inbound, name)
-                    return
-                except Exception as exc:
-                    delay = inbound.restarts.record(self._clock(), f"{type(exc).__name__}: {exc}")
-                    INPUT_RESTARTS.inc()
-                    log.exception(
-                        "audio of participant %s (%s) failed; restarting in %.0f s", pid, name, delay
-                    )
-                    if await self._discard_inbound(inbound, delay):
-                        return
-        finally:
-            log.info("audio of participant %s (%s) ended: %d frames received", pid, name, inbound.frames)
-
-    async def _read_inbound(self, inbound: _Inbound, name: str) -> None:
-        converter = InboundConverter()
-        while True:
-            try:
-                frame = await inbound.track.recv()
-            except MediaStreamError:
-                return
-            inbound.frames += 1
-            FRAMES_IN.inc()
-            if self._inbound.get((inbound.pid, inbound.stream)) is not inbound:
-                continue  # replaced or stopped: the task is being cancelled
-            if self._primary(inbound.pid) is not inbound:
-                FRAMES_IGNORED.labels(reason="extra_stream").inc()
-                continue
-            if inbound.frames == 1:
-                log.info("first audio from participant %s (%s)", inbound.pid, name)
-            self.frames_heard[inbound.pid] = inbound.frames
-            self._route_inbound(inbound.pid, converter, frame)
-
-    async def _discard_inbound(self, inbound: _Inbound, seconds: float) -> bool:
-        """Read and drop frames for `seconds`; True if the track ended meanwhile."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                while True:
-                    try:
-                        await inbound.track.recv()
-                    except MediaStreamError:
-                        return True
-                    inbound.frames += 1
-                    FRAMES_IGNORED.labels(reason="restarting").inc()
-        return False
-
-    def _route_inbound(self, pid: str, converter: InboundConverter, frame: object) -> None:
-        if not isinstance(frame, av.AudioFrame):
-            return  # an audio track yields audio frames; anything else is not ours to convert
-        pcm = converter.convert(frame)
-        if not pcm:
-            return
+    def _speaker_audio(self, pid: str, pcm: bytes) -> None:
         for lane in self.lanes.values():
             if lane.plan.speaker.id == pid:
                 lane.push_audio(pcm)
+
+    def _member_name(self, pid: str) -> str:
+        return self.members[pid].name if pid in self.members else pid
 
     # --- lanes and feeds -----------------------------------------------------------------------
 
@@ -433,6 +232,7 @@ class Meeting(LaneRouter):
             self._replan_at = step.retry_at
             # The lanes change in one go (nothing awaited in between); closing them comes after.
             closing = [lane for key in step.changes.closed if (lane := self.lanes.pop(key, None)) is not None]
+            self._closing.update(closing)  # closed by aclose() if the meeting is stopped meanwhile
             for key in step.changes.closed:
                 self._lane_restarts.pop(key, None)
                 self._lane_retry_at.pop(key, None)
@@ -445,10 +245,11 @@ class Meeting(LaneRouter):
             for lane in closing:
                 # Translations already queued still play: they were said and are on their way.
                 log.info("closing lane %s", lane.key)
-                await lane.aclose()
+                await self._close_lane(lane)
                 forget_lane(str(lane.key))
             LANES.set(len(self.lanes))
-            await self._reconcile_feeds()
+            wanted = feeds_for(self._plans, self._settings.output_mode)
+            await self._feed_set.reconcile(wanted, self._feed_language)
 
     def _note_unserved(self, left_out: tuple[LanePlan, ...]) -> None:
         keys = tuple(plan.key for plan in left_out)
@@ -490,6 +291,11 @@ class Meeting(LaneRouter):
         self.lanes[plan.key] = lane
         self.cost.track(str(plan.key), engine)
 
+    async def _close_lane(self, lane: Lane) -> None:
+        """Close a lane already taken out of `lanes` (and put in `_closing`)."""
+        await lane.aclose()
+        self._closing.discard(lane)
+
     def _lane_stopped(self, lane: Lane, reason: str) -> None:
         if self.lanes.get(lane.key) is not lane:
             return
@@ -506,43 +312,18 @@ class Meeting(LaneRouter):
             lane = self.lanes.pop(key, None)
             plan = self._plans.get(key)
             if lane is not None:
-                await lane.aclose()
+                self._closing.add(lane)
+                await self._close_lane(lane)
             if plan is not None:
                 LANE_RESTARTS.inc()
                 log.info("restarting lane %s", key)
                 self._open_lane(plan)
 
-    async def _reconcile_feeds(self) -> None:
-        wanted = feeds_for(self._plans, self._settings.output_mode)
-        for feed_id in [f for f in self.feeds if f not in wanted]:
-            feed = self.feeds.pop(feed_id)
-            feed.track.stop()
-            if feed.publication is not None:
-                with contextlib.suppress(Exception):
-                    await feed.publication.aclose()
-        for feed_id, lanes in wanted.items():
-            lang = self._feed_language(feed_id)
-            existing = self.feeds.get(feed_id)
-            if existing is None:
-                await self._publish(feed_id, lanes, lang)
-                continue
-            existing.lanes = lanes
-            if existing.lang != lang:
-                existing.lang = lang
-                if existing.live and existing.publication is not None:
-                    try:
-                        await existing.publication.relabel(lang)  # the listener switched language
-                    except RoomError as exc:
-                        self._feed_failed(existing, "lost", f"relabelling failed: {exc}")
-        await self._repair_feeds()
-
     def _feed_language(self, feed_id: str) -> str:
-        if feed_id == MIXED_FEED:
-            return self._settings.default_language
-        member = self.members.get(feed_id)
-        if member is None:  # left, and the lanes for them are not closed yet (at most a second)
-            member = next(m for plan in self._plans.values() for m in plan.listeners if m.id == feed_id)
-        return member.language.tag
+        return feed_language(feed_id, self.members, self._plans.values(), self._settings.default_language)
+
+    def _listener_name(self, feed_id: str) -> str:
+        return listener_name(feed_id, self.members)
 
     def _new_track(self) -> PlayoutTrack:
         return PlayoutTrack(
@@ -553,69 +334,8 @@ class Meeting(LaneRouter):
             on_cut_short=self._on_cut_short,
         )
 
-    async def _publish(self, feed_id: str, lanes: tuple[LaneKey, ...], lang: str) -> None:
-        feed = _Feed(feed_id, self._new_track(), None, lanes, lang)
-        self.feeds[feed_id] = feed
-        await self._publish_feed(feed)
-
-    async def _publish_feed(self, feed: _Feed) -> None:
-        """Publish (or publish again) `feed`; a refusal degrades this listener only."""
-        for_id = None if feed.feed_id == MIXED_FEED else feed.feed_id
-        try:
-            publication = await self._room.publish_feed(feed.track, for_id=for_id, lang=feed.lang)
-        except RoomError as exc:
-            self._feed_failed(feed, "refused", str(exc))
-            return
-        if self.feeds.get(feed.feed_id) is not feed:
-            with contextlib.suppress(Exception):
-                await publication.aclose()  # the feed was dropped while it was being published
-            return
-        if feed.problem is not None:
-            log.info("the feed for %s is published again", self._listener_name(feed.feed_id))
-        feed.publication, feed.problem, feed.retry_at = publication, None, None
-
-    def _feed_failed(self, feed: _Feed, problem: str, reason: str) -> None:
-        delay = feed.restarts.record(self._clock(), reason)
-        FEED_FAILURES.labels(reason=problem).inc()
-        feed.problem, feed.retry_at = problem, self._clock() + delay
-        log.error(
-            "the feed for %s is %s: %s; %s hears no interpretation until it is published again (next"
-            " try in %.0f s)",
-            self._listener_name(feed.feed_id),
-            problem,
-            reason,
-            "nobody" if feed.feed_id == MIXED_FEED else "this listener",
-            delay,
-        )
-
-    async def _repair_feeds(self) -> None:
-        now = self._clock()
-        for feed in list(self.feeds.values()):
-            if feed.problem is None and feed.publication is not None:
-                lost = getattr(feed.publication, "lost_reason", None)
-                if lost:
-                    self._feed_failed(feed, "lost", str(lost))
-            if feed.problem is None or feed.retry_at is None or feed.retry_at > now:
-                continue
-            feed.retry_at = None  # this attempt is under way; a failure sets the next
-            old, feed.publication = feed.publication, None
-            if old is not None:
-                with contextlib.suppress(Exception):
-                    await old.aclose()
-            feed.track.stop()
-            feed.track = self._new_track()
-            log.info("publishing the feed for %s again", self._listener_name(feed.feed_id))
-            await self._publish_feed(feed)
-
-    def _listener_name(self, feed_id: str) -> str:
-        if feed_id == MIXED_FEED:
-            return "everyone"
-        member = self.members.get(feed_id)
-        return f"{member.name} ({feed_id})" if member is not None else feed_id
-
-    def _feeds_of(self, key: LaneKey) -> list[_Feed]:
-        # A feed that is not in the room gets nothing: its track would only fill up unread.
-        return [feed for feed in self.feeds.values() if key in feed.lanes and feed.problem is None]
+    def _feeds_of(self, key: LaneKey) -> list[Feed]:
+        return self._feed_set.serving(key)
 
     def _on_cut_short(self, cut: PlayoutKey, played: int) -> None:
         for key, lane in self.lanes.items():
@@ -648,26 +368,11 @@ class Meeting(LaneRouter):
         now = self._clock()
         parts: list[PartHealth] = []
         for key, lane in self.lanes.items():
-            part = f"lane {key}"
-            restarts = self._lane_restarts.get(key)
-            if key in self._lane_retry_at and restarts is not None:
-                parts.append(PartHealth(part, "restarting", restarts.describe()))
-            elif restarts is not None and restarts.recent(now):
-                parts.append(PartHealth(part, "restarted", restarts.describe()))
-            elif (engine_part := _engine_health(part, lane)) is not None:
-                parts.append(engine_part)
-        for inbound in self._inbound.values():
-            if inbound.restarts.recent(now):
-                parts.append(PartHealth(f"audio {inbound}", "restarted", inbound.restarts.describe()))
-            elif inbound.task is not None and inbound.task.done() and not inbound.task.cancelled():
-                parts.append(PartHealth(f"audio {inbound}", "stopped", "its reading task ended"))
-        for feed in self.feeds.values():
-            if feed.problem is not None:
-                parts.append(
-                    PartHealth(
-                        f"feed for {self._listener_name(feed.feed_id)}", feed.problem, feed.restarts.reason
-                    )
-                )
+            restarts, restarting = self._lane_restarts.get(key), key in self._lane_retry_at
+            if (part := lane_health(f"lane {key}", lane.engine, restarts, restarting, now)) is not None:
+                parts.append(part)
+        parts.extend(self._audio_in.degraded(now))
+        parts.extend(self._feed_set.degraded())
         return parts
 
     def health(self) -> tuple[bool, dict[str, Any]]:
@@ -681,35 +386,12 @@ class Meeting(LaneRouter):
             "lanes": {str(k): lane.engine.state.value for k, lane in self.lanes.items()},
             "feeds": sorted(self.feeds),
             "degraded": [part.as_json() for part in parts],
-            "outages": self._outages(),
+            # Outages are timed on the monotonic clock the engines use, not the meeting's injected one.
+            "outages": outage_report(
+                {str(k): lane.engine for k, lane in self.lanes.items()}, time.monotonic()
+            ),
             "unserved_lanes": [str(key) for key in self._unserved],
         }
         if self._fatal is not None:
             details["fatal"] = str(self._fatal)
         return self._fatal is None and not parts, details
-
-    def _outages(self) -> dict[str, dict[str, Any]]:
-        """Lanes whose model provider is unreachable: since when (UTC), for how long, and why."""
-        now = time.monotonic()
-        outages: dict[str, dict[str, Any]] = {}
-        for key, lane in self.lanes.items():
-            outage = lane.engine.outage
-            if outage is not None:
-                outages[str(key)] = {
-                    "since": datetime.fromtimestamp(outage.since_wall, UTC).isoformat(timespec="seconds"),
-                    "seconds": round(max(0.0, now - outage.since), 1),
-                    "reason": outage.reason,
-                }
-        return outages
-
-
-def _engine_health(part: str, lane: Lane) -> PartHealth | None:
-    """A lane's model session that is not working, as a part (None: it works or is connecting)."""
-    outage = lane.engine.outage
-    if outage is not None:
-        return PartHealth(part, "outage", f"the model provider is unreachable: {outage.reason}")
-    state = lane.engine.state.value
-    if state in ("connecting", "connected"):
-        return None
-    reason = getattr(lane.engine, "state_reason", None) or f"the model session is {state}"
-    return PartHealth(part, state, str(reason))

@@ -8,6 +8,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from translator_bot.tasks import TaskSet
+
 BOT = Path(sys.executable).with_name("translator-bot")
 
 
@@ -17,10 +19,14 @@ class BotProcess:
         self.lines: list[str] = []
         self.stdout_lines: list[str] = []  # only with capture_stdout
         self._changed = asyncio.Event()
-        self._reader = asyncio.create_task(self._read(), name="bot log reader")
-        self._stdout_reader = (
-            asyncio.create_task(self._read_stdout(), name="bot stdout reader") if proc.stdout else None
-        )
+        self._tasks = TaskSet("bot process")
+        self._reader: asyncio.Task[None] | None = None
+        self._stdout_reader: asyncio.Task[None] | None = None
+
+    def _start_readers(self) -> None:
+        self._reader = self._tasks.spawn(self._read(), name="bot log reader")
+        if self.proc.stdout is not None:
+            self._stdout_reader = self._tasks.spawn(self._read_stdout(), name="bot stdout reader")
 
     @classmethod
     async def start(
@@ -42,7 +48,9 @@ class BotProcess:
             env=dict(env),
             cwd=str(cwd),
         )
-        return cls(proc)
+        bot = cls(proc)
+        bot._start_readers()
+        return bot
 
     async def _read(self) -> None:
         assert self.proc.stderr is not None
@@ -68,7 +76,7 @@ class BotProcess:
                     for line in self.lines:
                         if regex.search(line):
                             return line
-                    if self._reader.done():
+                    if self._reader is None or self._reader.done():
                         raise AssertionError(
                             f"bot exited ({self.proc.returncode}) before {pattern!r}:\n{self.text}"
                         )
@@ -80,15 +88,18 @@ class BotProcess:
     async def wait(self, timeout_s: float = 15.0) -> int:
         async with asyncio.timeout(timeout_s):
             code = await self.proc.wait()
-            await self._reader
-            if self._stdout_reader is not None:
-                await self._stdout_reader
+            await self._readers_done()
         return code
+
+    async def _readers_done(self) -> None:
+        """The process has exited: its pipes end, so the readers finish by themselves."""
+        for reader in (self._reader, self._stdout_reader):
+            if reader is not None:
+                await reader
+        await self._tasks.close()
 
     async def kill(self) -> None:
         if self.proc.returncode is None:
             self.proc.kill()
             await self.proc.wait()
-        await self._reader
-        if self._stdout_reader is not None:
-            await self._stdout_reader
+        await self._readers_done()

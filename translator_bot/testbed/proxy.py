@@ -16,6 +16,8 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
+from translator_bot.tasks import TaskSet
+
 _CHUNK = 64 * 1024
 
 
@@ -46,7 +48,7 @@ class TcpProxy:
         self.cuts = 0
         self._server: asyncio.Server | None = None
         self._links: set[_Link] = set()
-        self._pumps: set[asyncio.Task[None]] = set()
+        self._pumps = TaskSet("tcp proxy")
         self._refuse_until = 0.0
         self._stopping = False
 
@@ -87,10 +89,7 @@ class TcpProxy:
         self.cut()
         # Aborted transports end their pumps on their own; cancelling is for any pump still blocked in
         # drain(), so that nothing outlives the proxy.
-        pumps = list(self._pumps)
-        for task in pumps:
-            task.cancel()
-        await asyncio.gather(*pumps, return_exceptions=True)
+        await self._pumps.close()
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
@@ -113,16 +112,12 @@ class TcpProxy:
         self.accepted += 1
         self._links.add(link)
         link.pumps = [
-            asyncio.create_task(self._pump(reader, up_writer, link), name="proxy up"),
-            asyncio.create_task(self._pump(up_reader, writer, link), name="proxy down"),
+            self._pumps.spawn(self._pump(reader, up_writer, link), name="proxy up"),
+            self._pumps.spawn(self._pump(up_reader, writer, link), name="proxy down"),
         ]
-        self._pumps.update(link.pumps)
-        # The server callback owns the pumps: it returns when both are over (stop() cancels them
+        # The server callback waits for its pumps: it returns when both are over (stop() cancels them
         # if they are not).
-        try:
-            await asyncio.gather(*link.pumps, return_exceptions=True)
-        finally:
-            self._pumps.difference_update(link.pumps)
+        await asyncio.gather(*link.pumps, return_exceptions=True)
 
     async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, link: _Link) -> None:
         try:

@@ -32,7 +32,7 @@ def free_port() -> int:
 
 
 @dataclass
-class Person:
+class RigPerson:
     sim: SimParticipant
     listening: Listening | None = None
 
@@ -48,7 +48,7 @@ class InterpreterRig:
     room: str | int | None = None  # None: the Janus server's static room; otherwise created by the bot
     use_fake: bool = True  # False: the bot talks to the provider its environment names
     bot: BotProcess | None = None
-    people: dict[str, Person] = field(default_factory=dict)
+    people: dict[str, RigPerson] = field(default_factory=dict)
     metrics_port: int = 0
     stop_seconds: float | None = None  # SIGTERM -> exit
     capture_stdout: bool = False  # keep the bot's stdout in bot.stdout_lines (otherwise discarded)
@@ -82,7 +82,7 @@ class InterpreterRig:
         for name, language in people:
             sim = SimParticipant(self.janus.url, room, name, language)
             await sim.join()
-            self.people[name] = Person(sim)
+            self.people[name] = RigPerson(sim)
         for person in self.people.values():
             person.listening = await person.sim.subscribe_interpreter(timeout_s=20)
             recorder = await person.listening.wait_track(20)

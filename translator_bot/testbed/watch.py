@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
 from translator_bot.room.session import FeedId, FeedTrackArrived, FeedTrackGone, RoomEvent, RoomSession
+from translator_bot.tasks import TaskSet
 from translator_bot.testbed.participant import Recorder
 
 E = TypeVar("E")
 
 
 class RoomWatcher:
-    """Consumes `room.events()`, records every event with its monotonic time, records every feed."""
+    """Consumes `room.events()`, records every event with its monotonic time, records every feed.
+
+    `watch = RoomWatcher(room).start()`; `await watch.close()`."""
 
     def __init__(self, room: RoomSession, *, record: bool = True) -> None:
         self.room = room
@@ -23,7 +25,12 @@ class RoomWatcher:
         self.events: list[tuple[float, RoomEvent]] = []
         self.recorders: dict[FeedId, Recorder] = {}
         self._changed = asyncio.Event()
-        self._task = asyncio.create_task(self._run(), name="room-watcher")
+        self._tasks = TaskSet("room watcher")
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> RoomWatcher:
+        self._task = self._tasks.spawn(self._run(), name="room-watcher")
+        return self
 
     async def _run(self) -> None:
         async for event in self.room.events():
@@ -50,14 +57,12 @@ class RoomWatcher:
                 for _, event in self.events[after:]:
                     if isinstance(event, kind) and predicate(event):
                         return event
-                if self._task.done():
+                if self._task is None or self._task.done():
                     raise AssertionError(f"the room closed before a {kind.__name__} came: {self.events[-1:]}")
                 self._changed.clear()
                 await self._changed.wait()
 
     async def close(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await self._tasks.close()
         for recorder in self.recorders.values():
             await recorder.stop()

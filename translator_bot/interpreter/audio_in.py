@@ -1,0 +1,176 @@
+"""Audio in: every audio stream a participant publishes, each read to its end by its own task.
+
+A second stream can neither stop the first nor leave frames queueing unread; only a participant's first
+stream (by arrival) is interpreted, the others are read and discarded. A crashed reader is restarted with
+back-off, and reads (and drops) frames meanwhile so nothing queues up in the track. What to do with the
+audio (which lanes hear it) is the meeting's business: it gets 24 kHz mono PCM per participant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import av
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from translator_bot.audio.inbound import InboundConverter
+from translator_bot.interpreter.health import PartHealth, Restarts
+from translator_bot.metrics import FRAMES_IGNORED, FRAMES_IN, INPUT_RESTARTS
+from translator_bot.tasks import TaskSet
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True, eq=False)
+class InboundStream:
+    """One audio stream of one participant and the task that reads it."""
+
+    pid: str
+    stream: str
+    track: MediaStreamTrack
+    order: int  # arrival order: a participant's earliest live stream is the one interpreted
+    frames: int = 0
+    task: asyncio.Task[None] | None = None
+    restarts: Restarts = field(default_factory=Restarts)
+
+    def __str__(self) -> str:
+        return self.stream or self.pid
+
+
+def primary_stream(streams: Iterable[InboundStream], pid: str) -> InboundStream | None:
+    """The stream of `pid` that is interpreted: the earliest-arrived one still live."""
+    own = [s for s in streams if s.pid == pid]
+    return min(own, key=lambda s: s.order) if own else None
+
+
+def stream_health(stream: InboundStream, now: float) -> PartHealth | None:
+    """The stream's reader as a part that is not well (None: it is)."""
+    if stream.restarts.recent(now):
+        return PartHealth(f"audio {stream}", "restarted", stream.restarts.describe())
+    if stream.task is not None and stream.task.done() and not stream.task.cancelled():
+        return PartHealth(f"audio {stream}", "stopped", "its reading task ended")
+    return None
+
+
+class AudioIn:
+    """The participants' audio streams; `on_pcm(pid, pcm)` gets the interpreted stream of each."""
+
+    def __init__(
+        self,
+        on_pcm: Callable[[str, bytes], None],
+        *,
+        name_of: Callable[[str], str],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._on_pcm = on_pcm
+        self._name_of = name_of
+        self._clock = clock
+        self._streams: dict[tuple[str, str], InboundStream] = {}
+        self._order = 0
+        self._tasks = TaskSet("audio in", logger=log)
+        # Decoded frames per participant since their audio arrived: zero means the media path from
+        # them is not up yet (their first second can be lost to a DTLS retransmit at join).
+        self.frames_heard: dict[str, int] = {}
+
+    def start(self, pid: str, stream: str, track: MediaStreamTrack) -> None:
+        old = self._streams.pop((pid, stream), None)
+        if old is not None and old.task is not None:
+            old.task.cancel()  # the same stream subscribed again: the new track replaces the old
+        self._order += 1
+        inbound = InboundStream(pid, stream, track, self._order)
+        self._streams[(pid, stream)] = inbound
+        primary = primary_stream(self._streams.values(), pid)
+        if primary is inbound:
+            self.frames_heard[pid] = 0
+        else:
+            log.warning(
+                "participant %s sends more than one audio stream: interpreting %s only; %s is received"
+                " and discarded",
+                pid,
+                primary,
+                inbound,
+            )
+        inbound.task = self._tasks.spawn(self._pump(inbound), name=f"inbound {inbound}")
+
+    def stop(self, pid: str, stream: str | None) -> None:
+        """Stop the reader of one stream of `pid` (None: of all its streams)."""
+        for key in [k for k in self._streams if k[0] == pid and (stream is None or k[1] == stream)]:
+            inbound = self._streams.pop(key)
+            if inbound.task is not None:
+                inbound.task.cancel()
+        primary = primary_stream(self._streams.values(), pid)
+        if primary is None:
+            self.frames_heard.pop(pid, None)
+        else:
+            self.frames_heard[pid] = primary.frames
+
+    async def aclose(self) -> None:
+        self._streams = {}
+        await self._tasks.close()
+        self.frames_heard.clear()
+
+    def degraded(self, now: float) -> list[PartHealth]:
+        return [part for s in self._streams.values() if (part := stream_health(s, now)) is not None]
+
+    async def _pump(self, inbound: InboundStream) -> None:
+        """Read the stream to its end. A crash restarts the reading after a back-off, during which
+        frames are still read (and dropped) so nothing queues up in the track meanwhile."""
+        pid = inbound.pid
+        name = self._name_of(pid)
+        log.info("receiving audio from participant %s (%s)", pid, name)
+        try:
+            while True:
+                try:
+                    await self._read(inbound, name)
+                    return
+                except Exception as exc:
+                    delay = inbound.restarts.record(self._clock(), f"{type(exc).__name__}: {exc}")
+                    INPUT_RESTARTS.inc()
+                    log.exception(
+                        "audio of participant %s (%s) failed; restarting in %.0f s", pid, name, delay
+                    )
+                    if await self._discard(inbound, delay):
+                        return
+        finally:
+            log.info("audio of participant %s (%s) ended: %d frames received", pid, name, inbound.frames)
+
+    async def _read(self, inbound: InboundStream, name: str) -> None:
+        converter = InboundConverter()
+        while True:
+            try:
+                frame = await inbound.track.recv()
+            except MediaStreamError:
+                return
+            inbound.frames += 1
+            FRAMES_IN.inc()
+            if self._streams.get((inbound.pid, inbound.stream)) is not inbound:
+                continue  # replaced or stopped: the task is being cancelled
+            if primary_stream(self._streams.values(), inbound.pid) is not inbound:
+                FRAMES_IGNORED.labels(reason="extra_stream").inc()
+                continue
+            if inbound.frames == 1:
+                log.info("first audio from participant %s (%s)", inbound.pid, name)
+            self.frames_heard[inbound.pid] = inbound.frames
+            if not isinstance(frame, av.AudioFrame):
+                continue  # an audio track yields audio frames; anything else is not ours to convert
+            pcm = converter.convert(frame)
+            if pcm:
+                self._on_pcm(inbound.pid, pcm)
+
+    async def _discard(self, inbound: InboundStream, seconds: float) -> bool:
+        """Read and drop frames for `seconds`; True if the track ended meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                while True:
+                    try:
+                        await inbound.track.recv()
+                    except MediaStreamError:
+                        return True
+                    inbound.frames += 1
+                    FRAMES_IGNORED.labels(reason="restarting").inc()
+        return False
