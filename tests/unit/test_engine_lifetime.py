@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from translator_bot.engine.feed import AudioFeed, ms_to_samples, samples_to_ms
+from translator_bot.audio.formats import MODEL_RATE
+from translator_bot.audio.pcm import ms_to_samples as pcm_ms_to_samples
+from translator_bot.engine.feed import AudioFeed, samples_to_ms
 from translator_bot.engine.lifetime import Backoff, RetryableError, error_for_status, is_fatal, is_retryable
 from translator_bot.errors import ProviderFatalError
 
@@ -33,6 +35,10 @@ def test_error_classes() -> None:
     assert not is_fatal("invalid_request_error", "session_expired")
     assert is_retryable("server_error", None) and is_retryable("requests", "rate_limit_exceeded")
     assert not is_fatal("server_error", None)
+
+
+def ms_to_samples(ms: int) -> int:
+    return pcm_ms_to_samples(ms, MODEL_RATE)
 
 
 def tone(ms: int) -> bytes:

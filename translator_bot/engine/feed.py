@@ -26,10 +26,6 @@ def samples_to_ms(samples: int) -> int:
     return samples * 1000 // MODEL_RATE
 
 
-def ms_to_samples(ms: int) -> int:
-    return ms * MODEL_RATE // 1000
-
-
 class AudioFeed:
     """Bounded history of the lane's input; positions are absolute sample indexes since the lane began."""
 

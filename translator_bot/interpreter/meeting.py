@@ -620,7 +620,7 @@ class Meeting(LaneRouter):
             if str(key) == key_text:
                 # A lane shared by several feeds: the model keeps what the furthest listener heard.
                 heard = max([played] + [f.track.played_samples(item) for f in self._feeds_of(key)])
-                lane.interrupted(engine_item, heard)
+                lane.cut_short(engine_item, heard)
                 return
 
     # --- LaneRouter ------------------------------------------------------------------------------

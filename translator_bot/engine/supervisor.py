@@ -1,0 +1,473 @@
+"""The lifetime of a lane's model session, for any engine: connect, serve, reconnect, recycle.
+
+`SupervisedSession` is the only class of the engine package that does I/O for the model engines: it
+owns the sockets ("links"), their reader and writer tasks, the backoff and the recycle timer, and
+drives an `Engine` (`engine.step`) that turns server events into lane events and client events.
+One owner task per lane supervises everything; all sends to a socket go through its writer, so
+events keep their order and a slow socket never blocks the caller of `send_audio`.
+
+Drops: the link is closed and every item it was streaming is ended toward the lane (what arrived
+stays playable; nothing un-ended blocks a listener's queue). A new link is opened with backoff and
+configured from the current spec; the input is replayed from the engine's resume point (the start
+of the speech whose translation had not started), so an utterance cut before its translation began
+is translated whole, and one whose translation was already being heard is not heard a second time.
+The replay is bounded (`MAX_REPLAY_MS`): every replayed second is paid for again.
+
+Outages (`engine.health`): while no link serves, the session is DEGRADED with an `outage` and keeps
+retrying; an outage longer than `provider_outage_seconds` ends it with ProviderUnavailableError
+(exit 5). A refused key or no quota is ProviderFatalError (exit 4) at once.
+
+Recycle: before the provider's session cap (`session_max_seconds` after the link opened), a second
+link is opened and configured while the first keeps serving; the input switches to it at a quiet
+moment (the engine's clean point; forced after `recycle_grace_s`); the old link gets no more audio,
+finishes what it was producing, and is then closed. Nothing is lost or cut at a quiet switch. A
+forced switch in mid-speech either moves that speech whole to the new link (realtime: the old one
+is told to forget it) or leaves it to the old link, which translates what it received (translate):
+never both, so nothing is heard twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import AsyncIterator
+from typing import Generic, TypeVar
+
+import aiohttp
+from pydantic import BaseModel
+
+from translator_bot.audio.formats import MODEL_RATE
+from translator_bot.audio.pcm import ms_to_samples
+from translator_bot.engine.base import (
+    Clock,
+    EngineEvent,
+    EngineSession,
+    EngineState,
+    LaneSpec,
+    Outage,
+    TranslatedAudio,
+    Usage,
+)
+from translator_bot.engine.connection import (
+    Connection,
+    describe,
+    keep_refusal_body,
+    open_socket,
+)
+from translator_bot.engine.endpoint import Endpoint
+from translator_bot.engine.feed import AudioFeed, samples_to_ms
+from translator_bot.engine.health import LaneHealth
+from translator_bot.engine.lifetime import RetryableError, fatal_message
+from translator_bot.engine.link import Link, configure, read_link, write_link
+from translator_bot.engine.options import EngineOptions
+from translator_bot.engine.outlet import EventOutlet
+from translator_bot.engine.step import At, Engine, Step
+from translator_bot.errors import ProviderError, ProviderFatalError
+from translator_bot.metrics import ENGINE_AUDIO_DROPPED_MS, ENGINE_RECONNECTS
+from translator_bot.tasks import TaskSet
+
+log = logging.getLogger(__name__)
+
+S = TypeVar("S")
+
+MAX_REPLAY_MS = 10_000  # most input a new link is sent again (or late) at once: a long sentence
+HEALTHY_AFTER_S = 30.0  # a link up this long shows the provider is back (backoff reset, outage over)
+
+
+class SupervisedSession(EngineSession, Generic[S]):
+    """A lane's model session: the sockets and tasks around one engine's protocol."""
+
+    def __init__(
+        self,
+        engine: Engine[S],
+        endpoint: Endpoint,
+        spec: LaneSpec,
+        options: EngineOptions,
+        *,
+        clock: Clock = time.monotonic,
+        give_up_after_s: float | None = None,
+        recycle_grace_s: float = 20.0,
+        history_seconds: float = 20.0,
+        healthy_after_s: float = HEALTHY_AFTER_S,
+    ) -> None:
+        self._engine = engine
+        self._endpoint = endpoint
+        self._spec = spec
+        self._session_max_s = options.session_max_seconds
+        self._clock = clock
+        self._where = describe(endpoint)
+        # The longest outage survived; None: the operator's TRANSLATOR_PROVIDER_OUTAGE_SECONDS.
+        self._health = LaneHealth(
+            self._where,
+            give_up_after_s=options.provider_outage_seconds if give_up_after_s is None else give_up_after_s,
+            healthy_after_s=healthy_after_s,
+        )
+        self._recycle_grace_s = recycle_grace_s
+        self._feed = AudioFeed(history_seconds, on_speech_start=self._local_speech_start)
+        self._outlet = EventOutlet(engine.name)
+        self._tasks = TaskSet(f"engine {spec.lane_id}", logger=log)
+        self._http: aiohttp.ClientSession | None = None
+        self._owner: asyncio.Task[None] | None = None
+        self._active: Link[S] | None = None
+        self._links: set[Link[S]] = set()
+        self._ready: asyncio.Future[None] | None = None
+        self._closing = False
+        self._serial = 0
+        self._dropped_reported = 0
+        self.reconnects = 0
+        self.recycles = 0
+        self.replayed_ms = 0  # input sent a second time after drops (paid for twice)
+        self.usage_total = Usage()
+        self.state = EngineState.CONNECTING
+        self.outage: Outage | None = None  # the lane health's outage, for /healthz
+
+    @property
+    def engine_name(self) -> str:
+        return self._engine.name
+
+    # --- public interface ------------------------------------------------------------------------
+    @property
+    def spec(self) -> LaneSpec:
+        return self._spec
+
+    async def start(self) -> None:
+        if self._owner is not None:
+            return
+        self._http = aiohttp.ClientSession(middlewares=(keep_refusal_body,))
+        self._ready = asyncio.get_running_loop().create_future()
+        self._owner = self._tasks.spawn(
+            self._run(), name=f"engine-{self._spec.lane_id}", on_done=self._owner_ended
+        )
+        try:
+            await asyncio.shield(self._ready)
+        except BaseException:
+            await self.aclose()
+            raise
+
+    def send_audio(self, pcm: bytes) -> None:
+        if self._closing or not pcm:
+            return
+        try:
+            self._feed.push(bytes(pcm))
+        except (TypeError, ValueError):
+            log.warning("lane %s: ignored audio that is not bytes", self._spec.lane_id)
+            return
+        if self._feed.dropped_samples > self._dropped_reported:
+            lost = self._feed.dropped_samples - self._dropped_reported
+            self._dropped_reported = self._feed.dropped_samples
+            ENGINE_AUDIO_DROPPED_MS.labels(engine=self.engine_name).inc(lost * 1000 / MODEL_RATE)
+        active = self._active
+        if active is not None and self._feed.available() >= ms_to_samples(self._engine.chunk_ms, MODEL_RATE):
+            active.wake.set()
+
+    def events(self) -> AsyncIterator[EngineEvent]:
+        return self._outlet.events()
+
+    def update_spec(self, spec: LaneSpec) -> None:
+        self._spec = spec
+        # Links not yet configured pick the spec up when they configure; a link waiting to take over
+        # at a recycle gets the update queued and sends it when its writer starts.
+        for link in self._links:
+            if not link.retiring and link.reader is not None:
+                self._serial += 1
+                link.queue(self._engine.session_update(spec, f"upd_{self._serial}"))
+
+    def report_cut_short(self, item_id: str, heard_samples: int) -> None:
+        try:
+            link = next((lk for lk in self._links if self._engine.owns_item(lk.state, item_id)), None)
+            if link is None:
+                # Unknown here, or it lives in a server session that is gone (drop, recycle): nothing to fix.
+                log.debug("lane %s: cut short of unknown item %s skipped", self._spec.lane_id, item_id)
+                return
+            self._apply(link, self._engine.on_cut_short(link.state, item_id, heard_samples))
+        except Exception:
+            log.exception("lane %s: could not truncate %s", self._spec.lane_id, item_id)
+
+    async def aclose(self) -> None:
+        if self._closing and self._owner is None:
+            return
+        self._closing = True
+        await self._tasks.close()
+        self._owner = None
+        for link in list(self._links):
+            await self._close_link(link)
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+        self.state = EngineState.CLOSED
+        self._outlet.end()
+
+    # --- the engine's steps ----------------------------------------------------------------------
+    def _at(self, link: Link[S] | None) -> At:
+        return At(
+            now=asyncio.get_running_loop().time(),
+            clock=self._clock,
+            lane_id=self._spec.lane_id,
+            serial=link.serial if link is not None else 0,
+            origin=link.origin if link is not None else 0,
+            feed=self._feed,
+        )
+
+    def _apply(self, link: Link[S], step: Step) -> None:
+        """Carry out what the engine decided for `link`: lane events, client events, expiry, refusal."""
+        if step.fatal is not None:
+            raise ProviderFatalError(fatal_message(*step.fatal, self._where))
+        for event in step.events:
+            if isinstance(event, Usage):
+                self.usage_total = self.usage_total + event
+            self._emit(event)
+        for client_event in step.sends:
+            link.queue(client_event)
+        if step.expired:
+            link.expired = True
+            log.info(
+                "lane %s: the provider ended session #%d at its time cap", self._spec.lane_id, link.serial
+            )
+
+    def _local_speech_start(self) -> None:
+        """The input gate heard speech begin (engines without server VAD report it)."""
+        for event in self._engine.on_local_speech_start(self._at(self._active)).events:
+            self._emit(event)
+
+    def _emit(self, event: EngineEvent) -> None:
+        active = self._active
+        if isinstance(event, TranslatedAudio) and active is not None and not active.proven:
+            self._recovered(active)  # a translation arrived: this link works
+        self._outlet.put(event)
+
+    def _owner_ended(self, task: asyncio.Task[None]) -> None:
+        # A defect (not a ProviderError, which _run reports itself); the task set has logged it.
+        if task.cancelled() or not isinstance(error := task.exception(), Exception):
+            return
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(error)
+        self._outlet.fail(error)
+
+    def _fail(self, error: ProviderError) -> None:
+        """The session is over for good: tell start() or the events consumer, stop the owner."""
+        log.error("lane %s: %s", self._spec.lane_id, error)
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(error)
+            self._ready.exception()  # retrieved here; start() re-raises it
+        self._outlet.fail(error)
+        self._closing = True
+        if self._owner is not None and self._owner is not asyncio.current_task():
+            self._owner.cancel()
+
+    # --- owner task ------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        link: Link[S] | None = None
+        try:
+            link = await self._open_with_retry(0.0)
+            self._activate(link, None)
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_result(None)
+            while True:
+                link = await self._serve(link)
+        except ProviderError as exc:
+            self._fail(exc)
+        finally:
+            self.state = EngineState.CLOSED if self._closing else self.state
+            for open_link in list(self._links):
+                if not open_link.retiring:
+                    await self._close_link(open_link)
+
+    async def _serve(self, link: Link[S]) -> Link[S]:
+        """Serve `link` until it drops or is recycled; return the link that replaces it."""
+        assert link.reader is not None
+        loop = asyncio.get_running_loop()
+        health = self._health
+        recycle_at = link.opened_at + self._session_max_s
+        while True:
+            wake = recycle_at
+            if health.recovering and not link.proven:
+                wake = min(wake, link.activated_at + health.healthy_after_s)
+            await asyncio.wait({link.reader}, timeout=max(0.0, wake - loop.time()))
+            if link.reader.done():
+                return await self._replace_dropped(link)
+            now = loop.time()
+            if health.recovering and not link.proven and health.proven_by_time(link.activated_at, now):
+                self._recovered(link)
+            if now >= recycle_at:
+                return await self._recycle(link)
+
+    def _recovered(self, link: Link[S]) -> None:
+        """`link` proved the provider works: any outage is over and the backoff starts afresh."""
+        link.proven = True
+        outage = self._health.recovered()
+        self.outage = None
+        if outage is not None:
+            log.warning(
+                "lane %s: the model provider is back after %.0f s; interpreting again",
+                self._spec.lane_id,
+                asyncio.get_running_loop().time() - outage.since,
+            )
+
+    def _degraded(self, now: float, reason: str) -> None:
+        self._health.degraded(now, reason, time.time())
+        self.outage = self._health.outage
+        self.state = EngineState.DEGRADED
+
+    async def _replace_dropped(self, link: Link[S]) -> Link[S]:
+        now = asyncio.get_running_loop().time()
+        resume = self._engine.resume_point(link.state, self._feed)
+        expired = link.expired
+        healthy = link.proven or self._health.proven_by_time(link.activated_at, now)
+        await self._close_link(link)
+        self._active = None
+        self.reconnects += 1
+        reason = "expired" if expired else "drop"
+        ENGINE_RECONNECTS.labels(engine=self.engine_name, reason=reason).inc()
+        ended = f"session #{link.serial} ended after {now - link.activated_at:.1f} s"
+        self._health.lost(now, healthy=healthy, reason=ended, wall=time.time())
+        self.outage = self._health.outage
+        self.state = EngineState.CONNECTING if healthy else EngineState.DEGRADED
+        log.warning("lane %s: session #%d ended (%s); reconnecting", self._spec.lane_id, link.serial, reason)
+        # The provider's routine end of a healthy session is answered at once; anything else waits.
+        delay = 0.0 if expired and healthy else self._health.backoff.next_delay()
+        new = await self._open_with_retry(delay)
+        self._activate(new, resume)
+        return new
+
+    async def _recycle(self, old: Link[S]) -> Link[S]:
+        log.info("lane %s: recycling session #%d before the provider's cap", self._spec.lane_id, old.serial)
+        new = await self._open_with_retry(0.0, serving=old)
+        assert old.reader is not None
+        engine, feed = self._engine, self._feed
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._recycle_grace_s
+        while not old.reader.done() and not engine.clean_point(old.state, feed) and loop.time() < deadline:
+            await asyncio.wait({old.reader}, timeout=0.05)
+        if old.reader.done():
+            resume = engine.resume_point(old.state, feed)
+            await self._close_link(old)
+            self._activate(new, resume)
+            self.reconnects += 1
+            ENGINE_RECONNECTS.labels(engine=self.engine_name, reason="drop").inc()
+            return new
+        # At a quiet moment nothing is cut. Forced in mid-speech: the engine says whether the new link
+        # hears that speech again (and the old one then must not answer it) or the old one finishes it.
+        resume = None if engine.clean_point(old.state, feed) else engine.switch_point(old.state, feed)
+        self._activate(new, resume)
+        self.recycles += 1
+        ENGINE_RECONNECTS.labels(engine=self.engine_name, reason="recycle").inc()
+        old.retiring = True
+        self._apply(old, engine.on_retire(old.state, feed))
+        self._tasks.spawn(self._retire(old), name=f"engine-retire-{self._spec.lane_id}")
+        return new
+
+    async def _retire(self, link: Link[S], limit_s: float = 30.0) -> None:
+        """Let a replaced link deliver what it still owes, then close it."""
+        try:
+            assert link.reader is not None
+            async with asyncio.timeout(limit_s):
+                while not link.reader.done() and self._engine.has_pending_output(link.state):
+                    await asyncio.wait({link.reader}, timeout=0.1)
+        except TimeoutError:
+            log.info("lane %s: retired session #%d still busy; closing it", self._spec.lane_id, link.serial)
+        finally:
+            await self._close_link(link)
+
+    def _activate(self, link: Link[S], resume: int | None) -> None:
+        feed = self._feed
+        before = feed.sent_upto
+        position = before if resume is None else min(before, resume)
+        # Bounded: after a long outage the new link gets the recent past, not a costly backlog.
+        feed.seek(max(position, feed.end - ms_to_samples(MAX_REPLAY_MS, MODEL_RATE)))
+        if feed.sent_upto < before:
+            replayed = samples_to_ms(before - feed.sent_upto)
+            self.replayed_ms += replayed
+            log.info(
+                "lane %s: session #%d hears the last %d ms again", self._spec.lane_id, link.serial, replayed
+            )
+        link.origin = feed.sent_upto
+        link.activated_at = asyncio.get_running_loop().time()
+        self._active = link
+        self.state = EngineState.CONNECTED
+        link.writer = self._tasks.spawn(self._write(link), name=f"engine-write-{self._spec.lane_id}")
+        link.wake.set()
+
+    # --- one link --------------------------------------------------------------------------------
+    async def _open_with_retry(self, delay: float, *, serving: Link[S] | None = None) -> Link[S]:
+        """Open and configure a link, retrying with the lane's backoff; raises ProviderFatalError
+        (refused) or ProviderUnavailableError (an outage longer than the limit). `serving`: a link
+        that still serves meanwhile (a recycle), so failures are no outage while it lives."""
+        loop = asyncio.get_running_loop()
+        health = self._health
+        while True:
+            if delay > 0:
+                left = health.time_left(loop.time())
+                await asyncio.sleep(min(delay, math.inf if left is None else left))
+            health.check(loop.time())
+            try:
+                return await self._open_once()
+            except RetryableError as exc:
+                now = loop.time()
+                if serving is None or serving.reader is None or serving.reader.done():
+                    if health.lost_since is None and serving is not None:
+                        health.lost_since = now
+                    self._degraded(now, str(exc))
+                    health.check(now)
+                delay = health.backoff.next_delay()
+                log.warning("lane %s: %s; retrying in %.1f s", self._spec.lane_id, exc, delay)
+
+    async def _open_once(self) -> Link[S]:
+        assert self._http is not None
+        ws = await open_socket(self._http, self._endpoint)
+        self._serial += 1
+        conn = Connection(ws, self._engine.parse, self.engine_name)
+        link: Link[S] = Link(conn, self._serial, self._engine.new_state(), asyncio.get_running_loop().time())
+        self._links.add(link)
+        try:
+            event_id = f"cfg_{link.serial}_0"
+            update = self._engine.session_update(self._spec, event_id)
+            await configure(
+                conn,
+                update,
+                event_id,
+                self._where,
+                lambda event: self._apply(
+                    link, self._engine.on_server_event(link.state, event, self._at(link))
+                ),
+            )
+        except BaseException:
+            await self._close_link(link)
+            raise
+        link.reader = self._tasks.spawn(self._read(link), name=f"engine-read-{self._spec.lane_id}")
+        return link
+
+    async def _read(self, link: Link[S]) -> None:
+        engine = self._engine
+
+        def handle(event: BaseModel) -> None:
+            self._apply(link, engine.on_server_event(link.state, event, self._at(link)))
+
+        def tick(finished: bool) -> None:
+            self._apply(link, engine.on_tick(link.state, self._at(link), finished=finished))
+
+        await read_link(link, handle, tick, self._fail, self._spec.lane_id)
+
+    async def _write(self, link: Link[S]) -> None:
+        chunk = ms_to_samples(self._engine.chunk_ms, MODEL_RATE)
+
+        def next_audio() -> BaseModel | None:
+            if self._active is not link or self._feed.available() < chunk:
+                return None
+            return self._engine.append(self._feed.take(chunk))
+
+        await write_link(link, next_audio)
+
+    async def _close_link(self, link: Link[S]) -> None:
+        current = asyncio.current_task()
+        tasks = [t for t in (link.reader, link.writer) if t is not None and t is not current and not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await link.conn.close()
+        link.finished.set()
+        self._apply(link, self._engine.end_items(link.state, self._at(link)))
+        self._links.discard(link)
+        if self._active is link:
+            self._active = None
