@@ -58,6 +58,19 @@ class LaneHealth:
             self.outage.reason = reason
         self.outage.attempts += 1
 
+    def attempt_failed(
+        self, now: float, reason: str, wall: float, *, covered: bool, after_serving: bool
+    ) -> float:
+        """A connection attempt failed; `covered`: a link still serves meanwhile (a recycle), so it is
+        no outage; `after_serving`: one was serving when the attempt began. Raises
+        ProviderUnavailableError once the outage is too long; else returns the wait before the next."""
+        if not covered:
+            if self.lost_since is None and after_serving:
+                self.lost_since = now
+            self.degraded(now, reason, wall)
+            self.check(now)
+        return self.backoff.next_delay()
+
     def time_left(self, now: float) -> float | None:
         """Seconds until an ongoing outage is too long; None when there is none."""
         if self.outage is None:

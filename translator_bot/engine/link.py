@@ -136,3 +136,26 @@ async def write_link(link: Link[S], next_audio: Callable[[], BaseModel | None]) 
         # The reader sees the same close and the owner replaces the link; closing here makes
         # sure a half-open socket cannot leave the reader waiting.
         await link.conn.close()
+
+
+async def drain(link: Link[S], owes: Callable[[], bool], limit_s: float) -> bool:
+    """Wait while the link's reader runs and `owes()` (output still due); False after `limit_s`."""
+    assert link.reader is not None
+    try:
+        async with asyncio.timeout(limit_s):
+            while not link.reader.done() and owes():
+                await asyncio.wait({link.reader}, timeout=0.1)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def stop_link(link: Link[S]) -> None:
+    """Cancel the link's reader and writer (unless called from one of them) and close its socket."""
+    current = asyncio.current_task()
+    tasks = [t for t in (link.reader, link.writer) if t is not None and t is not current and not t.done()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await link.conn.close()
+    link.finished.set()

@@ -1,9 +1,8 @@
 """Engine `realtime`: a conversational realtime model (`/v1/realtime`) steered to interpret one speaker.
 
-Server VAD decides the turns and creates one response per turn (`create_response`); it must never
-cancel the translation of the previous sentence because the speaker went on talking
-(`interrupt_response: false`). We never send `response.create` ourselves, except to retry a
-response that failed with a retryable error, when no response is active.
+Server VAD decides the turns and creates one response per turn (configuration: `realtime_config`).
+We never send `response.create` ourselves, except to retry a response that failed with a retryable
+error, or to answer a sentence that ended while the previous one was being translated.
 
 Context is bounded by deleting the oldest conversation items beyond `context_items`, so the input
 tokens of each response stay flat over a long meeting instead of growing with it.
@@ -21,7 +20,6 @@ import time
 from dataclasses import dataclass, field
 
 from openai.types.realtime import (
-    AudioTranscription,
     ConversationItemAdded,
     ConversationItemCreatedEvent,
     ConversationItemDeletedEvent,
@@ -35,11 +33,7 @@ from openai.types.realtime import (
     InputAudioBufferCommittedEvent,
     InputAudioBufferSpeechStartedEvent,
     InputAudioBufferSpeechStoppedEvent,
-    RealtimeAudioConfig,
-    RealtimeAudioConfigInput,
-    RealtimeAudioConfigOutput,
     RealtimeErrorEvent,
-    RealtimeSessionCreateRequest,
     ResponseAudioDeltaEvent,
     ResponseAudioDoneEvent,
     ResponseAudioTranscriptDeltaEvent,
@@ -48,12 +42,6 @@ from openai.types.realtime import (
     ResponseCreateEvent,
     ResponseDoneEvent,
     SessionUpdateEvent,
-)
-from openai.types.realtime.realtime_audio_formats import AudioPCM
-from openai.types.realtime.realtime_audio_input_turn_detection import (
-    RealtimeAudioInputTurnDetection,
-    SemanticVad,
-    ServerVad,
 )
 from pydantic import BaseModel
 
@@ -72,10 +60,10 @@ from translator_bot.engine.base import (
 )
 from translator_bot.engine.endpoint import Endpoint
 from translator_bot.engine.feed import AudioFeed, samples_to_ms
-from translator_bot.engine.instructions import build_instructions
 from translator_bot.engine.lifetime import is_retryable
 from translator_bot.engine.options import EngineOptions
 from translator_bot.engine.protocol import parse_server_event
+from translator_bot.engine.realtime_config import session_config
 from translator_bot.engine.step import NOTHING, At, Step, error_step
 from translator_bot.engine.supervisor import HEALTHY_AFTER_S, SupervisedSession
 
@@ -83,7 +71,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONTEXT_ITEMS = 8  # the last four sentences and their translations: enough for pronouns and names
 _MAX_RESPONSE_RETRIES = 2
-_PCM = AudioPCM(type="audio/pcm", rate=24000)  # MODEL_RATE; the SDK's type admits only this literal
 _LOCAL_RESUME_WITHIN_MS = 2000  # speech the input gate heard this recently is sent again after a drop
 _LOCAL_AHEAD_MS = 500  # a local start this far after the server's newest is speech the server missed
 
@@ -133,40 +120,10 @@ class RealtimeEngine:
         return RealtimeLinkState()
 
     # --- configuration ---------------------------------------------------------------------------
-    def turn_detection(self) -> RealtimeAudioInputTurnDetection:
-        o = self.options
-        if o.vad_type == "semantic_vad":
-            return SemanticVad(type="semantic_vad", create_response=True, interrupt_response=False)
-        return ServerVad(
-            type="server_vad",
-            threshold=o.vad_threshold,
-            prefix_padding_ms=o.vad_prefix_padding_ms,
-            silence_duration_ms=o.vad_silence_duration_ms,
-            create_response=True,
-            interrupt_response=False,
-        )
-
-    def session_config(self, spec: LaneSpec) -> RealtimeSessionCreateRequest:
-        o = self.options
-        transcription = AudioTranscription(
-            model=o.transcription_model, language=spec.source.base if spec.source is not None else None
-        )
-        return RealtimeSessionCreateRequest(
-            type="realtime",
-            instructions=build_instructions(spec),
-            output_modalities=["audio"],
-            audio=RealtimeAudioConfig(
-                input=RealtimeAudioConfigInput(
-                    format=_PCM,
-                    transcription=transcription,
-                    turn_detection=self.turn_detection(),
-                ),
-                output=RealtimeAudioConfigOutput(format=_PCM, voice=o.voice),
-            ),
-        )
-
     def session_update(self, spec: LaneSpec, event_id: str) -> BaseModel:
-        return SessionUpdateEvent(type="session.update", event_id=event_id, session=self.session_config(spec))
+        return SessionUpdateEvent(
+            type="session.update", event_id=event_id, session=session_config(self.options, spec)
+        )
 
     def append(self, pcm: bytes) -> BaseModel:
         return InputAudioBufferAppendEvent(

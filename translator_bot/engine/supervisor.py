@@ -1,29 +1,20 @@
 """The lifetime of a lane's model session, for any engine: connect, serve, reconnect, recycle.
 
-`SupervisedSession` is the only class of the engine package that does I/O for the model engines: it
-owns the sockets ("links"), their reader and writer tasks, the backoff and the recycle timer, and
-drives an `Engine` (`engine.step`) that turns server events into lane events and client events.
-One owner task per lane supervises everything; all sends to a socket go through its writer, so
-events keep their order and a slow socket never blocks the caller of `send_audio`.
+`SupervisedSession` is the one class that does the model engines' I/O: it owns the sockets
+("links"), their reader and writer tasks, the backoff and the recycle timer, and drives an `Engine`
+(`engine.step`) that turns server events into lane events and client events. One owner task per
+lane supervises everything; all sends to a socket go through its writer, so events keep their order
+and a slow socket never blocks the caller of `send_audio`.
 
-Drops: the link is closed and every item it was streaming is ended toward the lane (what arrived
-stays playable; nothing un-ended blocks a listener's queue). A new link is opened with backoff and
-configured from the current spec; the input is replayed from the engine's resume point (the start
-of the speech whose translation had not started), so an utterance cut before its translation began
-is translated whole, and one whose translation was already being heard is not heard a second time.
-The replay is bounded (`MAX_REPLAY_MS`): every replayed second is paid for again.
-
-Outages (`engine.health`): while no link serves, the session is DEGRADED with an `outage` and keeps
-retrying; an outage longer than `provider_outage_seconds` ends it with ProviderUnavailableError
-(exit 5). A refused key or no quota is ProviderFatalError (exit 4) at once.
+Drops: the link is closed and every item it was streaming is ended toward the lane (nothing un-ended
+blocks a listener's queue); a new link is opened with backoff (`engine.health`), configured from the
+current spec, and hears the input again from the engine's resume point (bounded: `engine.intake`).
+A refused key or no quota ends the lane at once (ProviderFatalError, exit 4).
 
 Recycle: before the provider's session cap (`session_max_seconds` after the link opened), a second
-link is opened and configured while the first keeps serving; the input switches to it at a quiet
-moment (the engine's clean point; forced after `recycle_grace_s`); the old link gets no more audio,
-finishes what it was producing, and is then closed. Nothing is lost or cut at a quiet switch. A
-forced switch in mid-speech either moves that speech whole to the new link (realtime: the old one
-is told to forget it) or leaves it to the old link, which translates what it received (translate):
-never both, so nothing is heard twice.
+link is opened and configured while the first keeps serving; the input switches to it at the
+engine's clean point (forced after `recycle_grace_s`: then at the engine's switch point); the old
+link gets no more audio, finishes what it was producing, and is then closed.
 """
 
 from __future__ import annotations
@@ -38,8 +29,6 @@ from typing import Generic, TypeVar
 import aiohttp
 from pydantic import BaseModel
 
-from translator_bot.audio.formats import MODEL_RATE
-from translator_bot.audio.pcm import ms_to_samples
 from translator_bot.engine.base import (
     Clock,
     EngineEvent,
@@ -50,29 +39,23 @@ from translator_bot.engine.base import (
     TranslatedAudio,
     Usage,
 )
-from translator_bot.engine.connection import (
-    Connection,
-    describe,
-    keep_refusal_body,
-    open_socket,
-)
+from translator_bot.engine.connection import Connection, describe, keep_refusal_body, open_socket
 from translator_bot.engine.endpoint import Endpoint
-from translator_bot.engine.feed import AudioFeed, samples_to_ms
 from translator_bot.engine.health import LaneHealth
+from translator_bot.engine.intake import Intake
 from translator_bot.engine.lifetime import RetryableError, fatal_message
-from translator_bot.engine.link import Link, configure, read_link, write_link
+from translator_bot.engine.link import Link, configure, drain, read_link, stop_link, write_link
 from translator_bot.engine.options import EngineOptions
 from translator_bot.engine.outlet import EventOutlet
 from translator_bot.engine.step import At, Engine, Step
 from translator_bot.errors import ProviderError, ProviderFatalError
-from translator_bot.metrics import ENGINE_AUDIO_DROPPED_MS, ENGINE_RECONNECTS
+from translator_bot.metrics import ENGINE_RECONNECTS
 from translator_bot.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
 S = TypeVar("S")
 
-MAX_REPLAY_MS = 10_000  # most input a new link is sent again (or late) at once: a long sentence
 HEALTHY_AFTER_S = 30.0  # a link up this long shows the provider is back (backoff reset, outage over)
 
 
@@ -105,7 +88,8 @@ class SupervisedSession(EngineSession, Generic[S]):
             healthy_after_s=healthy_after_s,
         )
         self._recycle_grace_s = recycle_grace_s
-        self._feed = AudioFeed(history_seconds, on_speech_start=self._local_speech_start)
+        self._input = Intake(engine.name, engine.chunk_ms, history_seconds, self._local_speech_start)
+        self._feed = self._input.feed
         self._outlet = EventOutlet(engine.name)
         self._tasks = TaskSet(f"engine {spec.lane_id}", logger=log)
         self._http: aiohttp.ClientSession | None = None
@@ -115,17 +99,16 @@ class SupervisedSession(EngineSession, Generic[S]):
         self._ready: asyncio.Future[None] | None = None
         self._closing = False
         self._serial = 0
-        self._dropped_reported = 0
         self.reconnects = 0
         self.recycles = 0
-        self.replayed_ms = 0  # input sent a second time after drops (paid for twice)
         self.usage_total = Usage()
         self.state = EngineState.CONNECTING
         self.outage: Outage | None = None  # the lane health's outage, for /healthz
 
     @property
-    def engine_name(self) -> str:
-        return self._engine.name
+    def replayed_ms(self) -> int:
+        """Input sent a second time after drops (paid for twice)."""
+        return self._input.replayed_ms
 
     # --- public interface ------------------------------------------------------------------------
     @property
@@ -150,17 +133,12 @@ class SupervisedSession(EngineSession, Generic[S]):
         if self._closing or not pcm:
             return
         try:
-            self._feed.push(bytes(pcm))
+            ready = self._input.push(pcm)
         except (TypeError, ValueError):
             log.warning("lane %s: ignored audio that is not bytes", self._spec.lane_id)
             return
-        if self._feed.dropped_samples > self._dropped_reported:
-            lost = self._feed.dropped_samples - self._dropped_reported
-            self._dropped_reported = self._feed.dropped_samples
-            ENGINE_AUDIO_DROPPED_MS.labels(engine=self.engine_name).inc(lost * 1000 / MODEL_RATE)
-        active = self._active
-        if active is not None and self._feed.available() >= ms_to_samples(self._engine.chunk_ms, MODEL_RATE):
-            active.wake.set()
+        if ready and self._active is not None:
+            self._active.wake.set()
 
     def events(self) -> AsyncIterator[EngineEvent]:
         return self._outlet.events()
@@ -201,13 +179,9 @@ class SupervisedSession(EngineSession, Generic[S]):
 
     # --- the engine's steps ----------------------------------------------------------------------
     def _at(self, link: Link[S] | None) -> At:
+        serial, origin = (link.serial, link.origin) if link is not None else (0, 0)
         return At(
-            now=asyncio.get_running_loop().time(),
-            clock=self._clock,
-            lane_id=self._spec.lane_id,
-            serial=link.serial if link is not None else 0,
-            origin=link.origin if link is not None else 0,
-            feed=self._feed,
+            asyncio.get_running_loop().time(), self._clock, self._spec.lane_id, serial, origin, self._feed
         )
 
     def _apply(self, link: Link[S], step: Step) -> None:
@@ -225,6 +199,9 @@ class SupervisedSession(EngineSession, Generic[S]):
             log.info(
                 "lane %s: the provider ended session #%d at its time cap", self._spec.lane_id, link.serial
             )
+
+    def _handle(self, link: Link[S], event: BaseModel) -> None:
+        self._apply(link, self._engine.on_server_event(link.state, event, self._at(link)))
 
     def _local_speech_start(self) -> None:
         """The input gate heard speech begin (engines without server VAD report it)."""
@@ -296,19 +273,14 @@ class SupervisedSession(EngineSession, Generic[S]):
     def _recovered(self, link: Link[S]) -> None:
         """`link` proved the provider works: any outage is over and the backoff starts afresh."""
         link.proven = True
-        outage = self._health.recovered()
-        self.outage = None
+        outage, self.outage = self._health.recovered(), None
         if outage is not None:
+            back = asyncio.get_running_loop().time() - outage.since
             log.warning(
                 "lane %s: the model provider is back after %.0f s; interpreting again",
                 self._spec.lane_id,
-                asyncio.get_running_loop().time() - outage.since,
+                back,
             )
-
-    def _degraded(self, now: float, reason: str) -> None:
-        self._health.degraded(now, reason, time.time())
-        self.outage = self._health.outage
-        self.state = EngineState.DEGRADED
 
     async def _replace_dropped(self, link: Link[S]) -> Link[S]:
         now = asyncio.get_running_loop().time()
@@ -319,7 +291,7 @@ class SupervisedSession(EngineSession, Generic[S]):
         self._active = None
         self.reconnects += 1
         reason = "expired" if expired else "drop"
-        ENGINE_RECONNECTS.labels(engine=self.engine_name, reason=reason).inc()
+        ENGINE_RECONNECTS.labels(engine=self._engine.name, reason=reason).inc()
         ended = f"session #{link.serial} ended after {now - link.activated_at:.1f} s"
         self._health.lost(now, healthy=healthy, reason=ended, wall=time.time())
         self.outage = self._health.outage
@@ -345,14 +317,14 @@ class SupervisedSession(EngineSession, Generic[S]):
             await self._close_link(old)
             self._activate(new, resume)
             self.reconnects += 1
-            ENGINE_RECONNECTS.labels(engine=self.engine_name, reason="drop").inc()
+            ENGINE_RECONNECTS.labels(engine=self._engine.name, reason="drop").inc()
             return new
         # At a quiet moment nothing is cut. Forced in mid-speech: the engine says whether the new link
         # hears that speech again (and the old one then must not answer it) or the old one finishes it.
         resume = None if engine.clean_point(old.state, feed) else engine.switch_point(old.state, feed)
         self._activate(new, resume)
         self.recycles += 1
-        ENGINE_RECONNECTS.labels(engine=self.engine_name, reason="recycle").inc()
+        ENGINE_RECONNECTS.labels(engine=self._engine.name, reason="recycle").inc()
         old.retiring = True
         self._apply(old, engine.on_retire(old.state, feed))
         self._tasks.spawn(self._retire(old), name=f"engine-retire-{self._spec.lane_id}")
@@ -361,28 +333,20 @@ class SupervisedSession(EngineSession, Generic[S]):
     async def _retire(self, link: Link[S], limit_s: float = 30.0) -> None:
         """Let a replaced link deliver what it still owes, then close it."""
         try:
-            assert link.reader is not None
-            async with asyncio.timeout(limit_s):
-                while not link.reader.done() and self._engine.has_pending_output(link.state):
-                    await asyncio.wait({link.reader}, timeout=0.1)
-        except TimeoutError:
-            log.info("lane %s: retired session #%d still busy; closing it", self._spec.lane_id, link.serial)
+            if not await drain(link, lambda: self._engine.has_pending_output(link.state), limit_s):
+                log.info(
+                    "lane %s: retired session #%d still busy; closing it", self._spec.lane_id, link.serial
+                )
         finally:
             await self._close_link(link)
 
     def _activate(self, link: Link[S], resume: int | None) -> None:
-        feed = self._feed
-        before = feed.sent_upto
-        position = before if resume is None else min(before, resume)
-        # Bounded: after a long outage the new link gets the recent past, not a costly backlog.
-        feed.seek(max(position, feed.end - ms_to_samples(MAX_REPLAY_MS, MODEL_RATE)))
-        if feed.sent_upto < before:
-            replayed = samples_to_ms(before - feed.sent_upto)
-            self.replayed_ms += replayed
+        replayed = self._input.switch(resume)
+        if replayed:
             log.info(
                 "lane %s: session #%d hears the last %d ms again", self._spec.lane_id, link.serial, replayed
             )
-        link.origin = feed.sent_upto
+        link.origin = self._feed.sent_upto
         link.activated_at = asyncio.get_running_loop().time()
         self._active = link
         self.state = EngineState.CONNECTED
@@ -404,34 +368,26 @@ class SupervisedSession(EngineSession, Generic[S]):
             try:
                 return await self._open_once()
             except RetryableError as exc:
-                now = loop.time()
-                if serving is None or serving.reader is None or serving.reader.done():
-                    if health.lost_since is None and serving is not None:
-                        health.lost_since = now
-                    self._degraded(now, str(exc))
-                    health.check(now)
-                delay = health.backoff.next_delay()
+                covered = serving is not None and serving.reader is not None and not serving.reader.done()
+                if not covered:
+                    self.state = EngineState.DEGRADED
+                delay = health.attempt_failed(
+                    loop.time(), str(exc), time.time(), covered=covered, after_serving=serving is not None
+                )
+                self.outage = health.outage
                 log.warning("lane %s: %s; retrying in %.1f s", self._spec.lane_id, exc, delay)
 
     async def _open_once(self) -> Link[S]:
         assert self._http is not None
         ws = await open_socket(self._http, self._endpoint)
         self._serial += 1
-        conn = Connection(ws, self._engine.parse, self.engine_name)
+        conn = Connection(ws, self._engine.parse, self._engine.name)
         link: Link[S] = Link(conn, self._serial, self._engine.new_state(), asyncio.get_running_loop().time())
         self._links.add(link)
         try:
             event_id = f"cfg_{link.serial}_0"
             update = self._engine.session_update(self._spec, event_id)
-            await configure(
-                conn,
-                update,
-                event_id,
-                self._where,
-                lambda event: self._apply(
-                    link, self._engine.on_server_event(link.state, event, self._at(link))
-                ),
-            )
+            await configure(conn, update, event_id, self._where, lambda event: self._handle(link, event))
         except BaseException:
             await self._close_link(link)
             raise
@@ -441,32 +397,20 @@ class SupervisedSession(EngineSession, Generic[S]):
     async def _read(self, link: Link[S]) -> None:
         engine = self._engine
 
-        def handle(event: BaseModel) -> None:
-            self._apply(link, engine.on_server_event(link.state, event, self._at(link)))
-
         def tick(finished: bool) -> None:
             self._apply(link, engine.on_tick(link.state, self._at(link), finished=finished))
 
-        await read_link(link, handle, tick, self._fail, self._spec.lane_id)
+        await read_link(link, lambda event: self._handle(link, event), tick, self._fail, self._spec.lane_id)
 
     async def _write(self, link: Link[S]) -> None:
-        chunk = ms_to_samples(self._engine.chunk_ms, MODEL_RATE)
-
         def next_audio() -> BaseModel | None:
-            if self._active is not link or self._feed.available() < chunk:
-                return None
-            return self._engine.append(self._feed.take(chunk))
+            pcm = self._input.next_chunk() if self._active is link else None
+            return None if pcm is None else self._engine.append(pcm)
 
         await write_link(link, next_audio)
 
     async def _close_link(self, link: Link[S]) -> None:
-        current = asyncio.current_task()
-        tasks = [t for t in (link.reader, link.writer) if t is not None and t is not current and not t.done()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await link.conn.close()
-        link.finished.set()
+        await stop_link(link)
         self._apply(link, self._engine.end_items(link.state, self._at(link)))
         self._links.discard(link)
         if self._active is link:
