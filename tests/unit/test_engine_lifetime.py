@@ -56,7 +56,7 @@ def test_feed_positions_rewind_and_bound() -> None:
     assert feed.dropped_samples > 0
     position = feed.sent_upto
     feed.take(1000)
-    assert feed.rewind(0) == feed.start == position  # cannot rewind past what is kept
+    assert feed.seek(0) == feed.start == position  # cannot go back past what is kept
 
 
 def test_feed_gate_marks_speech_runs() -> None:

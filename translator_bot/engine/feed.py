@@ -80,11 +80,6 @@ class AudioFeed:
         self.sent_upto += count
         return chunk
 
-    def rewind(self, position: int) -> int:
-        """Hand audio from `position` again (clamped to what is kept); returns where reading resumes."""
-        self.sent_upto = max(self._start, min(self.sent_upto, position))
-        return self.sent_upto
-
     def seek(self, position: int) -> int:
         """Hand audio from `position` on (clamped to what is kept): back to hear it again, or ahead to
         skip a backlog nobody was sent (counted as dropped). Returns where reading resumes."""
