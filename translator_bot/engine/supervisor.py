@@ -92,6 +92,7 @@ class SupervisedSession(EngineSession, Generic[S]):
         self._feed = self._input.feed
         self._outlet = EventOutlet(engine.name)
         self._tasks = TaskSet(f"engine {spec.lane_id}", logger=log)
+        self._lane = spec.lane_id  # a lane keeps its id when its spec changes
         self._http: aiohttp.ClientSession | None = None
         self._owner: asyncio.Task[None] | None = None
         self._active: Link[S] | None = None
@@ -120,9 +121,7 @@ class SupervisedSession(EngineSession, Generic[S]):
             return
         self._http = aiohttp.ClientSession(middlewares=(keep_refusal_body,))
         self._ready = asyncio.get_running_loop().create_future()
-        self._owner = self._tasks.spawn(
-            self._run(), name=f"engine-{self._spec.lane_id}", on_done=self._owner_ended
-        )
+        self._owner = self._tasks.spawn(self._run(), name=f"engine-{self._lane}", on_done=self._owner_ended)
         try:
             await asyncio.shield(self._ready)
         except BaseException:
@@ -135,7 +134,7 @@ class SupervisedSession(EngineSession, Generic[S]):
         try:
             ready = self._input.push(pcm)
         except (TypeError, ValueError):
-            log.warning("lane %s: ignored audio that is not bytes", self._spec.lane_id)
+            log.warning("lane %s: ignored audio that is not bytes", self._lane)
             return
         if ready and self._active is not None:
             self._active.wake.set()
@@ -157,11 +156,11 @@ class SupervisedSession(EngineSession, Generic[S]):
             link = next((lk for lk in self._links if self._engine.owns_item(lk.state, item_id)), None)
             if link is None:
                 # Unknown here, or it lives in a server session that is gone (drop, recycle): nothing to fix.
-                log.debug("lane %s: cut short of unknown item %s skipped", self._spec.lane_id, item_id)
+                log.debug("lane %s: cut short of unknown item %s skipped", self._lane, item_id)
                 return
             self._apply(link, self._engine.on_cut_short(link.state, item_id, heard_samples))
         except Exception:
-            log.exception("lane %s: could not truncate %s", self._spec.lane_id, item_id)
+            log.exception("lane %s: could not truncate %s", self._lane, item_id)
 
     async def aclose(self) -> None:
         if self._closing and self._owner is None:
@@ -180,9 +179,8 @@ class SupervisedSession(EngineSession, Generic[S]):
     # --- the engine's steps ----------------------------------------------------------------------
     def _at(self, link: Link[S] | None) -> At:
         serial, origin = (link.serial, link.origin) if link is not None else (0, 0)
-        return At(
-            asyncio.get_running_loop().time(), self._clock, self._spec.lane_id, serial, origin, self._feed
-        )
+        now = asyncio.get_running_loop().time()
+        return At(now, self._clock, self._spec.lane_id, serial, origin, self._feed)
 
     def _apply(self, link: Link[S], step: Step) -> None:
         """Carry out what the engine decided for `link`: lane events, client events, expiry, refusal."""
@@ -196,9 +194,7 @@ class SupervisedSession(EngineSession, Generic[S]):
             link.queue(client_event)
         if step.expired:
             link.expired = True
-            log.info(
-                "lane %s: the provider ended session #%d at its time cap", self._spec.lane_id, link.serial
-            )
+            log.info("lane %s: the provider ended session #%d at its time cap", self._lane, link.serial)
 
     def _handle(self, link: Link[S], event: BaseModel) -> None:
         self._apply(link, self._engine.on_server_event(link.state, event, self._at(link)))
@@ -216,19 +212,20 @@ class SupervisedSession(EngineSession, Generic[S]):
 
     def _owner_ended(self, task: asyncio.Task[None]) -> None:
         # A defect (not a ProviderError, which _run reports itself); the task set has logged it.
-        if task.cancelled() or not isinstance(error := task.exception(), Exception):
-            return
-        if self._ready is not None and not self._ready.done():
-            self._ready.set_exception(error)
-        self._outlet.fail(error)
+        if not task.cancelled() and isinstance(error := task.exception(), Exception):
+            self._report(error)
 
-    def _fail(self, error: ProviderError) -> None:
-        """The session is over for good: tell start() or the events consumer, stop the owner."""
-        log.error("lane %s: %s", self._spec.lane_id, error)
+    def _report(self, error: Exception) -> None:
+        """Tell start() (while it waits) or else the events consumer that the session is over."""
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(error)
             self._ready.exception()  # retrieved here; start() re-raises it
         self._outlet.fail(error)
+
+    def _fail(self, error: ProviderError) -> None:
+        """The session is over for good: tell start() or the events consumer, stop the owner."""
+        log.error("lane %s: %s", self._lane, error)
+        self._report(error)
         self._closing = True
         if self._owner is not None and self._owner is not asyncio.current_task():
             self._owner.cancel()
@@ -277,9 +274,7 @@ class SupervisedSession(EngineSession, Generic[S]):
         if outage is not None:
             back = asyncio.get_running_loop().time() - outage.since
             log.warning(
-                "lane %s: the model provider is back after %.0f s; interpreting again",
-                self._spec.lane_id,
-                back,
+                "lane %s: the model provider is back after %.0f s; interpreting again", self._lane, back
             )
 
     async def _replace_dropped(self, link: Link[S]) -> Link[S]:
@@ -296,7 +291,7 @@ class SupervisedSession(EngineSession, Generic[S]):
         self._health.lost(now, healthy=healthy, reason=ended, wall=time.time())
         self.outage = self._health.outage
         self.state = EngineState.CONNECTING if healthy else EngineState.DEGRADED
-        log.warning("lane %s: session #%d ended (%s); reconnecting", self._spec.lane_id, link.serial, reason)
+        log.warning("lane %s: session #%d ended (%s); reconnecting", self._lane, link.serial, reason)
         # The provider's routine end of a healthy session is answered at once; anything else waits.
         delay = 0.0 if expired and healthy else self._health.backoff.next_delay()
         new = await self._open_with_retry(delay)
@@ -304,7 +299,7 @@ class SupervisedSession(EngineSession, Generic[S]):
         return new
 
     async def _recycle(self, old: Link[S]) -> Link[S]:
-        log.info("lane %s: recycling session #%d before the provider's cap", self._spec.lane_id, old.serial)
+        log.info("lane %s: recycling session #%d before the provider's cap", self._lane, old.serial)
         new = await self._open_with_retry(0.0, serving=old)
         assert old.reader is not None
         engine, feed = self._engine, self._feed
@@ -327,30 +322,26 @@ class SupervisedSession(EngineSession, Generic[S]):
         ENGINE_RECONNECTS.labels(engine=self._engine.name, reason="recycle").inc()
         old.retiring = True
         self._apply(old, engine.on_retire(old.state, feed))
-        self._tasks.spawn(self._retire(old), name=f"engine-retire-{self._spec.lane_id}")
+        self._tasks.spawn(self._retire(old), name=f"engine-retire-{self._lane}")
         return new
 
     async def _retire(self, link: Link[S], limit_s: float = 30.0) -> None:
         """Let a replaced link deliver what it still owes, then close it."""
         try:
             if not await drain(link, lambda: self._engine.has_pending_output(link.state), limit_s):
-                log.info(
-                    "lane %s: retired session #%d still busy; closing it", self._spec.lane_id, link.serial
-                )
+                log.info("lane %s: retired session #%d still busy; closing it", self._lane, link.serial)
         finally:
             await self._close_link(link)
 
     def _activate(self, link: Link[S], resume: int | None) -> None:
         replayed = self._input.switch(resume)
         if replayed:
-            log.info(
-                "lane %s: session #%d hears the last %d ms again", self._spec.lane_id, link.serial, replayed
-            )
+            log.info("lane %s: session #%d hears the last %d ms again", self._lane, link.serial, replayed)
         link.origin = self._feed.sent_upto
         link.activated_at = asyncio.get_running_loop().time()
         self._active = link
         self.state = EngineState.CONNECTED
-        link.writer = self._tasks.spawn(self._write(link), name=f"engine-write-{self._spec.lane_id}")
+        link.writer = self._tasks.spawn(self._write(link), name=f"engine-write-{self._lane}")
         link.wake.set()
 
     # --- one link --------------------------------------------------------------------------------
@@ -375,7 +366,7 @@ class SupervisedSession(EngineSession, Generic[S]):
                     loop.time(), str(exc), time.time(), covered=covered, after_serving=serving is not None
                 )
                 self.outage = health.outage
-                log.warning("lane %s: %s; retrying in %.1f s", self._spec.lane_id, exc, delay)
+                log.warning("lane %s: %s; retrying in %.1f s", self._lane, exc, delay)
 
     async def _open_once(self) -> Link[S]:
         assert self._http is not None
@@ -391,7 +382,7 @@ class SupervisedSession(EngineSession, Generic[S]):
         except BaseException:
             await self._close_link(link)
             raise
-        link.reader = self._tasks.spawn(self._read(link), name=f"engine-read-{self._spec.lane_id}")
+        link.reader = self._tasks.spawn(self._read(link), name=f"engine-read-{self._lane}")
         return link
 
     async def _read(self, link: Link[S]) -> None:
@@ -400,7 +391,7 @@ class SupervisedSession(EngineSession, Generic[S]):
         def tick(finished: bool) -> None:
             self._apply(link, engine.on_tick(link.state, self._at(link), finished=finished))
 
-        await read_link(link, lambda event: self._handle(link, event), tick, self._fail, self._spec.lane_id)
+        await read_link(link, lambda event: self._handle(link, event), tick, self._fail, self._lane)
 
     async def _write(self, link: Link[S]) -> None:
         def next_audio() -> BaseModel | None:
