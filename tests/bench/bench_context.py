@@ -21,6 +21,7 @@ from pydantic import SecretStr
 
 from translator_bot.engine.base import LaneSpec, Usage
 from translator_bot.engine.endpoint import endpoint_for
+from translator_bot.engine.options import EngineOptions
 from translator_bot.engine.realtime import DEFAULT_CONTEXT_ITEMS, RealtimeSession
 from translator_bot.fake.server import FakeRealtimeServer
 from translator_bot.fake.state import FakeOptions
@@ -40,7 +41,12 @@ async def run_meeting(
         openai_api_key=SecretStr("sk-bench-local"), openai_base_url=fake.base_url, engine="realtime"
     )
     spec = LaneSpec("ana->es", "Ana", parse_language("en"), "Bruno", parse_language("es"))
-    session = RealtimeSession(endpoint_for(settings, "realtime"), spec, settings, context_items=context_items)
+    session = RealtimeSession(
+        endpoint_for(settings, "realtime"),
+        spec,
+        EngineOptions.from_settings(settings),
+        context_items=context_items,
+    )
     clips = {uid: read_pcm(utterance(uid)).astype("<i2").tobytes() for uid in SENTENCES}
     usages: asyncio.Queue[Usage] = asyncio.Queue()
 

@@ -24,8 +24,9 @@ from translator_bot.engine.base import (
     Usage,
 )
 from translator_bot.engine.endpoint import endpoint_for
+from translator_bot.engine.options import EngineOptions
 from translator_bot.engine.realtime import RealtimeSession
-from translator_bot.engine.session import ManagedSession
+from translator_bot.engine.supervisor import SupervisedSession
 from translator_bot.engine.translate import TranslateSession
 from translator_bot.errors import ProviderFatalError
 from translator_bot.fake.server import FakeRealtimeServer
@@ -65,15 +66,15 @@ async def fake() -> AsyncIterator[FakeRealtimeServer]:
 
 def make(
     fake: FakeRealtimeServer, engine: EngineName, target: str = "es", **settings: Any
-) -> ManagedSession[Any]:
+) -> SupervisedSession[Any]:
     s = Settings(openai_api_key=SecretStr(KEY), openai_base_url=fake.base_url, engine=engine, **settings)
     spec = LaneSpec(f"ana->{target}", "Ana", parse_language("en"), "Bruno", parse_language(target))
     if engine == "translate":
-        return TranslateSession(endpoint_for(s, "translate"), spec, s)
-    return RealtimeSession(endpoint_for(s, "realtime"), spec, s)
+        return TranslateSession(endpoint_for(s, "translate"), spec, EngineOptions.from_settings(s))
+    return RealtimeSession(endpoint_for(s, "realtime"), spec, EngineOptions.from_settings(s))
 
 
-async def feed_realtime_pace(session: ManagedSession[Any], pcm: bytes, speed: float = 4.0) -> None:
+async def feed_realtime_pace(session: SupervisedSession[Any], pcm: bytes, speed: float = 4.0) -> None:
     """Send audio in 20 ms frames, `speed` times faster than real time (as a lane would, accelerated)."""
     frame = 960
     for start in range(0, len(pcm), frame):
@@ -81,7 +82,7 @@ async def feed_realtime_pace(session: ManagedSession[Any], pcm: bytes, speed: fl
         await asyncio.sleep(0.02 / speed)
 
 
-async def gather_until_done(session: ManagedSession[Any], out: list[EngineEvent], items: int) -> None:
+async def gather_until_done(session: SupervisedSession[Any], out: list[EngineEvent], items: int) -> None:
     """Events until `items` translations are complete (and, on `realtime`, their usage reported)."""
     done = 0
     want_usage = isinstance(session, RealtimeSession)
@@ -96,7 +97,7 @@ async def gather_until_done(session: ManagedSession[Any], out: list[EngineEvent]
 
 
 async def speak_and_collect(
-    session: ManagedSession[Any], pcm: bytes, items: int, seconds: float = 30
+    session: SupervisedSession[Any], pcm: bytes, items: int, seconds: float = 30
 ) -> list[EngineEvent]:
     """Speak `pcm` into the session (accelerated real-time pace) and collect events until `items`
     translations are complete."""
@@ -199,9 +200,9 @@ async def test_realtime_truncate_against_the_fake(fake: FakeRealtimeServer) -> N
         item = next(e.item_id for e in out if isinstance(e, TranslatedAudio))
         received = sum(len(e.pcm) // 2 for e in out if isinstance(e, TranslatedAudio))
         # A playout that reports more than the item had (the peers' wall-clock bug) ...
-        session.report_interrupted(item, received + 24_000)
+        session.report_cut_short(item, received + 24_000)
         # ... and a real cut at 1.0 s.
-        session.report_interrupted(item, 24_000)
+        session.report_cut_short(item, 24_000)
         async with asyncio.timeout(5):
             while not fake.state.sessions[0].truncates:  # noqa: ASYNC110 (the fake's state has no event)
                 await asyncio.sleep(0.02)
@@ -292,7 +293,7 @@ async def test_sentence_ending_during_the_previous_translation_is_still_translat
     assert server.state.internal_errors == []
 
 
-async def until_items_done(session: ManagedSession[Any], out: list[EngineEvent], items: int) -> None:
+async def until_items_done(session: SupervisedSession[Any], out: list[EngineEvent], items: int) -> None:
     """Events until `items` translations that carried audio are ended (usage not awaited: a
     translation cut by a drop has none)."""
     done = 0
@@ -396,10 +397,10 @@ async def test_a_socket_cut_by_the_network_mid_translation(
     proxy = await TcpProxy("127.0.0.1", fake.port).start()
     s = Settings(openai_api_key=SecretStr(KEY), openai_base_url=proxy.url("http", "/v1"), engine=engine)
     spec = LaneSpec("ana->es", "Ana", parse_language("en"), "Bruno", parse_language("es"))
-    session: ManagedSession[Any] = (
-        TranslateSession(endpoint_for(s, "translate"), spec, s)
+    session: SupervisedSession[Any] = (
+        TranslateSession(endpoint_for(s, "translate"), spec, EngineOptions.from_settings(s))
         if engine == "translate"
-        else RealtimeSession(endpoint_for(s, "realtime"), spec, s)
+        else RealtimeSession(endpoint_for(s, "realtime"), spec, EngineOptions.from_settings(s))
     )
     speech = (
         silence(300)

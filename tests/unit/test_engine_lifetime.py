@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from translator_bot.engine.feed import AudioFeed, ms_to_samples, samples_to_ms
+from translator_bot.audio.formats import MODEL_RATE
+from translator_bot.audio.pcm import ms_to_samples as pcm_ms_to_samples
+from translator_bot.engine.feed import AudioFeed, samples_to_ms
 from translator_bot.engine.lifetime import Backoff, RetryableError, error_for_status, is_fatal, is_retryable
 from translator_bot.errors import ProviderFatalError
 
@@ -35,6 +37,10 @@ def test_error_classes() -> None:
     assert not is_fatal("server_error", None)
 
 
+def ms_to_samples(ms: int) -> int:
+    return pcm_ms_to_samples(ms, MODEL_RATE)
+
+
 def tone(ms: int) -> bytes:
     t = np.arange(ms * 24) / 24000
     return (6000 * np.sin(2 * np.pi * 200 * t)).astype("<i2").tobytes()
@@ -50,7 +56,7 @@ def test_feed_positions_rewind_and_bound() -> None:
     assert feed.dropped_samples > 0
     position = feed.sent_upto
     feed.take(1000)
-    assert feed.rewind(0) == feed.start == position  # cannot rewind past what is kept
+    assert feed.seek(0) == feed.start == position  # cannot go back past what is kept
 
 
 def test_feed_gate_marks_speech_runs() -> None:

@@ -13,7 +13,7 @@ import pytest
 from tests.unit.scripted_ws import ScriptedConn, ScriptedServer, pcm_tone, silence
 from tests.unit.test_engine_realtime import collect, make, one_turn
 from translator_bot.engine.base import EngineEvent, EngineState, TranslatedAudio, Usage
-from translator_bot.engine.session import MAX_REPLAY_MS
+from translator_bot.engine.intake import MAX_REPLAY_MS
 from translator_bot.errors import ExitCode, ProviderUnavailableError
 from translator_bot.interpreter.lane import Lane, spec_for
 from translator_bot.interpreter.plan import LaneKey, LanePlan, Member

@@ -25,6 +25,7 @@ from translator_bot.engine.base import (
     Usage,
 )
 from translator_bot.engine.endpoint import endpoint_for
+from translator_bot.engine.options import EngineOptions
 from translator_bot.engine.realtime import RealtimeSession
 from translator_bot.errors import ExitCode, ProviderFatalError
 from translator_bot.languages import parse_language
@@ -47,7 +48,8 @@ def settings_for(server: ScriptedServer, **extra: Any) -> Settings:
 
 def make(server: ScriptedServer, **kwargs: Any) -> RealtimeSession:
     s = settings_for(server, **kwargs.pop("settings", {}))
-    return RealtimeSession(endpoint_for(s, "realtime"), kwargs.pop("lane", spec()), s, **kwargs)
+    options = EngineOptions.from_settings(s)
+    return RealtimeSession(endpoint_for(s, "realtime"), kwargs.pop("lane", spec()), options, **kwargs)
 
 
 async def collect(session: RealtimeSession, until: type, out: list[EngineEvent]) -> None:
@@ -228,18 +230,18 @@ async def test_truncate_never_overshoots(server_factory: Any) -> None:
         await asyncio.wait_for(collect(session, Usage, out), 5)
         await asyncio.wait_for(collect(session, Usage, out), 5)
         # a1: everything played or a bogus larger count: nothing unheard, nothing to truncate
-        session.report_interrupted("a1", 10**7)
+        session.report_cut_short("a1", 10**7)
         # a1 cut after 250 ms
-        session.report_interrupted("a1", 6000)
+        session.report_cut_short("a1", 6000)
         # a2: a count carried over from a1 (not reset per item) must not leak into a2
-        session.report_interrupted("a2", 2399)
-        session.report_interrupted("unknown-item", 100)
-        session.report_interrupted("a1", -5)
+        session.report_cut_short("a2", 2399)
+        session.report_cut_short("unknown-item", 100)
+        session.report_cut_short("a1", -5)
         # a3 is still streaming: the truncate waits for its audio to be complete
         conn = server.conns[0]
         while sum(len(e.pcm) for e in out if isinstance(e, TranslatedAudio) and e.item_id == "a3") < 19200:
             out.append(await asyncio.wait_for(anext(aiter(session.events())), 5))
-        session.report_interrupted("a3", 7200)  # cut after 300 ms, before its audio was complete
+        session.report_cut_short("a3", 7200)  # cut after 300 ms, before its audio was complete
         common = {"response_id": "r3", "item_id": "a3", "output_index": 0, "content_index": 0}
         await conn.send({"type": "response.output_audio.delta", "delta": b64(pcm_tone(200)), **common})
         await conn.send({"type": "response.output_audio.done", **common})

@@ -19,6 +19,7 @@ from translator_bot.engine.base import (
     TranslationTranscript,
 )
 from translator_bot.engine.endpoint import endpoint_for
+from translator_bot.engine.options import EngineOptions
 from translator_bot.engine.translate import TranslateSession
 from translator_bot.languages import parse_language
 from translator_bot.settings import Settings
@@ -30,7 +31,8 @@ def make(server: ScriptedServer) -> TranslateSession:
     s = Settings(openai_api_key=SecretStr(KEY), openai_base_url=server.base_url)
     assert s.effective_engine == "translate"  # the default for OpenAI
     spec = LaneSpec("ana->es", "Ana", None, "Bruno", parse_language("es-MX"))
-    return TranslateSession(endpoint_for(s, "translate"), spec, s, give_up_after_s=3)
+    options = EngineOptions.from_settings(s)
+    return TranslateSession(endpoint_for(s, "translate"), spec, options, give_up_after_s=3)
 
 
 def audio(pcm: bytes) -> dict[str, Any]:
@@ -88,7 +90,7 @@ async def test_streams_100ms_chunks_groups_items_and_drops_heartbeats() -> None:
     assert SourceTranscript(first, "Good morning", final=False) in out
     assert TranslationTranscript(first, "Buenos días", final=True) in out
     assert [e.item_id for e in out if isinstance(e, TranslationDone)] == [first, second]
-    session.report_interrupted(first, 10)  # nothing to truncate on this endpoint, and no error
+    session.report_cut_short(first, 10)  # nothing to truncate on this endpoint, and no error
 
 
 async def test_audio_in_another_format_is_skipped() -> None:

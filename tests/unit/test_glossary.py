@@ -104,18 +104,18 @@ def test_the_translate_engine_warns_once_that_it_cannot_apply_it(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: Any
 ) -> None:
     from translator_bot import glossary as glossary_module
-    from translator_bot.engine.endpoint import endpoint_for
-    from translator_bot.engine.translate import TranslateSession
+    from translator_bot.engine.options import EngineOptions
+    from translator_bot.engine.translate import TranslateEngine
 
     path = tmp_path / "glossary.toml"
     path.write_text(GLOSSARY, encoding="utf-8")
     monkeypatch.setattr(glossary_module, "_warned_unused", False)
     s = Settings(openai_api_key=SecretStr(KEY), engine="translate", glossary=path)
-    sessions = [TranslateSession(endpoint_for(s, "translate"), spec(t), s) for t in ("es", "de")]
+    engines = [(TranslateEngine(EngineOptions.from_settings(s)), spec(t)) for t in ("es", "de")]
     with caplog.at_level("WARNING"):
-        for session in sessions:
-            session.session_config()
-            session.session_config()
+        for engine, lane in engines:
+            engine.session_config(lane)
+            engine.session_config(lane)
     warnings = [r for r in caplog.records if "TRANSLATOR_GLOSSARY is ignored" in r.getMessage()]
     assert len(warnings) == 1 and "translate engine" in warnings[0].getMessage()
 

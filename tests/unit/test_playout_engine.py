@@ -18,6 +18,7 @@ from translator_bot.audio.clock import MonotonicClock
 from translator_bot.audio.playout import PlayoutKey, PlayoutTrack
 from translator_bot.engine.base import LaneSpec, TranslatedAudio, TranslationDone
 from translator_bot.engine.endpoint import endpoint_for
+from translator_bot.engine.options import EngineOptions
 from translator_bot.engine.realtime import RealtimeSession
 from translator_bot.fake.server import FakeRealtimeServer
 from translator_bot.fake.state import FakeOptions
@@ -47,7 +48,7 @@ async def test_real_time_model_with_jitter_no_gap_after_the_first_translation() 
         engine="realtime",
     )
     spec = LaneSpec("ana->es", "Ana", parse_language("en"), "Bruno", parse_language("es"))
-    session = RealtimeSession(endpoint_for(settings, "realtime"), spec, settings)
+    session = RealtimeSession(endpoint_for(settings, "realtime"), spec, EngineOptions.from_settings(settings))
     clock = MonotonicClock()
     fixed = PlayoutTrack(cushion_ms=60, hold_ms=0, max_lag_ms=8000, adaptive=False, clock=clock)
     adaptive = PlayoutTrack(cushion_ms=60, hold_ms=0, max_lag_ms=8000, adaptive=True, clock=clock)

@@ -8,17 +8,11 @@ from __future__ import annotations
 
 import abc
 import enum
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import astuple, dataclass
-from typing import TYPE_CHECKING, Union
+from typing import Union
 
 from translator_bot.languages import Language
-
-if TYPE_CHECKING:
-    from translator_bot.engine.endpoint import Endpoint
-    from translator_bot.settings import Settings
-
 
 Clock = Callable[[], float]
 
@@ -126,11 +120,6 @@ class EngineSession(abc.ABC):
     outage: Outage | None = None
 
     @abc.abstractmethod
-    def __init__(
-        self, endpoint: Endpoint, spec: LaneSpec, settings: Settings, *, clock: Clock = time.monotonic
-    ) -> None: ...
-
-    @abc.abstractmethod
     async def start(self) -> None:
         """Connect and configure (retrying while the provider is unreachable); raises
         ProviderFatalError on a bad key or no quota, ProviderUnavailableError after a too long outage."""
@@ -156,8 +145,9 @@ class EngineSession(abc.ABC):
     def spec(self) -> LaneSpec: ...
 
     @abc.abstractmethod
-    def report_interrupted(self, item_id: str, played_samples: int) -> None:
-        """Playout stopped `item_id` after `played_samples`: make the model's context match what was heard."""
+    def report_cut_short(self, item_id: str, heard_samples: int) -> None:
+        """The listener heard only the first `heard_samples` of `item_id` (the playout cut it short):
+        make the model's context match what was heard."""
 
     @abc.abstractmethod
     async def aclose(self) -> None: ...

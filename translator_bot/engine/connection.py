@@ -114,11 +114,6 @@ class Connection:
         self._parse = parse
         self._engine = engine
         self._skipped = 0
-        self.sent_events = 0
-
-    @property
-    def closed(self) -> bool:
-        return self._ws.closed
 
     async def send(self, event: BaseModel) -> None:
         """Raises ConnectionClosed when the socket is gone."""
@@ -128,7 +123,6 @@ class Connection:
             await self._ws.send_str(encode_event(event))
         except (ConnectionError, aiohttp.ClientError, RuntimeError) as exc:
             raise ConnectionClosed(self._ws.close_code, f"send failed: {type(exc).__name__}") from None
-        self.sent_events += 1
 
     async def receive(self, wait_s: float | None = None) -> BaseModel | None:
         """Next well-formed event; None when `wait_s` passes first; ConnectionClosed at the end."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from translator_bot.engine.base import EngineSession, LaneSpec
 from translator_bot.engine.endpoint import endpoint_for
+from translator_bot.engine.options import EngineOptions
 from translator_bot.engine.passthrough import PassthroughSession
 from translator_bot.engine.realtime import RealtimeSession
 from translator_bot.engine.translate import TranslateSession
@@ -20,6 +21,7 @@ def create_engine(settings: Settings, spec: LaneSpec) -> EngineSession:
     if engine == "passthrough":
         return PassthroughSession(None, spec, settings)
     endpoint = endpoint_for(settings, engine)
+    options = EngineOptions.from_settings(settings)
     if engine == "translate":
-        return TranslateSession(endpoint, spec, settings)
-    return RealtimeSession(endpoint, spec, settings)
+        return TranslateSession(endpoint, spec, options)
+    return RealtimeSession(endpoint, spec, options)

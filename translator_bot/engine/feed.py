@@ -29,10 +29,6 @@ def samples_to_ms(samples: int) -> int:
     return samples * 1000 // MODEL_RATE
 
 
-def ms_to_samples(ms: int) -> int:
-    return ms * MODEL_RATE // 1000
-
-
 class AudioFeed:
     """Bounded history of the lane's input; positions are absolute sample indexes since the lane began."""
 
@@ -93,11 +89,6 @@ class AudioFeed:
         chunk = bytes(self._buf[offset : offset + count * BYTES_PER_SAMPLE])
         self.sent_upto += count
         return chunk
-
-    def rewind(self, position: int) -> int:
-        """Hand audio from `position` again (clamped to what is kept); returns where reading resumes."""
-        self.sent_upto = max(self._start, min(self.sent_upto, position))
-        return self.sent_upto
 
     def seek(self, position: int) -> int:
         """Hand audio from `position` on (clamped to what is kept): back to hear it again, or ahead to

@@ -3,7 +3,7 @@
 Fatal: the key is refused or the account cannot pay; every retry would fail the same way and burn
 time while the meeting hears nothing, so the bot stops with exit code 4 and says why. Everything
 else (drops, rate limits, server errors, a session that reached its time cap) is retried, for as long
-as the operator allows an outage to last (then exit 5, see engine/session.py).
+as the operator allows an outage to last (then exit 5, see engine/health.py).
 """
 
 from __future__ import annotations

@@ -9,12 +9,12 @@ fake server uses, with the bot's VAD settings.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 
 import numpy as np
 
+from translator_bot.audio.formats import MODEL_RATE
 from translator_bot.audio.vad import ServerVadConfig, VoiceActivityDetector, VoiceStarted
 from translator_bot.engine.base import (
     Clock,
@@ -32,9 +32,11 @@ from translator_bot.engine.base import (
 )
 from translator_bot.engine.endpoint import Endpoint
 from translator_bot.settings import Settings
+from translator_bot.tasks import TaskSet
 
-_CHUNK_SAMPLES = 4800  # 200 ms, like the real endpoints' deltas
-_MAX_UTTERANCE_SAMPLES = 24_000 * 30
+_PER_MS = MODEL_RATE // 1000  # samples per millisecond
+_CHUNK_SAMPLES = 200 * _PER_MS  # 200 ms, like the real endpoints' deltas
+_MAX_UTTERANCE_SAMPLES = MODEL_RATE * 30
 _LEAD_IN_MS = 50
 
 
@@ -57,7 +59,7 @@ class PassthroughSession(EngineSession):
         self._utterance_start_ms: int | None = None
         self._count = 0
         self._events: asyncio.Queue[EngineEvent | None] = asyncio.Queue()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet(f"passthrough {spec.lane_id}")
         self.reconnects = 0
         self.usage_total = Usage()
         self.state = EngineState.CONNECTING
@@ -87,34 +89,34 @@ class PassthroughSession(EngineSession):
         self._trim_history()
 
     def _cut(self, start_ms: int, end_ms: int) -> np.ndarray:
-        first = max(0, (start_ms - self._history_start_ms) * 24)
-        last = max(first, (end_ms - self._history_start_ms) * 24)
+        first = max(0, (start_ms - self._history_start_ms) * _PER_MS)
+        last = max(first, (end_ms - self._history_start_ms) * _PER_MS)
         return self._history[first:last].copy()
 
     def _trim_history(self) -> None:
         keep_from_ms = self._vad.position_ms - max(self._spec_padding_ms(), 1000)
         if self._utterance_start_ms is not None:
             keep_from_ms = min(keep_from_ms, self._utterance_start_ms)
-        drop = max(0, (keep_from_ms - self._history_start_ms) * 24)
+        drop = max(0, (keep_from_ms - self._history_start_ms) * _PER_MS)
         drop = max(drop, len(self._history) - _MAX_UTTERANCE_SAMPLES)
         if drop > 0:
             self._history = self._history[drop:]
-            self._history_start_ms += drop // 24
+            self._history_start_ms += drop // _PER_MS
             # keep the sample count a whole number of milliseconds so the ms bookkeeping stays exact
-            extra = drop % 24
+            extra = drop % _PER_MS
             if extra:
-                self._history = self._history[24 - extra :]
+                self._history = self._history[_PER_MS - extra :]
                 self._history_start_ms += 1
 
     def _spec_padding_ms(self) -> int:
         return self._vad.config.prefix_padding_ms
 
     def _emit_later(self, audio: np.ndarray) -> None:
+        if self._tasks.closed:
+            return  # audio that arrives after aclose() is not answered
         self._count += 1
         item = f"passthrough_{self._count}"
-        task = asyncio.get_running_loop().create_task(self._emit(item, audio))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._emit(item, audio), name=f"passthrough-{self._spec.lane_id}-{self._count}")
 
     async def _emit(self, item: str, audio: np.ndarray) -> None:
         await asyncio.sleep(self._delay)
@@ -134,13 +136,10 @@ class PassthroughSession(EngineSession):
     def update_spec(self, spec: LaneSpec) -> None:
         self._spec = spec
 
-    def report_interrupted(self, item_id: str, played_samples: int) -> None:
+    def report_cut_short(self, item_id: str, heard_samples: int) -> None:
         return None  # nothing to keep in step: there is no model context
 
     async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._tasks.close()
         self.state = EngineState.CLOSED
         self._events.put_nowait(None)

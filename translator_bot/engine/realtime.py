@@ -1,12 +1,14 @@
 """Engine `realtime`: a conversational realtime model (`/v1/realtime`) steered to interpret one speaker.
 
-Server VAD decides the turns and creates one response per turn (`create_response`); it must never
-cancel the translation of the previous sentence because the speaker went on talking
-(`interrupt_response: false`). We never send `response.create` ourselves, except to retry a
-response that failed with a retryable error, when no response is active.
+Server VAD decides the turns and creates one response per turn (configuration: `realtime_config`).
+We never send `response.create` ourselves, except to retry a response that failed with a retryable
+error, or to answer a sentence that ended while the previous one was being translated.
 
 Context is bounded by deleting the oldest conversation items beyond `context_items`, so the input
 tokens of each response stay flat over a long meeting instead of growing with it.
+
+`RealtimeEngine` is the protocol (pure: state and event in, `Step` out); `RealtimeSession` is a lane's
+session, the supervisor driving that engine.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import time
 from dataclasses import dataclass, field
 
 from openai.types.realtime import (
-    AudioTranscription,
     ConversationItemAdded,
     ConversationItemCreatedEvent,
     ConversationItemDeletedEvent,
@@ -32,11 +33,7 @@ from openai.types.realtime import (
     InputAudioBufferCommittedEvent,
     InputAudioBufferSpeechStartedEvent,
     InputAudioBufferSpeechStoppedEvent,
-    RealtimeAudioConfig,
-    RealtimeAudioConfigInput,
-    RealtimeAudioConfigOutput,
     RealtimeErrorEvent,
-    RealtimeSessionCreateRequest,
     ResponseAudioDeltaEvent,
     ResponseAudioDoneEvent,
     ResponseAudioTranscriptDeltaEvent,
@@ -46,39 +43,40 @@ from openai.types.realtime import (
     ResponseDoneEvent,
     SessionUpdateEvent,
 )
-from openai.types.realtime.realtime_audio_formats import AudioPCM
-from openai.types.realtime.realtime_audio_input_turn_detection import (
-    RealtimeAudioInputTurnDetection,
-    SemanticVad,
-    ServerVad,
-)
 from pydantic import BaseModel
 
-from translator_bot.audio.formats import BYTES_PER_SAMPLE
+from translator_bot.audio.formats import BYTES_PER_SAMPLE, MODEL_RATE
+from translator_bot.audio.pcm import ms_to_samples
 from translator_bot.engine.base import (
     Clock,
     LaneSpec,
     SourceTranscript,
+    SpeechStarted,
     SpeechStopped,
     TranslatedAudio,
     TranslationDone,
     TranslationTranscript,
     Usage,
 )
-from translator_bot.engine.connection import Parser
 from translator_bot.engine.endpoint import Endpoint
-from translator_bot.engine.feed import ms_to_samples, samples_to_ms
-from translator_bot.engine.instructions import build_instructions
+from translator_bot.engine.feed import AudioFeed, samples_to_ms
 from translator_bot.engine.lifetime import is_retryable
+from translator_bot.engine.options import EngineOptions
 from translator_bot.engine.protocol import parse_server_event
-from translator_bot.engine.session import HEALTHY_AFTER_S, Link, ManagedSession
-from translator_bot.glossary import load_glossary
-from translator_bot.settings import Settings
+from translator_bot.engine.realtime_config import session_config
+from translator_bot.engine.step import NOTHING, At, Step, error_step
+from translator_bot.engine.supervisor import HEALTHY_AFTER_S, SupervisedSession
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONTEXT_ITEMS = 8  # the last four sentences and their translations: enough for pronouns and names
 _MAX_RESPONSE_RETRIES = 2
+_LOCAL_RESUME_WITHIN_MS = 2000  # speech the input gate heard this recently is sent again after a drop
+_LOCAL_AHEAD_MS = 500  # a local start this far after the server's newest is speech the server missed
+
+
+def _samples(ms: int) -> int:
+    return ms_to_samples(ms, MODEL_RATE)
 
 
 @dataclass
@@ -89,7 +87,7 @@ class RealtimeLinkState:
     truncated: dict[str, int] = field(default_factory=dict)  # item -> audio_end_ms sent
     pending_truncate: dict[str, int] = field(
         default_factory=dict
-    )  # item -> played samples, item still streaming
+    )  # item -> heard samples, item still streaming
     speech_open: int | None = None  # absolute input sample where the current speech started
     speech_starts: list[int] = field(default_factory=list)  # starts of speech not yet answered
     last_speech_end: int = 0
@@ -103,270 +101,216 @@ class RealtimeLinkState:
     retries: int = 0
 
 
-class RealtimeSession(ManagedSession[RealtimeLinkState]):
-    engine_name = "realtime"
+class RealtimeEngine:
+    """The `/v1/realtime` protocol for one lane; every method is a pure step on a socket's state."""
+
+    name = "realtime"
     chunk_ms = 40  # small appends keep server VAD responsive: a turn ends at most 40 ms late
 
-    def __init__(
-        self,
-        endpoint: Endpoint,
-        spec: LaneSpec,
-        settings: Settings,
-        *,
-        clock: Clock = time.monotonic,
-        context_items: int | None = DEFAULT_CONTEXT_ITEMS,
-        give_up_after_s: float | None = None,
-        recycle_grace_s: float = 20.0,
-        healthy_after_s: float = HEALTHY_AFTER_S,
-    ) -> None:
-        super().__init__(
-            endpoint,
-            spec,
-            settings,
-            clock=clock,
-            give_up_after_s=give_up_after_s,
-            recycle_grace_s=recycle_grace_s,
-            healthy_after_s=healthy_after_s,
-        )
+    def __init__(self, options: EngineOptions, *, context_items: int | None = DEFAULT_CONTEXT_ITEMS) -> None:
         if context_items is not None and context_items < 2:
             raise ValueError("context_items must keep at least the current turn (>= 2) or be None")
-        self._context_items = context_items
+        self.options = options
+        self.context_items = context_items
 
-    # --- configuration ---------------------------------------------------------------------------
-    def _parser(self) -> Parser:
-        return parse_server_event
+    def parse(self, raw: str | bytes) -> BaseModel:
+        return parse_server_event(raw)
 
-    def _new_link_state(self) -> RealtimeLinkState:
+    def new_state(self) -> RealtimeLinkState:
         return RealtimeLinkState()
 
-    def _turn_detection(self) -> RealtimeAudioInputTurnDetection:
-        s = self._settings
-        if s.vad_type == "semantic_vad":
-            return SemanticVad(type="semantic_vad", create_response=True, interrupt_response=False)
-        return ServerVad(
-            type="server_vad",
-            threshold=s.vad_threshold,
-            prefix_padding_ms=s.vad_prefix_padding_ms,
-            silence_duration_ms=s.vad_silence_duration_ms,
-            create_response=True,
-            interrupt_response=False,
+    # --- configuration ---------------------------------------------------------------------------
+    def session_update(self, spec: LaneSpec, event_id: str) -> BaseModel:
+        return SessionUpdateEvent(
+            type="session.update", event_id=event_id, session=session_config(self.options, spec)
         )
 
-    def session_config(self) -> RealtimeSessionCreateRequest:
-        spec, s = self._spec, self._settings
-        pcm24k = AudioPCM(type="audio/pcm", rate=24000)
-        transcription = AudioTranscription(
-            model=s.transcription_model, language=spec.source.base if spec.source is not None else None
-        )
-        return RealtimeSessionCreateRequest(
-            type="realtime",
-            instructions=build_instructions(spec, load_glossary(s.glossary) if s.glossary else None),
-            output_modalities=["audio"],
-            audio=RealtimeAudioConfig(
-                input=RealtimeAudioConfigInput(
-                    format=pcm24k,
-                    transcription=transcription,
-                    turn_detection=self._turn_detection(),
-                ),
-                output=RealtimeAudioConfigOutput(
-                    format=AudioPCM(type="audio/pcm", rate=24000), voice=s.voice
-                ),
-            ),
+    def append(self, pcm: bytes) -> BaseModel:
+        return InputAudioBufferAppendEvent(
+            type="input_audio_buffer.append", audio=base64.b64encode(pcm).decode("ascii")
         )
 
-    def _session_update(self, event_id: str) -> BaseModel:
-        return SessionUpdateEvent(type="session.update", event_id=event_id, session=self.session_config())
+    # --- cut short -------------------------------------------------------------------------------
+    def owns_item(self, state: RealtimeLinkState, item_id: str) -> bool:
+        return item_id in state.received
 
-    def _audio_event(self, b64: str) -> BaseModel:
-        return InputAudioBufferAppendEvent(type="input_audio_buffer.append", audio=b64)
-
-    # --- truncation ------------------------------------------------------------------------------
-    def report_interrupted(self, item_id: str, played_samples: int) -> None:
-        try:
-            self._interrupted(item_id, played_samples)
-        except Exception:
-            log.exception("lane %s: could not truncate %s", self._spec.lane_id, item_id)
-
-    def _interrupted(self, item_id: str, played_samples: int) -> None:
-        link = next((lk for lk in self._links if item_id in lk.state.received), None)
-        if link is None:
-            # The item lives in a server session that is gone (drop or recycle): nothing to fix.
-            log.debug("lane %s: truncate of unknown item %s skipped", self._spec.lane_id, item_id)
-            return
-        played = max(0, int(played_samples))
-        if item_id not in link.state.audio_done:
+    def on_cut_short(self, state: RealtimeLinkState, item_id: str, heard_samples: int) -> Step:
+        heard = max(0, int(heard_samples))
+        if item_id not in state.audio_done:
             # More audio may still arrive for it; truncate once we know how much the item really has.
-            link.state.pending_truncate[item_id] = min(
-                played, link.state.pending_truncate.get(item_id, played)
-            )
-            return
-        self._send_truncate(link, item_id, played)
+            state.pending_truncate[item_id] = min(heard, state.pending_truncate.get(item_id, heard))
+            return NOTHING
+        return self._truncate(state, item_id, heard)
 
-    def _send_truncate(self, link: Link[RealtimeLinkState], item_id: str, played: int) -> None:
-        st = link.state
+    def _truncate(self, st: RealtimeLinkState, item_id: str, heard: int) -> Step:
         received = st.received.get(item_id, 0)
-        if played >= received:
-            return  # everything the item has was heard: the context already matches
-        # Clamp to what the item has and to what was played; whole ms rounded down never overshoot.
-        end_ms = samples_to_ms(min(played, received))
+        if heard >= received:
+            return NOTHING  # everything the item has was heard: the context already matches
+        # Clamp to what the item has and to what was heard; whole ms rounded down never overshoot.
+        end_ms = samples_to_ms(min(heard, received))
         previous = st.truncated.get(item_id)
         if previous is not None and previous <= end_ms:
-            return
+            return NOTHING
         st.truncated[item_id] = end_ms
-        link.queue(
-            ConversationItemTruncateEvent(
-                type="conversation.item.truncate", item_id=item_id, content_index=0, audio_end_ms=end_ms
-            )
+        truncate = ConversationItemTruncateEvent(
+            type="conversation.item.truncate", item_id=item_id, content_index=0, audio_end_ms=end_ms
         )
+        return Step(sends=[truncate])
 
-    # --- lifetime hooks --------------------------------------------------------------------------
-    def _resume_point(self, link: Link[RealtimeLinkState]) -> int | None:
-        st = link.state
-        pad = ms_to_samples(self._settings.vad_prefix_padding_ms)
+    # --- moving between sockets ------------------------------------------------------------------
+    def resume_point(self, state: RealtimeLinkState, feed: AudioFeed) -> int | None:
+        st = state
+        pad = _samples(self.options.vad_prefix_padding_ms)
         # Speech whose translation was already being heard is not sent again: a listener would hear
         # its first words twice. What the drop cut off of that translation is lost instead.
         covered = max(st.answered_upto, st.started_upto)
         points = [s for s in st.speech_starts if s >= covered]
         if st.speech_open is not None:
             points.append(st.speech_open)
-        local = self._feed.recent_speech_start(ms_to_samples(2000), pad)
+        local = feed.recent_speech_start(_samples(_LOCAL_RESUME_WITHIN_MS), pad)
         newest_server = max(st.speech_starts, default=None)
-        if local is not None and (newest_server is None or local > newest_server + pad + ms_to_samples(500)):
+        if local is not None and (
+            newest_server is None or local > newest_server + pad + _samples(_LOCAL_AHEAD_MS)
+        ):
             points.append(local)  # speech the server had not reported yet when the socket went
         # Server starts already include the VAD's prefix padding, the local one adds its own.
         return min(points) if points else None
 
-    def _clean_point(self, link: Link[RealtimeLinkState]) -> bool:
-        return link.state.speech_open is None and not self._feed.voiced
+    def clean_point(self, state: RealtimeLinkState, feed: AudioFeed) -> bool:
+        return state.speech_open is None and not feed.voiced
 
-    def _switch_point(self, link: Link[RealtimeLinkState]) -> int | None:
-        # The speech going on moves whole to the new link; the old one is told to forget it.
+    def switch_point(self, state: RealtimeLinkState, feed: AudioFeed) -> int | None:
+        # The speech going on moves whole to the new socket; the old one is told to forget it.
         points = []
-        if link.state.speech_open is not None:
-            points.append(link.state.speech_open)
-        if self._feed.voiced:
-            local = self._feed.recent_speech_start(0, ms_to_samples(self._settings.vad_prefix_padding_ms))
+        if state.speech_open is not None:
+            points.append(state.speech_open)
+        if feed.voiced:
+            local = feed.recent_speech_start(0, _samples(self.options.vad_prefix_padding_ms))
             if local is not None:
                 points.append(local)
         return min(points) if points else None
 
-    def _end_items(self, link: Link[RealtimeLinkState]) -> None:
-        st = link.state
+    def end_items(self, state: RealtimeLinkState, at: At) -> Step:
+        st = state
+        step = NOTHING
         for item_id, text in list(st.texts.items()):
             # Cut off with its session: the transcript keeps what was said of it.
             st.texts.pop(item_id)
-            self._emit(TranslationTranscript(item_id, text, final=True))
+            step += Step([TranslationTranscript(item_id, text, final=True)])
         for item_id in list(st.received):
             if item_id not in st.audio_done:
                 log.info(
                     "lane %s: %s ended with its session after %d ms of audio",
-                    self._spec.lane_id,
+                    at.lane_id,
                     item_id,
                     samples_to_ms(st.received[item_id]),
                 )
-                self._item_audio_done(link, item_id)
+                step += self._item_audio_done(st, item_id)
+        return step
 
-    def _has_pending_output(self, link: Link[RealtimeLinkState]) -> bool:
-        st = link.state
-        return bool(st.active) or st.committed_end > st.answered_upto
+    def has_pending_output(self, state: RealtimeLinkState) -> bool:
+        return bool(state.active) or state.committed_end > state.answered_upto
 
-    def _on_retire(self, link: Link[RealtimeLinkState]) -> None:
-        if link.state.speech_open is not None or self._feed.voiced:
-            # The new link hears this speech again from its start; the old one must not answer half of it.
-            link.queue(InputAudioBufferClearEvent(type="input_audio_buffer.clear"))
-            link.state.speech_open = None
+    def on_retire(self, state: RealtimeLinkState, feed: AudioFeed) -> Step:
+        if state.speech_open is None and not feed.voiced:
+            return NOTHING
+        # The new socket hears this speech again from its start; the old one must not answer half of it.
+        state.speech_open = None
+        return Step(sends=[InputAudioBufferClearEvent(type="input_audio_buffer.clear")])
+
+    def on_tick(self, state: RealtimeLinkState, at: At, *, finished: bool) -> Step:
+        return NOTHING
+
+    def on_local_speech_start(self, at: At) -> Step:
+        return NOTHING  # the server's VAD reports speech
 
     # --- server events ---------------------------------------------------------------------------
-    def _abs(self, link: Link[RealtimeLinkState], ms: int) -> int:
-        return link.origin + ms_to_samples(ms)
-
-    def _handle(self, link: Link[RealtimeLinkState], event: BaseModel) -> None:
-        st = link.state
+    def on_server_event(self, state: RealtimeLinkState, event: BaseModel, at: At) -> Step:
+        st = state
         if isinstance(event, ResponseAudioDeltaEvent):
-            self._on_audio(link, event)
-        elif isinstance(event, ResponseAudioTranscriptDeltaEvent):
+            return self._on_audio(st, event, at)
+        if isinstance(event, ResponseAudioTranscriptDeltaEvent):
             st.texts[event.item_id] = st.texts.get(event.item_id, "") + event.delta
-            self._emit(TranslationTranscript(event.item_id, event.delta, final=False))
-        elif isinstance(event, ResponseAudioTranscriptDoneEvent):
+            return Step([TranslationTranscript(event.item_id, event.delta, final=False)])
+        if isinstance(event, ResponseAudioTranscriptDoneEvent):
             st.texts.pop(event.item_id, None)
-            self._emit(TranslationTranscript(event.item_id, event.transcript, final=True))
-        elif isinstance(event, ResponseAudioDoneEvent):
-            self._item_audio_done(link, event.item_id)
-        elif isinstance(event, InputAudioBufferSpeechStartedEvent):
-            start = self._abs(link, event.audio_start_ms)
+            return Step([TranslationTranscript(event.item_id, event.transcript, final=True)])
+        if isinstance(event, ResponseAudioDoneEvent):
+            return self._item_audio_done(st, event.item_id)
+        if isinstance(event, InputAudioBufferSpeechStartedEvent):
+            start = at.origin + _samples(event.audio_start_ms)
             st.speech_open = start
             st.speech_starts.append(start)
-            self._speech_started_now()
-        elif isinstance(event, InputAudioBufferSpeechStoppedEvent):
+            return Step([SpeechStarted(at.clock())])
+        if isinstance(event, InputAudioBufferSpeechStoppedEvent):
             st.speech_open = None
-            st.last_speech_end = self._abs(link, event.audio_end_ms)
-            self._emit(SpeechStopped(self._clock()))
-        elif isinstance(event, InputAudioBufferCommittedEvent):
+            st.last_speech_end = at.origin + _samples(event.audio_end_ms)
+            return Step([SpeechStopped(at.clock())])
+        if isinstance(event, InputAudioBufferCommittedEvent):
             st.committed_end = max(st.committed_end, st.last_speech_end, 1)
         elif isinstance(event, ConversationItemAdded | ConversationItemCreatedEvent):
             item_id = event.item.id
             if item_id and item_id not in st.items:
                 st.items.append(item_id)
         elif isinstance(event, ConversationItemDeletedEvent):
-            self._forget(st, event.item_id)
+            if event.item_id in st.items:
+                st.items.remove(event.item_id)
         elif isinstance(event, ConversationItemInputAudioTranscriptionDeltaEvent):
             if event.delta:
-                self._emit(SourceTranscript(event.item_id, event.delta, final=False))
+                return Step([SourceTranscript(event.item_id, event.delta, final=False)])
         elif isinstance(event, ConversationItemInputAudioTranscriptionCompletedEvent):
-            self._emit(SourceTranscript(event.item_id, event.transcript, final=True))
+            return Step([SourceTranscript(event.item_id, event.transcript, final=True)])
         elif isinstance(event, ConversationItemInputAudioTranscriptionFailedEvent):
-            log.info(
-                "lane %s: transcription of %s failed: %s", self._spec.lane_id, event.item_id, event.error.code
-            )
+            log.info("lane %s: transcription of %s failed: %s", at.lane_id, event.item_id, event.error.code)
         elif isinstance(event, ResponseCreatedEvent):
             if event.response.id:
                 st.active.add(event.response.id)
                 st.covers[event.response.id] = st.committed_end
         elif isinstance(event, ResponseDoneEvent):
-            self._on_response_done(link, event)
+            return self._on_response_done(st, event, at)
         elif isinstance(event, RealtimeErrorEvent):
             err = event.error
             if err.code == "conversation_already_has_active_response" and (err.event_id or "").startswith(
                 "retry"
             ):
-                return  # our retry raced a response the server made itself: harmless
-            self._error_event(link, err.type, err.code, err.message)
+                return NOTHING  # our retry raced a response the server made itself: harmless
+            return error_step(err.type, err.code, err.message, at)
+        return NOTHING
 
-    def _on_audio(self, link: Link[RealtimeLinkState], event: ResponseAudioDeltaEvent) -> None:
+    def _on_audio(self, st: RealtimeLinkState, event: ResponseAudioDeltaEvent, at: At) -> Step:
         try:
             pcm = base64.b64decode(event.delta, validate=True)
         except (binascii.Error, ValueError):
-            log.warning("lane %s: audio delta that is not base64 skipped", self._spec.lane_id)
-            return
+            log.warning("lane %s: audio delta that is not base64 skipped", at.lane_id)
+            return NOTHING
         if len(pcm) % BYTES_PER_SAMPLE:
             pcm = pcm[:-1]
         if not pcm:
-            return
-        st = link.state
+            return NOTHING
         if event.item_id not in st.received:
             st.started_upto = max(st.started_upto, st.covers.get(event.response_id, 0))
         st.received[event.item_id] = st.received.get(event.item_id, 0) + len(pcm) // BYTES_PER_SAMPLE
-        self._emit(TranslatedAudio(event.item_id, pcm))
+        return Step([TranslatedAudio(event.item_id, pcm)])
 
-    def _item_audio_done(self, link: Link[RealtimeLinkState], item_id: str) -> None:
-        st = link.state
+    def _item_audio_done(self, st: RealtimeLinkState, item_id: str) -> Step:
         if item_id in st.audio_done:
-            return
+            return NOTHING
         st.audio_done.add(item_id)
         st.received.setdefault(item_id, 0)
-        self._emit(TranslationDone(item_id))
-        played = st.pending_truncate.pop(item_id, None)
-        if played is not None:
-            self._send_truncate(link, item_id, played)
+        step = Step([TranslationDone(item_id)])
+        heard = st.pending_truncate.pop(item_id, None)
+        if heard is not None:
+            step += self._truncate(st, item_id, heard)
+        return step
 
-    def _on_response_done(self, link: Link[RealtimeLinkState], event: ResponseDoneEvent) -> None:
-        st = link.state
+    def _on_response_done(self, st: RealtimeLinkState, event: ResponseDoneEvent, at: At) -> Step:
         resp = event.response
         rid = resp.id or ""
         st.active.discard(rid)
+        step = NOTHING
         for item in resp.output or []:
             if item.id and item.type == "message":
-                self._item_audio_done(link, item.id)
+                step += self._item_audio_done(st, item.id)
         if resp.usage is not None:
             details = resp.usage.input_token_details
             cached = details.cached_tokens_details if details is not None else None
@@ -379,58 +323,79 @@ class RealtimeSession(ManagedSession[RealtimeLinkState]):
                 cached_audio_tokens=(cached.audio_tokens or 0) if cached is not None else 0,
                 output_audio_tokens=(out.audio_tokens or 0) if out is not None else 0,
             )
-            self._add_usage(usage)  # counted in the metrics by the lane, once
+            step += Step([usage])  # counted in the metrics by the lane, once
         covered = st.covers.pop(rid, None)
         if resp.status == "completed" and covered is not None:
             st.answered_upto = max(st.answered_upto, covered)
             st.speech_starts = [s for s in st.speech_starts if s >= st.answered_upto]
             st.retries = 0
-            self._answer_missed_turn(link)
+            step += self.answer_missed_turn(st, at)
         elif resp.status == "failed":
-            self._maybe_retry(link, resp.status_details)
-        self._bound_context(link)
+            step += self.retry_failed(st, resp.status_details, at)
+        return step + self.bound_context(st)
 
-    def _answer_missed_turn(self, link: Link[RealtimeLinkState]) -> None:
+    def answer_missed_turn(self, st: RealtimeLinkState, at: At) -> Step:
         """With `interrupt_response` off, a sentence that ends while the previous translation is still
         being generated gets no response from the server. Ask for it once nothing is active, so a
         speaker who talks on never loses a sentence. (No race with server VAD: it creates responses
         only at a commit, and a late duplicate is refused as `conversation_already_has_active_response`.)"""
-        st = link.state
         if st.active or st.committed_end <= st.answered_upto:
-            return
+            return NOTHING
         st.catch_ups += 1
-        log.info("lane %s: translating a sentence that ended during the previous one", self._spec.lane_id)
-        link.queue(
-            ResponseCreateEvent(type="response.create", event_id=f"retry_turn_{link.serial}_{st.catch_ups}")
-        )
+        log.info("lane %s: translating a sentence that ended during the previous one", at.lane_id)
+        event_id = f"retry_turn_{at.serial}_{st.catch_ups}"
+        return Step(sends=[ResponseCreateEvent(type="response.create", event_id=event_id)])
 
-    def _maybe_retry(self, link: Link[RealtimeLinkState], details: object) -> None:
+    def retry_failed(self, st: RealtimeLinkState, details: object, at: At) -> Step:
         error = getattr(details, "error", None)
         etype, code = getattr(error, "type", None), getattr(error, "code", None)
-        st = link.state
         if not is_retryable(etype, code) or st.active or st.retries >= _MAX_RESPONSE_RETRIES:
-            log.warning("lane %s: a response failed (%s/%s)", self._spec.lane_id, etype, code)
-            return
+            log.warning("lane %s: a response failed (%s/%s)", at.lane_id, etype, code)
+            return NOTHING
         st.retries += 1
-        log.info("lane %s: retrying a response that failed (%s/%s)", self._spec.lane_id, etype, code)
-        link.queue(ResponseCreateEvent(type="response.create", event_id=f"retry_{link.serial}_{st.retries}"))
+        log.info("lane %s: retrying a response that failed (%s/%s)", at.lane_id, etype, code)
+        event_id = f"retry_{at.serial}_{st.retries}"
+        return Step(sends=[ResponseCreateEvent(type="response.create", event_id=event_id)])
 
-    def _bound_context(self, link: Link[RealtimeLinkState]) -> None:
-        if self._context_items is None:
-            return
-        st = link.state
-        while len(st.items) > self._context_items:
+    def bound_context(self, st: RealtimeLinkState) -> Step:
+        if self.context_items is None:
+            return NOTHING
+        deletes: list[BaseModel] = []
+        while len(st.items) > self.context_items:
             victim = st.items[0]
             if victim in st.received and victim not in st.audio_done:
                 break  # still being spoken
             st.items.pop(0)
-            link.queue(ConversationItemDeleteEvent(type="conversation.item.delete", item_id=victim))
+            deletes.append(ConversationItemDeleteEvent(type="conversation.item.delete", item_id=victim))
             st.received.pop(victim, None)
             st.audio_done.discard(victim)
             st.truncated.pop(victim, None)
             st.texts.pop(victim, None)
+        return Step(sends=deletes)
 
-    @staticmethod
-    def _forget(st: RealtimeLinkState, item_id: str) -> None:
-        if item_id in st.items:
-            st.items.remove(item_id)
+
+class RealtimeSession(SupervisedSession[RealtimeLinkState]):
+    """A lane's session on the realtime endpoint."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        spec: LaneSpec,
+        options: EngineOptions,
+        *,
+        clock: Clock = time.monotonic,
+        context_items: int | None = DEFAULT_CONTEXT_ITEMS,
+        give_up_after_s: float | None = None,
+        recycle_grace_s: float = 20.0,
+        healthy_after_s: float = HEALTHY_AFTER_S,
+    ) -> None:
+        super().__init__(
+            RealtimeEngine(options, context_items=context_items),
+            endpoint,
+            spec,
+            options,
+            clock=clock,
+            give_up_after_s=give_up_after_s,
+            recycle_grace_s=recycle_grace_s,
+            healthy_after_s=healthy_after_s,
+        )

@@ -12,15 +12,18 @@ delta belongs to: deltas carry only `elapsed_ms`, the position on the input's au
 frame they were produced in. Source text is therefore cut into segments where the speaker moved on
 (`starts_new_sentence`: a pause in `elapsed_ms` after a finished sentence), each segment is its own
 item, and translated output goes to the oldest open item: segment k pairs with translation k.
-It reports no token usage and has no truncation: `report_interrupted` has nothing to fix.
+It reports no token usage and has no truncation: `report_cut_short` has nothing to fix.
+
+`TranslateEngine` is the protocol (state and event in, `Step` out); `TranslateSession` is a lane's
+session, the supervisor driving that engine.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -44,16 +47,23 @@ from openai.types.realtime.realtime_translation_session_update_request import (
 from pydantic import BaseModel
 
 from translator_bot.audio.formats import BYTES_PER_SAMPLE, MODEL_RATE
+from translator_bot.audio.pcm import ms_to_samples
 from translator_bot.engine.base import (
+    Clock,
+    EngineEvent,
+    LaneSpec,
     SourceTranscript,
+    SpeechStarted,
     TranslatedAudio,
     TranslationDone,
     TranslationTranscript,
 )
-from translator_bot.engine.connection import Parser
-from translator_bot.engine.feed import ms_to_samples
+from translator_bot.engine.endpoint import Endpoint
+from translator_bot.engine.feed import AudioFeed
+from translator_bot.engine.options import EngineOptions
 from translator_bot.engine.protocol import parse_translation_server_event
-from translator_bot.engine.session import Link, ManagedSession
+from translator_bot.engine.step import NOTHING, At, Step, error_step
+from translator_bot.engine.supervisor import HEALTHY_AFTER_S, SupervisedSession
 from translator_bot.glossary import warn_unused_once
 from translator_bot.metrics import ENGINE_UNKNOWN_EVENTS
 
@@ -63,6 +73,7 @@ ITEM_IDLE_S = 1.5  # no translated audio for this long ends the item even withou
 TRANSLATION_WAIT_S = 10.0  # an original at the front with no translation yet, and no heartbeat
 _CLEAN_QUIET_MS = 300
 _REPLAY_PAD_MS = 300  # audio sent again before a speech start, so its first syllable is not clipped
+_RESUME_WITHIN_MS = 2000  # speech the input gate heard this recently is sent again after a drop
 
 
 # Two source deltas this far apart on the input's clock, the first ending a sentence, are two sentences.
@@ -116,93 +127,109 @@ def starts_next_translation(previous_text: str, delta: str) -> bool:
     return ends_sentence(previous_text) and (delta[:1].isspace() or previous_text[-1:].isspace())
 
 
-class TranslateSession(ManagedSession[TranslateLinkState]):
-    engine_name = "translate"
+class TranslateEngine:
+    """The `/v1/realtime/translations` protocol for one lane.
+
+    Per socket it keeps a `TranslateLinkState`; across sockets only two facts of the lane: how many
+    items it has numbered, and which run of speech is already being heard in translation.
+    """
+
+    name = "translate"
     chunk_ms = 100  # half the endpoint's own ~200 ms frame: speech reaches it at most 100 ms late
 
-    _items = 0  # synthetic items numbered per session, across reconnects
-    # Start of the input's run of speech that was going on (or last) when translated audio of an item
-    # began to arrive: that speech is being heard, and is not sent again after a drop.
-    _heard_run: int | None = None
+    def __init__(self, options: EngineOptions) -> None:
+        self.options = options
+        self.items_made = 0  # synthetic items numbered per lane, across reconnects
+        # Start of the input's run of speech that was going on (or last) when translated audio of an
+        # item began to arrive: that speech is being heard, and is not sent again after a drop.
+        self.heard_run: int | None = None
 
-    def _parser(self) -> Parser:
-        return parse_translation_server_event
+    def parse(self, raw: str | bytes) -> BaseModel:
+        return parse_translation_server_event(raw)
 
-    def _new_link_state(self) -> TranslateLinkState:
+    def new_state(self) -> TranslateLinkState:
         return TranslateLinkState()
 
-    def session_config(self) -> RealtimeTranslationSessionUpdateRequest:
-        if self._settings.glossary is not None:
-            warn_unused_once(self.engine_name)
+    def session_config(self, spec: LaneSpec) -> RealtimeTranslationSessionUpdateRequest:
+        if self.options.glossary is not None:
+            warn_unused_once(self.name)
         return RealtimeTranslationSessionUpdateRequest(
             audio=Audio(
                 input=AudioInput(
-                    transcription=AudioInputTranscription(model=self._settings.transcription_model)
+                    transcription=AudioInputTranscription(model=self.options.transcription_model)
                 ),
-                output=AudioOutput(language=self._spec.target.tag),
+                output=AudioOutput(language=spec.target.tag),
             )
         )
 
-    def _session_update(self, event_id: str) -> BaseModel:
+    def session_update(self, spec: LaneSpec, event_id: str) -> BaseModel:
         return RealtimeTranslationSessionUpdateEvent(
-            type="session.update", event_id=event_id, session=self.session_config()
+            type="session.update", event_id=event_id, session=self.session_config(spec)
         )
 
-    def _audio_event(self, b64: str) -> BaseModel:
+    def append(self, pcm: bytes) -> BaseModel:
         return RealtimeTranslationInputAudioBufferAppendEvent(
-            type="session.input_audio_buffer.append", audio=b64
+            type="session.input_audio_buffer.append", audio=base64.b64encode(pcm).decode("ascii")
         )
 
-    def report_interrupted(self, item_id: str, played_samples: int) -> None:
-        """Nothing to do: this endpoint keeps no conversation that could hold unheard text."""
+    # --- cut short: this endpoint keeps no conversation that could hold unheard text -------------
+    def owns_item(self, state: TranslateLinkState, item_id: str) -> bool:
+        return False
 
-    # --- lifetime hooks --------------------------------------------------------------------------
-    def _local_speech_start(self) -> None:
-        self._speech_started_now()
+    def on_cut_short(self, state: TranslateLinkState, item_id: str, heard_samples: int) -> Step:
+        return NOTHING
 
-    def _resume_point(self, link: Link[TranslateLinkState]) -> int | None:
-        start = self._feed.recent_speech_start(ms_to_samples(2000), ms_to_samples(_REPLAY_PAD_MS))
-        run = self._feed.run_start
-        if start is None or (run is not None and self._heard_run is not None and run <= self._heard_run):
+    # --- moving between sockets ------------------------------------------------------------------
+    def on_local_speech_start(self, at: At) -> Step:
+        return Step([SpeechStarted(at.clock())])  # the endpoint has no VAD events: the input gate's
+
+    def resume_point(self, state: TranslateLinkState, feed: AudioFeed) -> int | None:
+        start = feed.recent_speech_start(
+            ms_to_samples(_RESUME_WITHIN_MS, MODEL_RATE), ms_to_samples(_REPLAY_PAD_MS, MODEL_RATE)
+        )
+        run = feed.run_start
+        if start is None or (run is not None and self.heard_run is not None and run <= self.heard_run):
             return None
         return start
 
-    def _end_items(self, link: Link[TranslateLinkState]) -> None:
-        self._close_all(link.state)
+    def end_items(self, state: TranslateLinkState, at: At) -> Step:
+        return self._close_all(state, at)
 
-    def _clean_point(self, link: Link[TranslateLinkState]) -> bool:
-        return not self._feed.voiced and self._feed.quiet_for() >= ms_to_samples(_CLEAN_QUIET_MS)
+    def clean_point(self, state: TranslateLinkState, feed: AudioFeed) -> bool:
+        return not feed.voiced and feed.quiet_for() >= ms_to_samples(_CLEAN_QUIET_MS, MODEL_RATE)
 
-    def _has_pending_output(self, link: Link[TranslateLinkState]) -> bool:
-        return not link.state.closed_by_server
+    def switch_point(self, state: TranslateLinkState, feed: AudioFeed) -> int | None:
+        return None  # the old socket translates what it received; the new one takes the input on
 
-    def _on_retire(self, link: Link[TranslateLinkState]) -> None:
+    def has_pending_output(self, state: TranslateLinkState) -> bool:
+        return not state.closed_by_server
+
+    def on_retire(self, state: TranslateLinkState, feed: AudioFeed) -> Step:
         # The server flushes what it still holds, sends session.closed, and we close the socket.
-        link.state.close_sent = True
-        link.queue(RealtimeTranslationSessionCloseEvent(type="session.close"))
+        state.close_sent = True
+        return Step(sends=[RealtimeTranslationSessionCloseEvent(type="session.close")])
 
-    def _tick(self, link: Link[TranslateLinkState]) -> None:
-        st = link.state
+    def on_tick(self, state: TranslateLinkState, at: At, *, finished: bool) -> Step:
+        st = state
         if not st.items:
-            return
-        if link.finished.is_set():
-            self._close_all(st)
-            return
+            return NOTHING
+        if finished:
+            return self._close_all(st, at)
         item = st.items[0]
-        idle = asyncio.get_running_loop().time() - item.last_activity
+        idle = at.now - item.last_activity
         # An original waits for its translation, which may come after the speaker's own pause before
         # it; a heartbeat ends the wait sooner (the endpoint is idle: the speaker already spoke the
         # target language, or it found nothing to translate).
         limit = ITEM_IDLE_S if item.has_audio else TRANSLATION_WAIT_S
-        if idle >= limit:
-            self._close_front(st)
+        return self._close_front(st, at) if idle >= limit else NOTHING
 
     # --- server events ---------------------------------------------------------------------------
-    def _handle(self, link: Link[TranslateLinkState], event: BaseModel) -> None:
-        st = link.state
+    def on_server_event(self, state: TranslateLinkState, event: BaseModel, at: At) -> Step:
+        st = state
         if isinstance(event, RealtimeTranslationOutputAudioDeltaEvent):
-            self._on_audio(link, event)
-        elif isinstance(event, RealtimeTranslationOutputTranscriptDeltaEvent):
+            return self._on_audio(st, event, at)
+        if isinstance(event, RealtimeTranslationOutputTranscriptDeltaEvent):
+            step = NOTHING
             front = st.items[0] if st.items else None
             if (
                 front is not None
@@ -212,55 +239,58 @@ class TranslateSession(ManagedSession[TranslateLinkState]):
             ):
                 # The endpoint streams one translation after another without a heartbeat between
                 # them: a finished sentence, and the next original already waiting, end this one.
-                self._close_front(st)
-            item = self._output_item(st)
+                step = self._close_front(st, at)
+            item, opened = self._output_item(st, at)
             item.target_text += event.delta
-            self._emit(TranslationTranscript(item.item_id, event.delta, final=False))
-        elif isinstance(event, RealtimeTranslationInputTranscriptDeltaEvent):
-            self._on_source(st, event)
-        elif isinstance(event, RealtimeTranslationSessionClosedEvent):
+            return step + opened + Step([TranslationTranscript(item.item_id, event.delta, final=False)])
+        if isinstance(event, RealtimeTranslationInputTranscriptDeltaEvent):
+            return self._on_source(st, event, at)
+        if isinstance(event, RealtimeTranslationSessionClosedEvent):
             st.closed_by_server = True
-            self._close_all(st)
-        elif isinstance(event, RealtimeErrorEvent):
+            return self._close_all(st, at)
+        if isinstance(event, RealtimeErrorEvent):
             err = event.error
-            self._error_event(link, err.type, err.code, err.message)
+            return error_step(err.type, err.code, err.message, at)
+        return NOTHING
 
     def _on_audio(
-        self, link: Link[TranslateLinkState], event: RealtimeTranslationOutputAudioDeltaEvent
-    ) -> None:
-        st = link.state
+        self, st: TranslateLinkState, event: RealtimeTranslationOutputAudioDeltaEvent, at: At
+    ) -> Step:
         if (event.sample_rate not in (None, MODEL_RATE)) or (event.channels not in (None, 1)):
-            ENGINE_UNKNOWN_EVENTS.labels(engine=self.engine_name, reason="audio_format").inc()
+            ENGINE_UNKNOWN_EVENTS.labels(engine=self.name, reason="audio_format").inc()
             log.warning(
-                "lane %s: translated audio at %s Hz x %s channels skipped (24000 x 1 expected)",
-                self._spec.lane_id,
+                "lane %s: translated audio at %s Hz x %s channels skipped (%d x 1 expected)",
+                at.lane_id,
                 event.sample_rate,
                 event.channels,
+                MODEL_RATE,
             )
-            return
+            return NOTHING
         try:
             pcm = base64.b64decode(event.delta, validate=True)
         except (binascii.Error, ValueError):
-            ENGINE_UNKNOWN_EVENTS.labels(engine=self.engine_name, reason="malformed").inc()
-            return
+            ENGINE_UNKNOWN_EVENTS.labels(engine=self.name, reason="malformed").inc()
+            return NOTHING
         if len(pcm) % BYTES_PER_SAMPLE:
             pcm = pcm[:-1]
         if not pcm:
-            return
+            return NOTHING
         if is_heartbeat(pcm):
             if st.items and (st.items[0].has_audio or st.items[0].target_text):
-                self._close_front(st)  # the translation is over
-            elif st.items and st.items[0].source_text:
-                self._close_front(st)  # idle with an original in: no translation is coming for it
-            return
-        item = self._output_item(st)
+                return self._close_front(st, at)  # the translation is over
+            if st.items and st.items[0].source_text:
+                return self._close_front(st, at)  # idle with an original in: no translation is coming
+            return NOTHING
+        item, opened = self._output_item(st, at)
         if not item.has_audio:
-            self._heard_run = self._feed.run_start
+            self.heard_run = at.feed.run_start
         item.has_audio = True
-        self._emit(TranslatedAudio(item.item_id, pcm))
+        return opened + Step([TranslatedAudio(item.item_id, pcm)])
 
-    def _on_source(self, st: TranslateLinkState, event: RealtimeTranslationInputTranscriptDeltaEvent) -> None:
-        now = asyncio.get_running_loop().time()
+    def _on_source(
+        self, st: TranslateLinkState, event: RealtimeTranslationInputTranscriptDeltaEvent, at: At
+    ) -> Step:
+        now = at.now
         last = st.items[-1] if st.items else None
         if last is not None:
             if event.elapsed_ms is not None and last.source_elapsed_ms is not None:
@@ -269,37 +299,73 @@ class TranslateSession(ManagedSession[TranslateLinkState]):
                 gap_ms = (now - last.source_arrived) * 1000
             if starts_new_sentence(last.source_text, gap_ms):
                 last = None
-        item = last if last is not None else self._new_item(st)
+        step = NOTHING
+        if last is None:
+            last, step = self._new_item(st, at)
+        item = last
         item.source_text += event.delta
         item.source_arrived, item.last_activity = now, now
         if event.elapsed_ms is not None:
             item.source_elapsed_ms = event.elapsed_ms
-        self._emit(SourceTranscript(item.item_id, event.delta, final=False))
+        return step + Step([SourceTranscript(item.item_id, event.delta, final=False)])
 
-    def _output_item(self, st: TranslateLinkState) -> TranslateItem:
+    def _output_item(self, st: TranslateLinkState, at: At) -> tuple[TranslateItem, Step]:
         """The item translated output belongs to: the oldest open one (whose original came first)."""
-        item = st.items[0] if st.items else self._new_item(st)
-        item.last_activity = asyncio.get_running_loop().time()
-        return item
+        step = NOTHING
+        if st.items:
+            item = st.items[0]
+        else:
+            item, step = self._new_item(st, at)
+        item.last_activity = at.now
+        return item, step
 
-    def _new_item(self, st: TranslateLinkState) -> TranslateItem:
-        if len(st.items) >= MAX_OPEN_ITEMS:
-            self._close_front(st)
-        self._items += 1
-        item = TranslateItem(f"{self._spec.lane_id}-t{self._items}", asyncio.get_running_loop().time())
+    def _new_item(self, st: TranslateLinkState, at: At) -> tuple[TranslateItem, Step]:
+        step = self._close_front(st, at) if len(st.items) >= MAX_OPEN_ITEMS else NOTHING
+        self.items_made += 1
+        item = TranslateItem(f"{at.lane_id}-t{self.items_made}", at.now)
         st.items.append(item)
-        return item
+        return item, step
 
-    def _close_front(self, st: TranslateLinkState) -> None:
+    def _close_front(self, st: TranslateLinkState, at: At) -> Step:
         item = st.items.popleft()
         if st.items:  # the next original starts waiting for its translation now
-            st.items[0].last_activity = asyncio.get_running_loop().time()
+            st.items[0].last_activity = at.now
+        events: list[EngineEvent] = []
         if item.source_text:
-            self._emit(SourceTranscript(item.item_id, item.source_text, final=True))
+            events.append(SourceTranscript(item.item_id, item.source_text, final=True))
         if item.target_text:
-            self._emit(TranslationTranscript(item.item_id, item.target_text, final=True))
-        self._emit(TranslationDone(item.item_id))
+            events.append(TranslationTranscript(item.item_id, item.target_text, final=True))
+        events.append(TranslationDone(item.item_id))
+        return Step(events)
 
-    def _close_all(self, st: TranslateLinkState) -> None:
+    def _close_all(self, st: TranslateLinkState, at: At) -> Step:
+        step = NOTHING
         while st.items:
-            self._close_front(st)
+            step += self._close_front(st, at)
+        return step
+
+
+class TranslateSession(SupervisedSession[TranslateLinkState]):
+    """A lane's session on the translation endpoint."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        spec: LaneSpec,
+        options: EngineOptions,
+        *,
+        clock: Clock = time.monotonic,
+        give_up_after_s: float | None = None,
+        recycle_grace_s: float = 20.0,
+        healthy_after_s: float = HEALTHY_AFTER_S,
+    ) -> None:
+        super().__init__(
+            TranslateEngine(options),
+            endpoint,
+            spec,
+            options,
+            clock=clock,
+            give_up_after_s=give_up_after_s,
+            recycle_grace_s=recycle_grace_s,
+            healthy_after_s=healthy_after_s,
+        )

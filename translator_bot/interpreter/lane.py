@@ -110,9 +110,9 @@ class Lane:
         self._transcript.lane_opened(lane_info(plan))
         self.engine.update_spec(spec_for(plan))
 
-    def interrupted(self, item: str, played_samples: int) -> None:
+    def cut_short(self, item: str, heard_samples: int) -> None:
         """Playout dropped the rest of `item`: the model must not believe the listener heard it."""
-        self.engine.report_interrupted(item, played_samples)
+        self.engine.report_cut_short(item, heard_samples)
 
     async def aclose(self) -> None:
         await self._tasks.close()

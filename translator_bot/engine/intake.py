@@ -1,0 +1,61 @@
+"""A lane's input on its way to the model: the kept history, the appends, the replay at a switch.
+
+Audio is written once (`push`) and read in the engine's append size by whichever link is current
+(`next_chunk`). When a new link takes over (`switch`), the input goes back to the engine's resume
+point so speech a drop cut is heard again whole, bounded by `MAX_REPLAY_MS` because every replayed
+second is paid for again. No I/O here: the supervisor moves what this hands out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from translator_bot.audio.formats import MODEL_RATE
+from translator_bot.audio.pcm import ms_to_samples
+from translator_bot.engine.feed import AudioFeed, samples_to_ms
+from translator_bot.metrics import ENGINE_AUDIO_DROPPED_MS
+
+MAX_REPLAY_MS = 10_000  # most input a new link is sent again (or late) at once: a long sentence
+
+
+class Intake:
+    def __init__(
+        self,
+        engine_name: str,
+        chunk_ms: int,
+        history_seconds: float,
+        on_speech_start: Callable[[], None] | None = None,
+    ) -> None:
+        self.feed = AudioFeed(history_seconds, on_speech_start=on_speech_start)
+        self._engine_name = engine_name
+        self._chunk = ms_to_samples(chunk_ms, MODEL_RATE)
+        self._dropped_reported = 0
+        self.replayed_ms = 0  # input sent a second time after drops (paid for twice)
+
+    def push(self, pcm: bytes) -> bool:
+        """Keep `pcm`; True when a whole append is waiting. Raises TypeError/ValueError for non-audio."""
+        feed = self.feed
+        feed.push(bytes(pcm))
+        if feed.dropped_samples > self._dropped_reported:
+            lost = feed.dropped_samples - self._dropped_reported
+            self._dropped_reported = feed.dropped_samples
+            ENGINE_AUDIO_DROPPED_MS.labels(engine=self._engine_name).inc(lost * 1000 / MODEL_RATE)
+        return feed.available() >= self._chunk
+
+    def next_chunk(self) -> bytes | None:
+        """The next append's audio, or None until a whole one has arrived."""
+        if self.feed.available() < self._chunk:
+            return None
+        return self.feed.take(self._chunk)
+
+    def switch(self, resume: int | None) -> int:
+        """A new link takes the input from `resume` (None: from where the last one stopped); returns
+        the ms of input it hears again."""
+        feed = self.feed
+        before = feed.sent_upto
+        position = before if resume is None else min(before, resume)
+        # Bounded: after a long outage the new link gets the recent past, not a costly backlog.
+        feed.seek(max(position, feed.end - ms_to_samples(MAX_REPLAY_MS, MODEL_RATE)))
+        replayed = samples_to_ms(before - feed.sent_upto) if feed.sent_upto < before else 0
+        self.replayed_ms += replayed
+        return replayed
