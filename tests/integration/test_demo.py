@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from translator_bot.testbed.bot import BOT
-from translator_bot.testbed.netns import PrivateNetwork
+from translator_bot.system.netns import PrivateNetwork
 
 pytestmark = [pytest.mark.janus, pytest.mark.timeout(300)]
 

@@ -25,7 +25,7 @@ from translator_bot.errors import ExitCode
 from translator_bot.room import videoroom
 from translator_bot.room.janus import JanusError, JanusSession
 from translator_bot.settings import Settings, env_name
-from translator_bot.testbed.netns import PrivateNetwork
+from translator_bot.system.netns import PrivateNetwork
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"

@@ -26,7 +26,6 @@ from translator_bot.doctor.command import execute
 from translator_bot.doctor.model import Check
 from translator_bot.doctor.online import host_check, janus_check
 from translator_bot.doctor.probe import Probe
-from translator_bot.fixtures import Utterance
 from translator_bot.redact import Redactor, mask_secret
 from translator_bot.settings import Settings, env_name, load_settings
 
@@ -48,9 +47,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)  # no stray ./.env
 
 
-def _recordings() -> tuple[Path, list[Utterance]]:
-    utt = Utterance("u1-en", "u1", "en", "Hello.", Path("/rec/u1-en.wav"), 900, {"en": "u1-en"})
-    return Path("/rec"), [utt, replace(utt, id="u1-es", language="es", translations={"es": "u1-es"})]
+def _recordings() -> tuple[Path, list[str]]:
+    return Path("/rec"), ["en", "es"]
 
 
 def fake_probe(
@@ -147,7 +145,7 @@ def test_no_namespace_permission_blocks_the_demo_with_the_reason():
 
 
 def test_missing_recordings_old_python_and_broken_package():
-    def no_recordings() -> tuple[Path, list[Utterance]]:
+    def no_recordings() -> tuple[Path, list[str]]:
         raise FileNotFoundError("speech fixtures not found at /x")
 
     def broken(name: str) -> str:

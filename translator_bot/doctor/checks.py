@@ -131,7 +131,7 @@ def private_network_check(probe: Probe) -> Check:
 
 def recordings_check(probe: Probe) -> Check:
     try:
-        directory, utterances = probe.recordings()
+        directory, languages_recorded = probe.recordings()
     except (OSError, ValueError) as exc:  # FixtureError is a ValueError
         return Check(
             DEMO_SECTION,
@@ -141,12 +141,12 @@ def recordings_check(probe: Probe) -> Check:
             "reinstall the package, or remake them: python scripts/make_fixtures.py (needs espeak-ng)",
             DEMO,
         )
-    languages = ", ".join(sorted({u.language for u in utterances}))
+    languages = ", ".join(sorted(set(languages_recorded)))
     return Check(
         DEMO_SECTION,
         "recordings",
         "ok",
-        f"{len(utterances)} recordings ({languages}) in {directory}",
+        f"{len(languages_recorded)} recordings ({languages}) in {directory}",
         needed_for=DEMO,
     )
 
