@@ -2,12 +2,12 @@
 # Installs everything translator-bot needs on a Debian machine with Python >= 3.11:
 # system packages (Janus, espeak-ng, sox, iproute2, Node.js for vendoring the meeting page's janus.js),
 # the page's janus.js from the npm registry, and a virtual environment in ./.venv.
-#   scripts/install.sh          runtime only
+#   scripts/install.sh          the bot, the fake Realtime server and the demo (the [demo] extra)
 #   scripts/install.sh --dev    plus test, lint and type-check tools and Chromium for the browser test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras=""
+extras="[demo]"  # fake-realtime and demo need it; `join` alone would not
 [[ "${1:-}" == "--dev" ]] && extras="[dev]"
 
 sudo_cmd=()
@@ -17,7 +17,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 packages=(janus espeak-ng sox iproute2 util-linux ca-certificates)
-[[ -n "$extras" ]] && packages+=(chromium coturn)  # coturn: the browsers' TURN credentials are tested against a real one
+[[ "$extras" == "[dev]" ]] && packages+=(chromium coturn)  # coturn: the browsers' TURN credentials are tested against a real one
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
