@@ -45,5 +45,6 @@ done
 bash scripts/vendor-janus-js.sh
 [[ -x .venv/bin/python ]] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".${extras}"
+# The versions the tests and the image use (scripts/lock-constraints.sh writes them).
+.venv/bin/python -m pip install -q --constraint constraints.txt -e ".${extras}"
 echo "install.sh: ready: $(.venv/bin/translator-bot --version)"
