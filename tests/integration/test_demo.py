@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from translator_bot.testbed.bot import BOT
 from translator_bot.system.netns import PrivateNetwork
+from translator_bot.testbed.bot import BOT
 
 pytestmark = [pytest.mark.janus, pytest.mark.timeout(300)]
 

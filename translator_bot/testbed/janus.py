@@ -24,6 +24,7 @@ import aiohttp
 
 from translator_bot.system.janus_install import LIB_DIRS, find_lib_dir
 from translator_bot.system.netns import ICE_ADDRESS
+
 _port_ranges = itertools.count()
 _PR_SET_PDEATHSIG = 1
 
