@@ -78,6 +78,7 @@ def fake_probe(
         command_output=lambda argv: "Janus version: 1102 (1.1.2)" if "janus" in argv[0] else None,
         janus_lib_dir=lambda: LIB,
         package_version=lambda name: "1.0",
+        missing_modules=lambda modules: [],
         private_network_error=lambda: None,
         recordings=_recordings,
     )
@@ -142,6 +143,15 @@ def test_no_namespace_permission_blocks_the_demo_with_the_reason():
     assert check.status == "missing" and reason in check.detail
     assert check.fix is not None and "CAP_SYS_ADMIN" in check.fix
     assert check.blocks("demo") and not check.blocks("join")
+
+
+def test_the_demo_extra_blocks_the_demo_not_join():
+    probe = fake_probe(missing_modules=lambda modules: [m for m in modules if m != "scipy"])
+    check = by_name(checks.system_checks(probe))["demo extra"]
+    assert check.status == "missing" and check.detail.startswith("librosa, soxr not installed")
+    assert check.fix is not None and "pip install 'translator-bot[demo]'" in check.fix
+    assert check.blocks("demo") and not check.blocks("join")
+    assert by_name(checks.system_checks(fake_probe()))["demo extra"].status == "ok"
 
 
 def test_missing_recordings_old_python_and_broken_package():
@@ -511,6 +521,7 @@ def test_real_doctor_for_demo_on_this_machine(tmp_path):
         r"^  ok +aiortc +\d",
         r"^  ok +av +\d",
         r"^  ok +openai +\d",
+        r"^  ok +demo extra +librosa, scipy, soxr$",
         r"^  ok +janus +/\S+/janus \d+\.\d+\.\d+$",
         r"^  ok +janus plugins +VideoRoom and WebSockets in /",
         r"^  ok +ip +/\S+/ip$",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import translator_bot
+from translator_bot.extras import missing_modules
 from translator_bot.system.janus_install import find_lib_dir
 
 _PACKAGE_DIR = Path(translator_bot.__file__).resolve().parent
@@ -46,6 +47,8 @@ class Probe:
     package_version: Callable[[str], str]
     # None when a private network namespace can be made, else why not.
     private_network_error: Callable[[], str | None]
+    # Which of these modules cannot be found (without importing them).
+    missing_modules: Callable[[Sequence[str]], list[str]]
     # The bundled recordings' folder and the language of each; raises when they are missing or malformed.
     recordings: Callable[[], tuple[Path, list[str]]]
 
@@ -107,6 +110,7 @@ def system_probe() -> Probe:
         command_output=_command_output,
         janus_lib_dir=find_lib_dir,
         package_version=_package_version,
+        missing_modules=missing_modules,
         private_network_error=_private_network_error,
         recordings=_recordings,
     )
