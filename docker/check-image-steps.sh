@@ -57,7 +57,7 @@ cp -r "$js/$vendor/." "$src/$vendor/"
 cp "$ctx/docker/build-venv.sh" "$src/docker/"
 prefix=$work/opt/translator-bot
 bash "$src/docker/build-venv.sh" "$prefix" "$src" || fail "docker/build-venv.sh exited with $?"
-pass "build-venv.sh built the wheel and a venv"
+pass "build-venv.sh built the wheel and a venv ($(du -sm "$prefix" | cut -f1) MB)"
 
 # --- stage runtime: docker/install-runtime.sh against a scratch root ------------------------------
 step "stage runtime: docker/install-runtime.sh (ROOT=scratch copy of a Debian base /etc)"
