@@ -2,8 +2,9 @@
 # Builds translator-bot as a wheel and installs it, with its runtime dependencies only (no dev
 # extras, not editable), into a new virtual environment at PREFIX.
 #   docker/build-venv.sh PREFIX [SOURCE_DIR]
-# SOURCE_DIR (default: this repository) holds pyproject.toml, README.md and translator_bot/; the
-# image's builder stage and docker/check-image-steps.sh both run this script.
+# SOURCE_DIR (default: this repository) holds pyproject.toml, README.md, LICENSE, constraints.txt
+# and translator_bot/; the image's builder stage and docker/check-image-steps.sh both run this script.
+# Dependencies are installed at the versions of constraints.txt (scripts/lock-constraints.sh).
 # PYTHON picks the interpreter (default python3; it must be the one the runtime image has, since the
 # venv links to it).
 set -euo pipefail
@@ -15,6 +16,7 @@ src=${2:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 python=${PYTHON:-python3}
 
 [[ -f "$src/pyproject.toml" ]] || { echo "build-venv.sh: no pyproject.toml in $src" >&2; exit 2; }
+[[ -f "$src/constraints.txt" ]] || { echo "build-venv.sh: no constraints.txt in $src" >&2; exit 2; }
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
     echo "build-venv.sh: Python >= 3.11 is required ($("$python" --version 2>&1))" >&2; exit 2; }
 if [[ -e "$prefix" ]] && [[ -n "$(ls -A "$prefix")" ]]; then
@@ -32,5 +34,5 @@ shopt -s nullglob
 built=("$wheels"/translator_bot-*.whl)
 [[ ${#built[@]} -eq 1 ]] || { echo "build-venv.sh: expected one translator_bot wheel, got: ${built[*]:-none}" >&2; exit 1; }
 # pip also compiles the bytecode here, once: the runtime filesystem may be read-only.
-"$prefix/bin/python" -m pip install --quiet "${built[0]}"
+"$prefix/bin/python" -m pip install --quiet --constraint "$src/constraints.txt" "${built[0]}"
 echo "build-venv.sh: installed $(basename "${built[0]}") into $prefix"

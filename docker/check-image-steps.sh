@@ -51,13 +51,13 @@ pass "janus-js stage writes $vendor/janus.js ($(wc -c <"$js/$vendor/janus.js") b
 step "stage builder: docker/build-venv.sh"
 src=$work/src
 mkdir -p "$src/docker" "$src/$vendor"
-cp "$ctx/pyproject.toml" "$ctx/README.md" "$src/"
+cp "$ctx/pyproject.toml" "$ctx/README.md" "$ctx/LICENSE" "$ctx/constraints.txt" "$src/"
 cp -r "$ctx/translator_bot" "$src/"
 cp -r "$js/$vendor/." "$src/$vendor/"
 cp "$ctx/docker/build-venv.sh" "$src/docker/"
 prefix=$work/opt/translator-bot
 bash "$src/docker/build-venv.sh" "$prefix" "$src" || fail "docker/build-venv.sh exited with $?"
-pass "build-venv.sh built the wheel and a venv"
+pass "build-venv.sh built the wheel and a venv ($(du -sm "$prefix" | cut -f1) MB)"
 
 # --- stage runtime: docker/install-runtime.sh against a scratch root ------------------------------
 step "stage runtime: docker/install-runtime.sh (ROOT=scratch copy of a Debian base /etc)"
@@ -86,7 +86,7 @@ run_dir=$work/run
 mkdir -p "$run_dir/home" "$run_dir/transcripts" "$run_dir/tmp"
 in_image() {
     (cd "$run_dir" && env -i PATH="$prefix/bin:/usr/bin:/bin" HOME="$run_dir/home" LANG=C.UTF-8 \
-        TMPDIR="$run_dir/tmp" PYTHONDONTWRITEBYTECODE=1 NUMBA_CACHE_DIR="$run_dir/tmp/numba" \
+        TMPDIR="$run_dir/tmp" PYTHONDONTWRITEBYTECODE=1 \
         TRANSLATOR_TRANSCRIPT_DIR="$run_dir/transcripts" "$@")
 }
 
@@ -96,10 +96,10 @@ got=$(in_image translator-bot --version) || fail "translator-bot --version exite
 pass "translator-bot --version: $got"
 
 help=$(in_image translator-bot --help) || fail "translator-bot --help exited with $?"
-for command in join fake-realtime demo doctor web; do
+for command in join fake-realtime demo doctor web healthcheck completion; do
     grep -qw -- "$command" <<<"$help" || fail "translator-bot --help does not list '$command'"
 done
-pass "translator-bot --help lists join, fake-realtime, demo, doctor, web"
+pass "translator-bot --help lists join, fake-realtime, demo, doctor, web, healthcheck, completion"
 
 set +e
 err=$(in_image translator-bot join 1234 2>&1 >/dev/null)
@@ -140,19 +140,29 @@ assert janus_js.is_file() and janus_js.stat().st_size > 0, f"{janus_js} is not i
 dev = [m for m in ("pytest", "ruff", "mypy", "playwright", "kubernetes_validate", "hatchling")
        if importlib.util.find_spec(m) is not None]
 assert not dev, f"development tools installed in the runtime venv: {dev}"
-# What `join`, `web` and `fake-realtime` import once past their argument parsing, so a runtime
-# dependency left out of pyproject.toml shows here rather than in a running container.
+demo = [m for m in ("librosa", "numba", "llvmlite", "sklearn", "scipy", "soxr")
+        if importlib.util.find_spec(m) is not None]
+assert not demo, f"the demo extra's packages are in the production venv: {demo}"
+# What `join`, `web`, `doctor` and `healthcheck` import once past their argument parsing, so a
+# runtime dependency left out of pyproject.toml shows here rather than in a running container.
 for module in ("translator_bot.app", "translator_bot.room.peers", "translator_bot.web.server",
-               "translator_bot.fake.server", "translator_bot.fake.recognizer", "translator_bot.demo.runner"):
+               "translator_bot.doctor.command", "translator_bot.healthcheck", "translator_bot.completion"):
     importlib.import_module(module)
 print(f"package {package}: {len(utterances)} recordings, {samples / 24000:.0f} s of speech; janus.js; "
-      "runtime modules import; no dev tools")
+      "runtime modules import; no dev tools, no demo extra")
 EOF
-pass "non-editable install: package, recordings and janus.js inside the venv; runtime modules import; no dev extras"
+pass "non-editable install: package, recordings and janus.js inside the venv; runtime modules import; no dev or demo extras"
+
+set +e
+err=$(in_image translator-bot fake-realtime 2>&1 >/dev/null)
+rc=$?
+set -e
+[[ $rc -eq 2 && $err == *"translator-bot[demo]"* ]] \
+    || fail "translator-bot fake-realtime without the demo extra should exit 2 naming it; got $rc: $err"
+pass "translator-bot fake-realtime says it needs the demo extra (exit 2)"
 
 # Every shared library the venv's compiled modules load must come with the venv or be in the Debian
-# base image (install-runtime.sh installs no system package). Numba's optional TBB and OpenMP
-# threading layers are never loaded unless asked for; it falls back to its own.
+# base image (install-runtime.sh installs no system package).
 allowed=" libc.so.6 libm.so.6 libmvec.so.1 libpthread.so.0 libdl.so.2 librt.so.1 libutil.so.1 libresolv.so.2 libgcc_s.so.1 libstdc++.so.6 libz.so.1 "
 libs=0
 missing=()
@@ -160,7 +170,6 @@ missing=()
 # resolved by the loader through the module that loads both, which ldd of the library alone misses.
 bundled=" $(find "$prefix" -type f -name '*.so*' -printf '%f ') "
 while IFS= read -r -d '' so; do
-    case $so in */numba/np/ufunc/tbbpool*|*/numba/np/ufunc/omppool*) continue ;; esac
     libs=$((libs + 1))
     while read -r soname arrow path _; do
         [[ $arrow == "=>" ]] || continue
@@ -187,20 +196,23 @@ if len(lines) != 1:
 argv = json.loads(lines[0].split(" CMD ", 1)[1])
 print(json.dumps(argv))
 EOF
+# The bot's health port as an operator would set it (not the default 9464), so the check shows
+# that the HEALTHCHECK follows the configured port.
+health_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 healthcheck() {
     local -a argv
     mapfile -t argv < <(python3 -c 'import json, sys; print("\n".join(json.load(open(sys.argv[1]))))' "$health_cmd")
-    in_image "${argv[@]}" >/dev/null 2>&1
+    in_image env TRANSLATOR_METRICS_PORT="$health_port" "${argv[@]}" >/dev/null 2>&1
 }
-port_open() { python3 -c 'import socket, sys; s = socket.socket(); s.settimeout(1); sys.exit(s.connect_ex(("127.0.0.1", 9464)))'; }
+port_open() { python3 -c 'import socket, sys; s = socket.socket(); s.settimeout(1); sys.exit(s.connect_ex(("127.0.0.1", int(sys.argv[1]))))' "$health_port"; }
 if port_open; then
-    fail "something already listens on 127.0.0.1:9464; the health check test needs that port free"
+    fail "something already listens on 127.0.0.1:$health_port; the health check test needs that port free"
 fi
-if healthcheck; then fail "the HEALTHCHECK passed with nothing listening on 9464"; fi
-pass "HEALTHCHECK fails when nothing listens on 9464"
+if healthcheck; then fail "the HEALTHCHECK passed with nothing listening on $health_port"; fi
+pass "HEALTHCHECK fails when nothing listens on TRANSLATOR_METRICS_PORT ($health_port)"
 
 serve_health() {
-    python3 - "$1" <<'EOF' &
+    python3 - "$1" "$health_port" <<'EOF' &
 import http.server
 import sys
 
@@ -214,7 +226,7 @@ class Health(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
-http.server.HTTPServer(("127.0.0.1", 9464), Health).serve_forever()
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[2])), Health).serve_forever()
 EOF
     stub_pid=$!
     for _ in $(seq 50); do port_open && return 0; sleep 0.1; done

@@ -12,8 +12,8 @@ APP_UID=10001
 TRANSCRIPT_DIR=/var/lib/translator-bot/transcripts
 
 # System packages needed at run time: none. Every compiled dependency is a manylinux wheel that
-# carries its own libraries (av: FFmpeg with Opus and VPX; pylibsrtp: libsrtp; soundfile:
-# libsndfile; numpy/scipy: OpenBLAS; scikit-learn: libgomp), and what they link against besides
+# carries its own libraries (av: FFmpeg with Opus and VPX; pylibsrtp: libsrtp; numpy: OpenBLAS),
+# and what they link against besides
 # (libc6, libgcc-s1, libstdc++6, zlib1g) is part of the Debian base image. check-image-steps.sh
 # fails if an installed library needs anything else: add its Debian package here and its soname
 # to the list of libraries that check accepts.

@@ -2,12 +2,12 @@
 # Installs everything translator-bot needs on a Debian machine with Python >= 3.11:
 # system packages (Janus, espeak-ng, sox, iproute2, Node.js for vendoring the meeting page's janus.js),
 # the page's janus.js from the npm registry, and a virtual environment in ./.venv.
-#   scripts/install.sh          runtime only
+#   scripts/install.sh          the bot, the fake Realtime server and the demo (the [demo] extra)
 #   scripts/install.sh --dev    plus test, lint and type-check tools and Chromium for the browser test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras="[plots]"  # plots: the demo's timeline picture
+extras="[demo,plots]"  # demo: fake-realtime and demo need it (`join` alone would not); plots: its timeline picture
 [[ "${1:-}" == "--dev" ]] && extras="[dev,plots,kubernetes]"
 
 sudo_cmd=()
@@ -45,5 +45,6 @@ done
 bash scripts/vendor-janus-js.sh
 [[ -x .venv/bin/python ]] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".${extras}"
+# The versions the tests and the image use (scripts/lock-constraints.sh writes them).
+.venv/bin/python -m pip install -q --constraint constraints.txt -e ".${extras}"
 echo "install.sh: ready: $(.venv/bin/translator-bot --version)"

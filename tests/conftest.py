@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from translator_bot.system.netns import NamespaceError, PrivateNetwork, enter_private_network
 from translator_bot.testbed.janus import JanusServer, JanusServerError
-from translator_bot.testbed.netns import NamespaceError, PrivateNetwork, enter_private_network
 
 _network: PrivateNetwork | None = None
 _network_error: str | None = None

@@ -1,7 +1,8 @@
 """Command line: `translator-bot join MEETING_ID` and friends.
 
 Exit codes (also in the README): 0 clean leave, 1 other failure, 2 usage or settings error,
-3 room error (not found, refused, room server gone), 4 model provider auth or quota error.
+3 room error (not found, refused, room server gone), 4 model provider auth or quota error,
+5 model provider unavailable; 130 for a Ctrl-C on every command but `join` (for which it is a clean leave).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from translator_bot import __version__
 from translator_bot.errors import ExitCode, TranslatorBotError
+from translator_bot.extras import require_demo_extra
 from translator_bot.logs import configure_logging_for, protect_output
 from translator_bot.redact import redact
 from translator_bot.settings_flags import add_settings_flags, settings_from_flags
@@ -37,7 +39,8 @@ description {"lang":"es"}. Every setting can also come from the environment or a
 
 _EPILOG = """\
 exit codes: 0 left cleanly, 1 other failure, 2 usage or settings error,
-            3 room error (not found, refused, room server gone), 4 model provider auth/quota error
+            3 room error (not found, refused, room server gone), 4 model provider auth/quota error,
+            5 model provider unavailable; other commands exit 130 when interrupted (Ctrl-C)
 """
 
 
@@ -88,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     fake.add_argument(
         "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper, default="INFO"
     )
-    from translator_bot import demo, doctor, web
+    from translator_bot import completion, demo, doctor, healthcheck, web
 
     for name, module, summary in (
         (
@@ -102,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
             web,
             "serve the meeting page: join from a browser and hear the other person in your language",
         ),
+        ("healthcheck", healthcheck, "exit 0 if the bot on this machine is ready (the image's HEALTHCHECK)"),
+        ("completion", completion, "print a shell completion script (bash, zsh, fish, tcsh)"),
     ):
         module.configure_parser(
             commands.add_parser(
@@ -124,6 +129,7 @@ def _run_join(args: argparse.Namespace) -> int:
 
 
 def _run_fake(args: argparse.Namespace) -> int:
+    require_demo_extra("fake-realtime")
     from translator_bot.fake.server import run_fake_server_cli
     from translator_bot.logs import configure_logging
 
@@ -131,18 +137,34 @@ def _run_fake(args: argparse.Namespace) -> int:
     return int(run_fake_server_cli(args))
 
 
+def _run_demo(args: argparse.Namespace) -> int:
+    require_demo_extra("demo")
+    from translator_bot import demo
+
+    return demo.run(args)
+
+
+def _print_completion(args: argparse.Namespace) -> int:
+    from translator_bot.completion import script
+
+    sys.stdout.write(script(build_parser(), args.shell))
+    return int(ExitCode.OK)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     protect_output()
     parser = build_parser()
     args = parser.parse_args(argv)
-    from translator_bot import demo, doctor, web
+    from translator_bot import doctor, healthcheck, web
 
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "join": _run_join,
         "fake-realtime": _run_fake,
-        "demo": demo.run,
+        "demo": _run_demo,
         "doctor": doctor.run,
         "web": web.run,
+        "healthcheck": healthcheck.run,
+        "completion": _print_completion,
     }
     try:
         return handlers[args.command](args)
@@ -150,7 +172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"translator-bot: {redact(str(exc))}", file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
-        return int(ExitCode.OK)
+        # Ctrl-C: `join` leaves cleanly (it handles SIGINT itself; this is only a Ctrl-C before it
+        # joined). Every other command did not finish: 128 + SIGINT, as shells report it.
+        return int(ExitCode.OK if args.command == "join" else ExitCode.INTERRUPTED)
 
 
 if __name__ == "__main__":

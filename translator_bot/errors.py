@@ -16,6 +16,8 @@ class ExitCode(enum.IntEnum):
     ROOM = 3
     PROVIDER = 4
     PROVIDER_UNAVAILABLE = 5
+    # Ctrl-C (128 + SIGINT): the command was interrupted before it finished (not `join`: a clean leave).
+    INTERRUPTED = 130
 
 
 class TranslatorBotError(Exception):

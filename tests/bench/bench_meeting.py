@@ -28,8 +28,8 @@ from translator_bot.fake.catalog import load_catalog
 from translator_bot.fake.server import FakeRealtimeServer
 from translator_bot.fake.state import FakeOptions
 from translator_bot.fixtures import utterance
+from translator_bot.system.netns import enter_private_network
 from translator_bot.testbed.janus import JanusServer
-from translator_bot.testbed.netns import enter_private_network
 from translator_bot.testbed.rig import InterpreterRig
 
 SENTENCES = ["u1", "u2", "u3", "u4"]

@@ -13,7 +13,7 @@ import statistics
 import sys
 import time
 
-from translator_bot.testbed.netns import enter_private_network
+from translator_bot.system.netns import enter_private_network
 
 JOINS = 10
 CPU_SECONDS = 15.0

@@ -33,9 +33,9 @@ from pathlib import Path
 
 from tests.bench.bench_meeting import percentile, talk
 from translator_bot.fake.state import FakeOptions
+from translator_bot.system.netns import enter_private_network
 from translator_bot.testbed.janus import JanusServer
 from translator_bot.testbed.listen import Heard, heard_utterances
-from translator_bot.testbed.netns import enter_private_network
 from translator_bot.testbed.rig import InterpreterRig
 
 PEOPLE = (("Alice", "en"), ("Beatriz", "es"))

@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from translator_bot.system.netns import enter_private_network
 from translator_bot.testbed.janus import JanusServer
-from translator_bot.testbed.netns import enter_private_network
 from translator_bot.testbed.participant import SimParticipant, fixture_speech
 from translator_bot.testbed.rig import InterpreterRig, RigPerson
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from translator_bot.demo.plot import INSTALL_HINT
+from translator_bot.system.netns import PrivateNetwork
 from translator_bot.testbed.bot import BOT
-from translator_bot.testbed.netns import PrivateNetwork
 
 pytestmark = [pytest.mark.janus, pytest.mark.timeout(300)]
 

@@ -26,7 +26,6 @@ from translator_bot.doctor.command import execute
 from translator_bot.doctor.model import Check
 from translator_bot.doctor.online import host_check, janus_check
 from translator_bot.doctor.probe import Probe
-from translator_bot.fixtures import RecordedUtterance
 from translator_bot.redact import Redactor, mask_secret
 from translator_bot.settings import Settings, env_name, load_settings
 
@@ -48,9 +47,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)  # no stray ./.env
 
 
-def _recordings() -> tuple[Path, list[RecordedUtterance]]:
-    utt = RecordedUtterance("u1-en", "u1", "en", "Hello.", Path("/rec/u1-en.wav"), 900, {"en": "u1-en"})
-    return Path("/rec"), [utt, replace(utt, id="u1-es", language="es", translations={"es": "u1-es"})]
+def _recordings() -> tuple[Path, list[str]]:
+    return Path("/rec"), ["en", "es"]
 
 
 def fake_probe(
@@ -80,6 +78,7 @@ def fake_probe(
         command_output=lambda argv: "Janus version: 1102 (1.1.2)" if "janus" in argv[0] else None,
         janus_lib_dir=lambda: LIB,
         package_version=lambda name: "1.0",
+        missing_modules=lambda modules: [],
         private_network_error=lambda: None,
         recordings=_recordings,
     )
@@ -146,8 +145,17 @@ def test_no_namespace_permission_blocks_the_demo_with_the_reason():
     assert check.blocks("demo") and not check.blocks("join")
 
 
+def test_the_demo_extra_blocks_the_demo_not_join():
+    probe = fake_probe(missing_modules=lambda modules: [m for m in modules if m != "scipy"])
+    check = by_name(checks.system_checks(probe))["demo extra"]
+    assert check.status == "missing" and check.detail.startswith("librosa, soxr not installed")
+    assert check.fix is not None and "pip install 'translator-bot[demo]'" in check.fix
+    assert check.blocks("demo") and not check.blocks("join")
+    assert by_name(checks.system_checks(fake_probe()))["demo extra"].status == "ok"
+
+
 def test_missing_recordings_old_python_and_broken_package():
-    def no_recordings() -> tuple[Path, list[RecordedUtterance]]:
+    def no_recordings() -> tuple[Path, list[str]]:
         raise FileNotFoundError("speech fixtures not found at /x")
 
     def broken(name: str) -> str:
@@ -513,6 +521,7 @@ def test_real_doctor_for_demo_on_this_machine(tmp_path):
         r"^  ok +aiortc +\d",
         r"^  ok +av +\d",
         r"^  ok +openai +\d",
+        r"^  ok +demo extra +librosa, scipy, soxr$",
         r"^  ok +janus +/\S+/janus \d+\.\d+\.\d+$",
         r"^  ok +janus plugins +VideoRoom and WebSockets in /",
         r"^  ok +ip +/\S+/ip$",

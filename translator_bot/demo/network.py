@@ -1,7 +1,7 @@
 """Where the demo's WebRTC runs: a private network namespace, or this machine's own address.
 
 Janus and aiortc both refuse loopback interfaces, so a meeting on one machine needs a non-loopback
-address. A private namespace (testbed/netns.py) keeps everything invisible from outside but has no
+address. A private namespace (system/netns.py) keeps everything invisible from outside but has no
 route to the internet, so the real model API needs the machine's own network instead.
 """
 
@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Literal
 
-from translator_bot.testbed.netns import NamespaceError, enter_private_network
+from translator_bot.system.netns import NamespaceError, enter_private_network
 
 NetworkMode = Literal["auto", "private", "host"]
 

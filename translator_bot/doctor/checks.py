@@ -7,6 +7,7 @@ from pathlib import Path
 
 from translator_bot.doctor.model import BOTH, DEMO, NOBODY, Check
 from translator_bot.doctor.probe import Probe
+from translator_bot.extras import DEMO_EXTRA, DEMO_MODULES, INSTALL_DEMO
 
 PYTHON = "Python"
 DEMO_SECTION = "Demo and tests"
@@ -53,6 +54,20 @@ def _package_check(probe: Probe, name: str) -> Check:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return Check(PYTHON, name, "missing", f"cannot import: {reason}", f"reinstall: {_INSTALL}", BOTH)
     return Check(PYTHON, name, "ok", version, needed_for=BOTH)
+
+
+def demo_extra_check(probe: Probe) -> Check:
+    missing = probe.missing_modules(DEMO_MODULES)
+    if missing:
+        return Check(
+            DEMO_SECTION,
+            f"{DEMO_EXTRA} extra",
+            "missing",
+            f"{', '.join(missing)} not installed: fake-realtime and demo need them (join does not)",
+            INSTALL_DEMO,
+            DEMO,
+        )
+    return Check(DEMO_SECTION, f"{DEMO_EXTRA} extra", "ok", ", ".join(DEMO_MODULES), needed_for=DEMO)
 
 
 def janus_checks(probe: Probe) -> list[Check]:
@@ -131,7 +146,7 @@ def private_network_check(probe: Probe) -> Check:
 
 def recordings_check(probe: Probe) -> Check:
     try:
-        directory, utterances = probe.recordings()
+        directory, languages_recorded = probe.recordings()
     except (OSError, ValueError) as exc:  # FixtureError is a ValueError
         return Check(
             DEMO_SECTION,
@@ -141,12 +156,12 @@ def recordings_check(probe: Probe) -> Check:
             "reinstall the package, or remake them: python scripts/make_fixtures.py (needs espeak-ng)",
             DEMO,
         )
-    languages = ", ".join(sorted({u.language for u in utterances}))
+    languages = ", ".join(sorted(set(languages_recorded)))
     return Check(
         DEMO_SECTION,
         "recordings",
         "ok",
-        f"{len(utterances)} recordings ({languages}) in {directory}",
+        f"{len(languages_recorded)} recordings ({languages}) in {directory}",
         needed_for=DEMO,
     )
 
@@ -199,6 +214,7 @@ def web_asset_checks(probe: Probe) -> list[Check]:
 def system_checks(probe: Probe) -> list[Check]:
     return [
         *python_checks(probe),
+        demo_extra_check(probe),
         *janus_checks(probe),
         ip_check(probe),
         private_network_check(probe),

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import translator_bot
-from translator_bot.fixtures import RecordedUtterance
+from translator_bot.extras import missing_modules
+from translator_bot.system.janus_install import find_lib_dir
 
 _PACKAGE_DIR = Path(translator_bot.__file__).resolve().parent
 
@@ -21,7 +22,7 @@ _PACKAGE_DIR = Path(translator_bot.__file__).resolve().parent
 # own process never tries it.
 _NAMESPACE_SCRIPT = """\
 import sys
-from translator_bot.testbed.netns import NamespaceError, enter_private_network
+from translator_bot.system.netns import NamespaceError, enter_private_network
 try:
     enter_private_network()
 except NamespaceError as exc:
@@ -46,8 +47,10 @@ class Probe:
     package_version: Callable[[str], str]
     # None when a private network namespace can be made, else why not.
     private_network_error: Callable[[], str | None]
-    # The bundled recordings' folder and utterances; raises when they are missing or malformed.
-    recordings: Callable[[], tuple[Path, list[RecordedUtterance]]]
+    # Which of these modules cannot be found (without importing them).
+    missing_modules: Callable[[Sequence[str]], list[str]]
+    # The bundled recordings' folder and the language of each; raises when they are missing or malformed.
+    recordings: Callable[[], tuple[Path, list[str]]]
 
 
 def _command_output(argv: Sequence[str]) -> str | None:
@@ -59,12 +62,6 @@ def _command_output(argv: Sequence[str]) -> str | None:
         return None
     lines = (done.stdout or done.stderr).strip().splitlines()
     return lines[0].strip() if lines else ""
-
-
-def _janus_lib_dir() -> Path | None:
-    from translator_bot.testbed.janus import find_lib_dir
-
-    return find_lib_dir()
 
 
 def _package_version(module: str) -> str:
@@ -89,11 +86,11 @@ def _private_network_error() -> str | None:
     return lines[-1] if lines else f"the check exited with code {done.returncode}"
 
 
-def _recordings() -> tuple[Path, list[RecordedUtterance]]:
+def _recordings() -> tuple[Path, list[str]]:
     from translator_bot.fixtures import fixtures_dir, load_manifest
 
     directory = fixtures_dir()
-    return directory, load_manifest(directory)
+    return directory, [utterance.language for utterance in load_manifest(directory)]
 
 
 def _is_file(path: Path) -> bool:
@@ -111,8 +108,9 @@ def system_probe() -> Probe:
         which=shutil.which,
         is_file=_is_file,
         command_output=_command_output,
-        janus_lib_dir=_janus_lib_dir,
+        janus_lib_dir=find_lib_dir,
         package_version=_package_version,
+        missing_modules=missing_modules,
         private_network_error=_private_network_error,
         recordings=_recordings,
     )

@@ -15,7 +15,6 @@ import contextlib
 import json
 import logging
 import random
-import signal
 from argparse import Namespace
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from translator_bot.fake.state import (
 )
 from translator_bot.fake.translation_session import TranslationSession
 from translator_bot.fixtures import FixtureError
+from translator_bot.shutdown import ShutdownSignals
 
 log = logging.getLogger(__name__)
 
@@ -314,13 +314,11 @@ async def _serve(args: Namespace) -> int:
         first_audio_delay_ms=int(getattr(args, "first_audio_delay_ms", 0) or 0),
     )
     await server.start(args.host, args.port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"fake realtime server ready: OPENAI_BASE_URL={server.base_url}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await server.stop()
+    with ShutdownSignals() as stop:
+        print(f"fake realtime server ready: OPENAI_BASE_URL={server.base_url}", flush=True)
+        try:
+            await stop.wait()
+        finally:
+            await server.stop()
+    stop.raise_if_interrupted()  # Ctrl-C: exit 130 (cli); SIGTERM: a clean stop
     return int(ExitCode.OK)

@@ -22,14 +22,9 @@ from pathlib import Path
 
 import aiohttp
 
-from translator_bot.testbed.netns import ICE_ADDRESS
+from translator_bot.system.janus_install import LIB_DIRS, find_lib_dir
+from translator_bot.system.netns import ICE_ADDRESS
 
-_LIB_DIRS = (
-    "/usr/lib/x86_64-linux-gnu/janus",
-    "/usr/lib/aarch64-linux-gnu/janus",
-    "/usr/lib/janus",
-    "/opt/janus/lib/janus",
-)
 _port_ranges = itertools.count()
 _PR_SET_PDEATHSIG = 1
 
@@ -38,19 +33,11 @@ class JanusServerError(RuntimeError):
     """The Janus binary is missing or did not come up; the message says why and quotes its log."""
 
 
-def find_lib_dir() -> Path | None:
-    """The Janus library folder holding the VideoRoom plugin, or None when no known folder has it."""
-    for candidate in _LIB_DIRS:
-        if (Path(candidate) / "plugins" / "libjanus_videoroom.so").exists():
-            return Path(candidate)
-    return None
-
-
 def _lib_dir() -> Path:
     found = find_lib_dir()
     if found is None:
         raise JanusServerError(
-            "Janus plugins not found (looked in " + ", ".join(_LIB_DIRS) + "): apt-get install janus"
+            "Janus plugins not found (looked in " + ", ".join(LIB_DIRS) + "): apt-get install janus"
         )
     return found
 

@@ -21,15 +21,14 @@ Origin, a JSON body, the access token when one is set, and room in the start rat
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
 
+from translator_bot.shutdown import ShutdownSignals
 from translator_bot.web.access import AccessPolicy
 from translator_bot.web.config import WebConfig
 from translator_bot.web.launcher import (
@@ -314,20 +313,16 @@ async def _stop_interpreters(app: web.Application) -> None:
 
 async def serve(app: web.Application, host: str, port: int) -> None:
     """Serve until SIGTERM/SIGINT, then stop every interpreter this server started."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        shown = f"[{host}]" if ":" in host else host
-        log.info("meeting page on http://%s:%d/", shown, port)
-        await stop.wait()
-        log.info("stopping the meeting page and its interpreters")
-    finally:
-        await runner.cleanup()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
+    with ShutdownSignals() as stop:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host, port)
+            await site.start()
+            shown = f"[{host}]" if ":" in host else host
+            log.info("meeting page on http://%s:%d/", shown, port)
+            await stop.wait()
+            log.info("stopping the meeting page and its interpreters")
+        finally:
+            await runner.cleanup()
+    stop.raise_if_interrupted()  # Ctrl-C: exit 130 (cli); SIGTERM: a clean stop
