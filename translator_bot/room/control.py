@@ -30,6 +30,9 @@ from translator_bot.room.metadata import ParticipantId
 log = logging.getLogger("translator_bot.room.session")  # one logger for everything a room session says
 
 
+_JANUS_UNAUTHORIZED = 403
+
+
 @dataclass(frozen=True)
 class SessionLost:
     """The Janus session `session` lost its socket or closed: the room loop recovers (or ends)."""
@@ -109,6 +112,20 @@ class ControlLink:
         await asyncio.sleep(0)
 
     async def open(self) -> videoroom.JoinedRoom:
+        """Connect and join the meeting (RoomError, saying why not, if the bot cannot)."""
+        try:
+            return await self._open()
+        except JanusConnectionLost as exc:
+            raise RoomError(exc.reason) from None
+        except JanusError as exc:
+            if exc.code == _JANUS_UNAUTHORIZED:
+                raise RoomError(
+                    f"the room server refused the bot: {exc.reason} (check TRANSLATOR_JANUS_API_SECRET"
+                    " / TRANSLATOR_JANUS_TOKEN)"
+                ) from None
+            raise RoomError(videoroom.describe_join_error(exc, self.meeting_id)) from None
+
+    async def _open(self) -> videoroom.JoinedRoom:
         self.session = await self._connect()
         self.control = await self.session.attach(videoroom.PLUGIN, self._inbox.put_nowait)
         self.room_id = await self._resolve_room(self.control)

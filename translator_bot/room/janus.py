@@ -19,52 +19,38 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 
 from translator_bot import metrics
-from translator_bot.redact import mask_url, mask_urls
+from translator_bot.room.janus_wire import (
+    ERR_SESSION_NOT_FOUND,
+    EventListener,
+    JanusConnectionLost,
+    JanusError,
+    JanusSessionGone,
+    JsonObject,
+    PluginReply,
+    describe_error,
+    open_socket,
+)
 
 log = logging.getLogger(__name__)
 
-JsonObject = dict[str, Any]
-EventListener = Callable[[JsonObject], None]
-
-SUBPROTOCOL = "janus-protocol"
 DEFAULT_TIMEOUT = 10.0
 
-
-class JanusError(Exception):
-    """Janus answered a request with an error (core or plugin)."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(f"{reason} (Janus error {code})")
-        self.code = code
-        self.reason = reason
-
-
-ERR_SESSION_NOT_FOUND = 458
-
-
-class JanusConnectionLost(JanusError):
-    """The WebSocket to Janus closed or stopped answering (or could not be opened)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(0, reason)
-
-
-class JanusSessionGone(JanusError):
-    """Janus no longer knows the session (458): its handles, feeds and subscriptions went with it."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(ERR_SESSION_NOT_FOUND, reason)
-
-
-@dataclass(frozen=True)
-class PluginReply:
-    data: JsonObject
-    jsep: JsonObject | None
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "ERR_SESSION_NOT_FOUND",
+    "EventListener",
+    "JanusConnectionLost",
+    "JanusError",
+    "JanusHandle",
+    "JanusSession",
+    "JanusSessionGone",
+    "JsonObject",
+    "PluginReply",
+]
 
 
 @dataclass
@@ -122,7 +108,7 @@ class JanusSession:
         leaves the session waiting for `reclaim()` (the callback says so) instead of closing it."""
         http = aiohttp.ClientSession()
         try:
-            ws = await _open_socket(http, url, timeout_s)
+            ws = await open_socket(http, url, timeout_s)
         except BaseException:
             await http.close()
             raise
@@ -159,7 +145,7 @@ class JanusSession:
             raise JanusSessionGone(self.close_reason or "the Janus session is closed")
         if self._linked:
             return
-        ws = await _open_socket(self._http, self.url, timeout_s)
+        ws = await open_socket(self._http, self.url, timeout_s)
         self._ws = ws
         self._tasks = [t for t in self._tasks if not t.done()]
         self._tasks.append(asyncio.create_task(self._read_loop(ws), name="janus-reader"))
@@ -248,7 +234,7 @@ class JanusSession:
             async with self._send_lock:
                 await ws.send_str(json.dumps(message))
         except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
-            reason = f"lost the connection to the room server: {_describe(exc)}"
+            reason = f"lost the connection to the room server: {describe_error(exc)}"
             self._lose_socket(ws, reason)
             raise JanusConnectionLost(reason) from None
 
@@ -259,10 +245,10 @@ class JanusSession:
                 if msg.type == aiohttp.WSMsgType.TEXT:
                     self._dispatch(msg.data)
                 elif msg.type == aiohttp.WSMsgType.ERROR:
-                    reason = f"room server connection failed: {_describe(ws.exception())}"
+                    reason = f"room server connection failed: {describe_error(ws.exception())}"
                     break
         except (aiohttp.ClientError, ConnectionError) as exc:
-            reason = f"room server connection failed: {_describe(exc)}"
+            reason = f"room server connection failed: {describe_error(exc)}"
         self._lose_socket(ws, reason)
 
     def _lose_socket(self, ws: aiohttp.ClientWebSocketResponse, reason: str, *, notify: bool = True) -> None:
@@ -432,28 +418,3 @@ class JanusHandle:
         self.detached = True
         with contextlib.suppress(JanusError, asyncio.TimeoutError):
             await self.session._request({"janus": "detach"}, handle_id=self.id, timeout_s=3.0)
-
-
-async def _open_socket(
-    http: aiohttp.ClientSession, url: str, timeout_s: float
-) -> aiohttp.ClientWebSocketResponse:
-    try:
-        async with asyncio.timeout(timeout_s):
-            return await http.ws_connect(
-                url,
-                protocols=(SUBPROTOCOL,),
-                timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
-                heartbeat=None,
-                max_msg_size=16 * 1024 * 1024,
-            )
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-        raise JanusConnectionLost(
-            f"cannot reach the room server at {mask_url(url)}: {_describe(exc)}"
-        ) from None
-
-
-def _describe(exc: BaseException | None) -> str:
-    if exc is None:
-        return "unknown error"
-    text = mask_urls(str(exc).strip())  # aiohttp's errors quote the URL, user info and all
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

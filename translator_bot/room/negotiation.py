@@ -9,7 +9,7 @@ them on every path.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from aiortc import RTCDataChannel, RTCPeerConnection
 
@@ -50,11 +50,12 @@ async def subscribe(
     private_id: int | None = None,
     attempts: int = 1,
     data_channel: str | None = None,
+    on_channel: Callable[[RTCDataChannel], None] | None = None,
 ) -> RTCDataChannel | None:
     """Receive `streams` on `pc` (set its `track` listener first). A 428 (the feed's media is not up
     yet, or it just went) is retried up to `attempts` times in all. With `data_channel`, a channel of
     that label is opened when the offer carries data (VideoRoom relays data only to a subscriber that
-    opened a channel of its own) and returned."""
+    opened a channel of its own), handed to `on_channel` before the answer goes out, and returned."""
     reply: PluginReply | None = None
     for attempt in range(attempts):
         try:
@@ -70,6 +71,8 @@ async def subscribe(
     channel: RTCDataChannel | None = None
     if data_channel is not None and "m=application" in str(reply.jsep.get("sdp", "")):
         channel = pc.createDataChannel(data_channel)
+        if on_channel is not None:
+            on_channel(channel)
     await pc.setLocalDescription(await pc.createAnswer())
     await videoroom.start(handle, to_jsep(pc.localDescription))
     return channel

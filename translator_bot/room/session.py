@@ -42,8 +42,6 @@ from translator_bot.room.events import (
 )
 from translator_bot.room.janus import (
     EventListener,
-    JanusConnectionLost,
-    JanusError,
     JanusHandle,
     JanusSessionGone,
     JsonObject,
@@ -77,7 +75,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_JANUS_UNAUTHORIZED = 403
 _PRESENCE_CHECK_S = 0.5
 
 
@@ -168,6 +165,11 @@ class RoomSession:
         return self._link.participant_id
 
     @property
+    def janus_session_id(self) -> int | None:
+        """The room server's id of the bot's session (the same after a reclaim, new after a rejoin)."""
+        return self._link.session.id if self._link.session is not None else None
+
+    @property
     def participants(self) -> dict[ParticipantId, Participant]:
         return self._roster.participants
 
@@ -185,17 +187,6 @@ class RoomSession:
     async def join(self) -> None:
         try:
             joined = await self._link.open()
-        except JanusConnectionLost as exc:
-            await self._abort()
-            raise RoomError(exc.reason) from None
-        except JanusError as exc:
-            await self._abort()
-            if exc.code == _JANUS_UNAUTHORIZED:
-                raise RoomError(
-                    f"the room server refused the bot: {exc.reason} (check TRANSLATOR_JANUS_API_SECRET"
-                    " / TRANSLATOR_JANUS_TOKEN)"
-                ) from None
-            raise RoomError(videoroom.describe_join_error(exc, self.meeting_id)) from None
         except BaseException:
             await self._abort()
             raise
