@@ -34,6 +34,7 @@ from translator_bot.room.janus_wire import (
     describe_error,
     open_socket,
 )
+from translator_bot.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,9 @@ class JanusSession:
     id: int = 0
     _pending: dict[str, _Pending] = field(default_factory=dict)
     _handles: dict[int, JanusHandle] = field(default_factory=dict)
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # The socket readers, the keepalive and old sockets closing; the shutdown cancels what is left.
+    _tasks: TaskSet = field(default_factory=lambda: TaskSet("janus session", logger=log))
+    _keepalive: asyncio.Task[None] | None = None
     _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _closed: asyncio.Event = field(default_factory=asyncio.Event)
     close_reason: str | None = None
@@ -121,7 +124,7 @@ class JanusSession:
             _on_transport_lost=on_transport_lost,
             _keepalive_interval=keepalive_interval,
         )
-        session._tasks.append(asyncio.create_task(session._read_loop(ws), name="janus-reader"))
+        session._tasks.spawn(session._read_loop(ws), name="janus-reader")
         try:
             reply = await session._request({"janus": "create"}, timeout_s=timeout_s)
             session.id = int(reply["data"]["id"])
@@ -147,8 +150,7 @@ class JanusSession:
             return
         ws = await open_socket(self._http, self.url, timeout_s)
         self._ws = ws
-        self._tasks = [t for t in self._tasks if not t.done()]
-        self._tasks.append(asyncio.create_task(self._read_loop(ws), name="janus-reader"))
+        self._tasks.spawn(self._read_loop(ws), name="janus-reader")
         try:
             await self._request({"janus": "claim"}, timeout_s=timeout_s, unlinked=True)
         except JanusError as exc:
@@ -262,11 +264,9 @@ class JanusSession:
             return
         was_linked, self._linked = self._linked, False
         self._fail_pending(reason)
-        current = asyncio.current_task()
-        for task in self._tasks:
-            if task is not current and task.get_name() == "janus-keepalive":
-                task.cancel()
-        asyncio.get_running_loop().create_task(ws.close(), name="janus-socket-close")
+        if self._keepalive is not None and self._keepalive is not asyncio.current_task():
+            self._keepalive.cancel()
+        self._tasks.spawn(ws.close(), name="janus-socket-close")
         if was_linked and notify:
             log.debug("janus session %s lost its socket: %s", self.id, reason)
             try:
@@ -307,8 +307,8 @@ class JanusSession:
         handle._deliver(message)
 
     def _start_keepalive(self) -> None:
-        self._tasks.append(
-            asyncio.create_task(self._keepalive_loop(self._keepalive_interval), name="janus-keepalive")
+        self._keepalive = self._tasks.spawn(
+            self._keepalive_loop(self._keepalive_interval), name="janus-keepalive"
         )
 
     async def _keepalive_loop(self, interval: float) -> None:
@@ -323,8 +323,10 @@ class JanusSession:
                     # No answer: a socket that stopped carrying anything is as lost as a closed one.
                     self._lose_socket(self._ws, f"the room server stopped answering: {exc.reason}")
                     return
-                # A session Janus no longer knows is as dead as a closed socket.
-                await self._shutdown(f"the room server stopped answering keepalives: {exc.reason}")
+                # A session Janus no longer knows is as dead as a closed socket. The shutdown runs in
+                # its own task: it cancels and awaits this one.
+                self._mark_closed(f"the room server stopped answering keepalives: {exc.reason}")
+                self._spawn_shutdown(self.close_reason or "keepalive failed")
                 return
 
     def _spawn_shutdown(self, reason: str) -> None:
@@ -350,15 +352,7 @@ class JanusSession:
 
     async def _shutdown(self, reason: str) -> None:
         self._mark_closed(reason)
-        current = asyncio.current_task()
-        for task in self._tasks:
-            if task is not current:
-                task.cancel()
-        for task in self._tasks:
-            if task is not current:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        self._tasks.clear()
+        await self._tasks.close()  # never called from one of them: the reader and keepalive spawn it
         await self._ws.close()
         if self._own_http:
             await self._http.close()
