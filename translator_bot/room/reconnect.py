@@ -1,5 +1,6 @@
-"""Getting back into the room after the connection to the room server dropped: the attempts, paced and
-bounded by `lifecycle`'s pure rules (backoff with jitter, a window after which the bot gives up)."""
+"""Getting back into the room after the connection to the room server dropped: one attempt (`get_back`)
+and the attempts, paced and bounded by `lifecycle`'s pure rules (backoff with jitter, a window after
+which the bot gives up)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from translator_bot.errors import RoomError
-from translator_bot.room.control import RoomGone
-from translator_bot.room.janus import JanusError
+from translator_bot.room import videoroom
+from translator_bot.room.control import ControlLink, RoomGone
+from translator_bot.room.janus import JanusError, JanusSessionGone
 from translator_bot.room.lifecycle import next_attempt_at, reconnect_delay
+from translator_bot.room.publication import PublishedFeeds
+from translator_bot.room.subscriptions import Subscriptions
 
 log = logging.getLogger("translator_bot.room.session")  # one logger for everything a room session says
 
@@ -46,3 +50,30 @@ async def reconnect(attempt_once: Callable[[], Awaitable[str]], reason: str, win
         await asyncio.sleep(at - now)
     log.info("%s after %.1f s", how, loop.time() - lost_at)
     return how
+
+
+async def get_back(
+    link: ControlLink,
+    feeds: Subscriptions,
+    published: PublishedFeeds,
+    caught_up: Callable[[videoroom.JoinedRoom], None],
+) -> str:
+    """One attempt: claim the Janus session back, or join the meeting anew. `caught_up` gets the room's
+    full list of participants as it is now (the events of the gap are lost). Returns how it got back."""
+    session = link.session
+    if session is not None and not session.closed:
+        try:
+            await link.reclaim()
+        except JanusSessionGone:
+            log.info("the room server no longer has the bot's session: joining the meeting again")
+        else:
+            joined = await link.replace_control()
+            feeds.drop_lost()
+            caught_up(joined)
+            return f"reclaimed the room server session {session.id} (same feeds and subscriptions)"
+    # Everything in the old Janus session went with it: receive every feed again; the bot's own feeds
+    # are re-published once online.
+    feeds.drop_all()
+    await published.unbind()
+    caught_up(await link.rejoin())
+    return f"rejoined meeting {link.room_id} as participant {link.participant_id}"

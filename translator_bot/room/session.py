@@ -2,10 +2,10 @@
 
 `RoomSession` turns the room server's loose events into a stream of typed ones (`room.events`:
 participants joining, changing, leaving; remote audio tracks arriving and going) and publishes the
-bot's own feeds. It wires the parts, each in its own module: the line into the room (`control`), who
-is there and what to receive (`roster`, pure), receiving (`subscriptions`), publishing (`publication`),
-and when to retry or leave (`lifecycle`, pure). The bot never receives its own feeds nor another
-interpreter's.
+bot's own feeds. It wires the parts, each in its own module: the line into the room (`control`) and
+getting it back (`reconnect`), who is there and what to receive (`roster`, pure), receiving
+(`subscriptions`), publishing (`publication`), and when to retry or leave (`lifecycle`, pure). The bot
+never receives its own feeds nor another interpreter's.
 
 The session survives its WebSocket to Janus dropping (media does not travel on it): it claims its
 Janus session back on a new socket where Janus kept it (`reclaim_session_timeout`), or else joins the
@@ -43,7 +43,6 @@ from translator_bot.room.events import (
 from translator_bot.room.janus import (
     EventListener,
     JanusHandle,
-    JanusSessionGone,
     JsonObject,
 )
 from translator_bot.room.lifecycle import Presence, empty_room_verdict
@@ -53,7 +52,7 @@ from translator_bot.room.metadata import (
 )
 from translator_bot.room.peers import IceConfig
 from translator_bot.room.publication import PublishedFeed, PublishedFeeds, as_language
-from translator_bot.room.reconnect import reconnect
+from translator_bot.room.reconnect import get_back, reconnect
 from translator_bot.room.roster import FeedsWanted, Roster, RosterStep
 from translator_bot.room.subscriptions import Seat, Subscriptions
 from translator_bot.settings import Settings
@@ -302,23 +301,10 @@ class RoomSession:
         return True
 
     async def _reconnect_once(self) -> str:
-        session = self._link.session
-        if session is not None and not session.closed:
-            try:
-                await self._link.reclaim()
-            except JanusSessionGone:
-                log.info("the room server no longer has the bot's session: joining the meeting again")
-            else:
-                joined = await self._link.replace_control()
-                self._feeds.drop_lost()
-                self._run(self._roster.apply_snapshot(joined))
-                return f"reclaimed the room server session {session.id} (same feeds and subscriptions)"
-        # Everything in the old Janus session went with it: receive every feed again; the bot's own
-        # feeds are re-published once online.
-        self._feeds.drop_all()
-        await self._publications.unbind()
-        self._run(self._roster.apply_snapshot(await self._link.rejoin()))
-        return f"rejoined meeting {self.room_id} as participant {self.participant_id}"
+        def caught_up(joined: videoroom.JoinedRoom) -> None:
+            self._run(self._roster.apply_snapshot(joined))
+
+        return await get_back(self._link, self._feeds, self._publications, caught_up)
 
     async def _presence_loop(self) -> None:
         loop = asyncio.get_running_loop()
