@@ -38,7 +38,7 @@ STOP_WAIT_S = 1.0
 class _Feed:
     """A published interpreter feed, as the meeting sees it."""
 
-    def __init__(self, bridge: RoomBridge, publication: rs.Publication, for_id: str | None) -> None:
+    def __init__(self, bridge: RoomBridge, publication: rs.PublishedFeed, for_id: str | None) -> None:
         self._bridge, self._publication, self._for_id = bridge, publication, for_id
 
     def send_data(self, text: str) -> bool:
@@ -71,7 +71,7 @@ class RoomBridge:
             translated = self._translate(event)
             if translated is not None:
                 yield translated
-            if isinstance(event, rs.RoomClosed):
+            if isinstance(event, rs.RoomSessionClosed):
                 return
 
     def _translate(self, event: rs.RoomEvent) -> port.RoomEvent | None:
@@ -90,7 +90,7 @@ class RoomBridge:
                 return None if p.is_interpreter else port.PeerAudio(str(p.id), track, str(feed))
             case rs.FeedTrackGone(participant=p, feed=feed):
                 return port.PeerAudioGone(str(p.id), str(feed))
-            case rs.RoomClosed(error=error, ended=ended, reason=reason):
+            case rs.RoomSessionClosed(error=error, ended=ended, reason=reason):
                 if ended:
                     return port.MeetingEnded(reason)
                 return port.RoomClosed(str(error)) if error is not None else None

@@ -63,7 +63,7 @@ async def cpu_with_two_in_two_out(url: str, room: int) -> tuple[float, int, int]
     try:
         async for event in session.events():
             if isinstance(event, FeedTrackArrived):
-                recorders.append(Recorder(event.track))
+                recorders.append(Recorder(event.track).start())
                 publications.append(
                     await session.publish_feed(
                         ScheduleTrack([fixture_speech("u3-es", 0.3)], loop=True), event.participant, "es"

@@ -302,8 +302,8 @@ async def test_room_session_claims_its_session_back_and_catches_up_on_the_gap(
         watch = RoomWatcher(room).start()
         arrived = await watch.wait_for(FeedTrackArrived, lambda e: e.participant.id == alice.id)
         await watch.recorders[arrived.feed].wait_first_frame(10)
-        assert room._session is not None
-        session_id = room._session.id
+        session_id = room.janus_session_id
+        assert session_id is not None
         mark = len(watch.events)
 
         proxy.refuse_for(1.5)
@@ -314,7 +314,7 @@ async def test_room_session_claims_its_session_back_and_catches_up_on_the_gap(
         carol_id = await carol.join()
         await watch.wait_for(ParticipantLeft, lambda e: e.participant.id == bob_id, 15, after=mark)
         await watch.wait_for(FeedTrackArrived, lambda e: e.participant.id == carol_id, 15, after=mark)
-        assert room.online and room.reconnects == 1 and room._session.id == session_id
+        assert room.online and room.reconnects == 1 and room.janus_session_id == session_id
         # Alice's subscription went on untouched: no FeedTrackGone, her recording still grows.
         assert not [e for _, e in watch.events[mark:] if isinstance(e, FeedTrackGone)]
         frames = watch.recorders[arrived.feed].recording.frames

@@ -22,7 +22,7 @@ from translator_bot.audio import playout_upsample
 from translator_bot.audio.clock import FakeClock, MonotonicClock
 from translator_bot.audio.playout import FRAME_SAMPLES, PlayoutKey, PlayoutTrack
 from translator_bot.fixtures import load_manifest, read_pcm
-from translator_bot.room.session import _Relay
+from translator_bot.room.publication import FeedRelay
 
 # ---- frames and pacing -------------------------------------------------------------------------
 
@@ -157,11 +157,11 @@ async def test_a_re_published_feed_resumes_through_a_new_relay_at_real_time_pace
     track, clock = new_track(cushion_ms=0)
     track.enqueue(pcm_tone(1000), key("a"))
     track.end_item(key("a"))
-    first = _Relay(track)
+    first = FeedRelay(track)
     frames = [await first.recv() for _ in range(10)]
     first.stop()
     clock.advance(1.5)  # the room was re-joined and the feed published again
-    second = _Relay(track)
+    second = FeedRelay(track)
     resumed_at = clock.now()
     frames += [await second.recv() for _ in range(40)]
     assert clock.sleeps[-40] == pytest.approx(resumed_at, abs=0.02)

@@ -19,52 +19,39 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 
 from translator_bot import metrics
-from translator_bot.redact import mask_url, mask_urls
+from translator_bot.room.janus_wire import (
+    ERR_SESSION_NOT_FOUND,
+    EventListener,
+    JanusConnectionLost,
+    JanusError,
+    JanusSessionGone,
+    JsonObject,
+    PluginReply,
+    describe_error,
+    open_socket,
+)
+from translator_bot.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
-JsonObject = dict[str, Any]
-EventListener = Callable[[JsonObject], None]
-
-SUBPROTOCOL = "janus-protocol"
 DEFAULT_TIMEOUT = 10.0
 
-
-class JanusError(Exception):
-    """Janus answered a request with an error (core or plugin)."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(f"{reason} (Janus error {code})")
-        self.code = code
-        self.reason = reason
-
-
-ERR_SESSION_NOT_FOUND = 458
-
-
-class JanusConnectionLost(JanusError):
-    """The WebSocket to Janus closed or stopped answering (or could not be opened)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(0, reason)
-
-
-class JanusSessionGone(JanusError):
-    """Janus no longer knows the session (458): its handles, feeds and subscriptions went with it."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(ERR_SESSION_NOT_FOUND, reason)
-
-
-@dataclass(frozen=True)
-class PluginReply:
-    data: JsonObject
-    jsep: JsonObject | None
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "ERR_SESSION_NOT_FOUND",
+    "EventListener",
+    "JanusConnectionLost",
+    "JanusError",
+    "JanusHandle",
+    "JanusSession",
+    "JanusSessionGone",
+    "JsonObject",
+    "PluginReply",
+]
 
 
 @dataclass
@@ -97,7 +84,9 @@ class JanusSession:
     id: int = 0
     _pending: dict[str, _Pending] = field(default_factory=dict)
     _handles: dict[int, JanusHandle] = field(default_factory=dict)
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # The socket readers, the keepalive and old sockets closing; the shutdown cancels what is left.
+    _tasks: TaskSet = field(default_factory=lambda: TaskSet("janus session", logger=log))
+    _keepalive: asyncio.Task[None] | None = None
     _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _closed: asyncio.Event = field(default_factory=asyncio.Event)
     close_reason: str | None = None
@@ -122,7 +111,7 @@ class JanusSession:
         leaves the session waiting for `reclaim()` (the callback says so) instead of closing it."""
         http = aiohttp.ClientSession()
         try:
-            ws = await _open_socket(http, url, timeout_s)
+            ws = await open_socket(http, url, timeout_s)
         except BaseException:
             await http.close()
             raise
@@ -135,7 +124,7 @@ class JanusSession:
             _on_transport_lost=on_transport_lost,
             _keepalive_interval=keepalive_interval,
         )
-        session._tasks.append(asyncio.create_task(session._read_loop(ws), name="janus-reader"))
+        session._tasks.spawn(session._read_loop(ws), name="janus-reader")
         try:
             reply = await session._request({"janus": "create"}, timeout_s=timeout_s)
             session.id = int(reply["data"]["id"])
@@ -159,10 +148,9 @@ class JanusSession:
             raise JanusSessionGone(self.close_reason or "the Janus session is closed")
         if self._linked:
             return
-        ws = await _open_socket(self._http, self.url, timeout_s)
+        ws = await open_socket(self._http, self.url, timeout_s)
         self._ws = ws
-        self._tasks = [t for t in self._tasks if not t.done()]
-        self._tasks.append(asyncio.create_task(self._read_loop(ws), name="janus-reader"))
+        self._tasks.spawn(self._read_loop(ws), name="janus-reader")
         try:
             await self._request({"janus": "claim"}, timeout_s=timeout_s, unlinked=True)
         except JanusError as exc:
@@ -248,7 +236,7 @@ class JanusSession:
             async with self._send_lock:
                 await ws.send_str(json.dumps(message))
         except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
-            reason = f"lost the connection to the room server: {_describe(exc)}"
+            reason = f"lost the connection to the room server: {describe_error(exc)}"
             self._lose_socket(ws, reason)
             raise JanusConnectionLost(reason) from None
 
@@ -259,10 +247,10 @@ class JanusSession:
                 if msg.type == aiohttp.WSMsgType.TEXT:
                     self._dispatch(msg.data)
                 elif msg.type == aiohttp.WSMsgType.ERROR:
-                    reason = f"room server connection failed: {_describe(ws.exception())}"
+                    reason = f"room server connection failed: {describe_error(ws.exception())}"
                     break
         except (aiohttp.ClientError, ConnectionError) as exc:
-            reason = f"room server connection failed: {_describe(exc)}"
+            reason = f"room server connection failed: {describe_error(exc)}"
         self._lose_socket(ws, reason)
 
     def _lose_socket(self, ws: aiohttp.ClientWebSocketResponse, reason: str, *, notify: bool = True) -> None:
@@ -276,11 +264,9 @@ class JanusSession:
             return
         was_linked, self._linked = self._linked, False
         self._fail_pending(reason)
-        current = asyncio.current_task()
-        for task in self._tasks:
-            if task is not current and task.get_name() == "janus-keepalive":
-                task.cancel()
-        asyncio.get_running_loop().create_task(ws.close(), name="janus-socket-close")
+        if self._keepalive is not None and self._keepalive is not asyncio.current_task():
+            self._keepalive.cancel()
+        self._tasks.spawn(ws.close(), name="janus-socket-close")
         if was_linked and notify:
             log.debug("janus session %s lost its socket: %s", self.id, reason)
             try:
@@ -321,8 +307,8 @@ class JanusSession:
         handle._deliver(message)
 
     def _start_keepalive(self) -> None:
-        self._tasks.append(
-            asyncio.create_task(self._keepalive_loop(self._keepalive_interval), name="janus-keepalive")
+        self._keepalive = self._tasks.spawn(
+            self._keepalive_loop(self._keepalive_interval), name="janus-keepalive"
         )
 
     async def _keepalive_loop(self, interval: float) -> None:
@@ -337,8 +323,10 @@ class JanusSession:
                     # No answer: a socket that stopped carrying anything is as lost as a closed one.
                     self._lose_socket(self._ws, f"the room server stopped answering: {exc.reason}")
                     return
-                # A session Janus no longer knows is as dead as a closed socket.
-                await self._shutdown(f"the room server stopped answering keepalives: {exc.reason}")
+                # A session Janus no longer knows is as dead as a closed socket. The shutdown runs in
+                # its own task: it cancels and awaits this one.
+                self._mark_closed(f"the room server stopped answering keepalives: {exc.reason}")
+                self._spawn_shutdown(self.close_reason or "keepalive failed")
                 return
 
     def _spawn_shutdown(self, reason: str) -> None:
@@ -364,15 +352,7 @@ class JanusSession:
 
     async def _shutdown(self, reason: str) -> None:
         self._mark_closed(reason)
-        current = asyncio.current_task()
-        for task in self._tasks:
-            if task is not current:
-                task.cancel()
-        for task in self._tasks:
-            if task is not current:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        self._tasks.clear()
+        await self._tasks.close()  # never called from one of them: the reader and keepalive spawn it
         await self._ws.close()
         if self._own_http:
             await self._http.close()
@@ -432,28 +412,3 @@ class JanusHandle:
         self.detached = True
         with contextlib.suppress(JanusError, asyncio.TimeoutError):
             await self.session._request({"janus": "detach"}, handle_id=self.id, timeout_s=3.0)
-
-
-async def _open_socket(
-    http: aiohttp.ClientSession, url: str, timeout_s: float
-) -> aiohttp.ClientWebSocketResponse:
-    try:
-        async with asyncio.timeout(timeout_s):
-            return await http.ws_connect(
-                url,
-                protocols=(SUBPROTOCOL,),
-                timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
-                heartbeat=None,
-                max_msg_size=16 * 1024 * 1024,
-            )
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-        raise JanusConnectionLost(
-            f"cannot reach the room server at {mask_url(url)}: {_describe(exc)}"
-        ) from None
-
-
-def _describe(exc: BaseException | None) -> str:
-    if exc is None:
-        return "unknown error"
-    text = mask_urls(str(exc).strip())  # aiohttp's errors quote the URL, user info and all
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

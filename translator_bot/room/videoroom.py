@@ -184,6 +184,17 @@ def _attendees(raw: object) -> tuple[AttendeeJoined, ...]:
     return tuple(out)
 
 
+def parse_message(message: JsonObject) -> list[VideoRoomEvent]:
+    """Typed events in one Janus message on a VideoRoom handle (media notices carry none)."""
+    plugindata = message.get("plugindata")
+    data = plugindata.get("data") if isinstance(plugindata, dict) else None
+    if not isinstance(data, dict):
+        if message.get("janus") not in ("webrtcup", "media", "slowlink", "trickle"):
+            metrics.ROOM_MALFORMED_EVENTS.labels(reason="no_plugindata").inc()
+        return []
+    return parse_room_event(data)
+
+
 def parse_room_event(data: JsonObject) -> list[VideoRoomEvent]:
     """Typed events in one VideoRoom plugin message; unknown shapes give [] and are counted."""
     kind = data.get("videoroom")

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import soxr
 
+from translator_bot.audio.formats import MODEL_RATE
 from translator_bot.audio.vad import ServerVadConfig, VoiceActivityDetector, VoiceStarted
 from translator_bot.fake.catalog import load_catalog
 from translator_bot.testbed.participant import FRAME_SAMPLES, RATE, Recording
-
-_RATE_24K = 24_000
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,7 @@ def heard_utterances(recording: Recording, *, silence_ms: int = 400) -> list[Hea
     samples = recording.samples()
     if samples.size == 0:
         return []
-    pcm24 = np.asarray(soxr.resample(samples, RATE, _RATE_24K, quality="HQ"), dtype=np.int16)
+    pcm24 = np.asarray(soxr.resample(samples, RATE, MODEL_RATE, quality="HQ"), dtype=np.int16)
     vad = VoiceActivityDetector(
         ServerVadConfig(threshold=0.5, prefix_padding_ms=0, silence_duration_ms=silence_ms).detector()
     )

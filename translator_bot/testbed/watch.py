@@ -36,7 +36,7 @@ class RoomWatcher:
         async for event in self.room.events():
             self.events.append((time.monotonic(), event))
             if self.record and isinstance(event, FeedTrackArrived):
-                self.recorders[event.feed] = Recorder(event.track)
+                self.recorders[event.feed] = Recorder(event.track).start()
             elif isinstance(event, FeedTrackGone) and event.feed in self.recorders:
                 await self.recorders[event.feed].stop()
             self._changed.set()
