@@ -20,7 +20,8 @@ CLI_ERROR = "translator-bot: "
 ROOM_LOGGER = "translator_bot.room.session"  # the only logger whose announcements are believed
 # The bot says this once it is in the room (room/control.py, app.py); JSON log lines carry it in "msg".
 READY = re.compile(r"joined meeting")
-# The room participants the bot joins as: its own, and one per feed it publishes (room/control.py, room/publication.py).
+# The room participants the bot joins as: its own, and one per feed it publishes
+# (room/control.py, room/publication.py).
 OWN_PARTICIPANT = re.compile(r"^(?:re)?joined meeting \S+ as participant (?P<id>[A-Za-z0-9_.-]{1,64})$")
 FEED_PUBLISHED = re.compile(r"^(?:publishing|re-published) .* as participant (?P<id>[A-Za-z0-9_.-]{1,64})$")
 FEED_UNPUBLISHED = re.compile(r"^unpublished .* \(participant (?P<id>[A-Za-z0-9_.-]{1,64})\)$")
