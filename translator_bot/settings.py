@@ -86,6 +86,17 @@ class Settings(BaseSettings):
     azure_openai_deployment: str | None = Field(
         default=None, validation_alias=AliasChoices("AZURE_OPENAI_DEPLOYMENT", "azure_openai_deployment")
     )
+    # Microsoft Entra ID access token for Azure OpenAI, sent as `Authorization: Bearer`; it takes
+    # precedence over AZURE_OPENAI_API_KEY, as in the openai SDK's AzureOpenAI client.
+    azure_openai_ad_token: SecretStr | None = Field(default=None, validation_alias="AZURE_OPENAI_AD_TOKEN")
+    # Not secrets: they say which organization and project a session is billed to, in the
+    # `OpenAI-Organization` / `OpenAI-Project` headers, sent only when set (as the openai SDK does).
+    openai_org_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_ORG_ID", "openai_org_id")
+    )
+    openai_project_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_PROJECT_ID", "openai_project_id")
+    )
 
     # --- room ------------------------------------------------------------------------------------
     janus_url: str = "ws://127.0.0.1:8188/"
@@ -105,7 +116,7 @@ class Settings(BaseSettings):
     engine: EngineName | None = None  # None: `translate` for OpenAI, `realtime` for Azure
     translate_model: str = "gpt-realtime-translate"
     realtime_model: str = "gpt-realtime"
-    transcription_model: str = "gpt-4o-transcribe"
+    transcription_model: str | None = None  # None: the engine's own default (engine/options.py)
     default_language: str = "en"
     voice: str = "marin"
     vad_type: VadType = "server_vad"
@@ -182,6 +193,13 @@ class Settings(BaseSettings):
                     f"expected stun:/turn:/turns: URLs such as 'turn:turn.example.org:3478', got {url!r}"
                 )
         return value
+
+    @field_validator("openai_org_id", "openai_project_id", "transcription_model", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # `OPENAI_ORG_ID=` (what `${OPENAI_ORG_ID:-}` in a compose file gives) means "none": an empty
+        # header would name no organization, and an empty model name no model.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -267,9 +285,10 @@ class Settings(BaseSettings):
         if self.effective_engine == "passthrough":
             return
         if self.provider == "azure":
-            if self.azure_openai_api_key is None or not self.azure_openai_api_key.get_secret_value():
+            if not _is_set(self.azure_openai_ad_token) and not _is_set(self.azure_openai_api_key):
                 raise SettingsError(
-                    "AZURE_OPENAI_API_KEY is not set: it is required because AZURE_OPENAI_ENDPOINT is set"
+                    "neither AZURE_OPENAI_API_KEY nor AZURE_OPENAI_AD_TOKEN is set: one is required "
+                    "because AZURE_OPENAI_ENDPOINT is set"
                 )
             return
         if self.openai_api_key is None or not self.openai_api_key.get_secret_value():
@@ -277,6 +296,10 @@ class Settings(BaseSettings):
                 "OPENAI_API_KEY is not set: export it or put it in .env "
                 "(for the local fake server any value works, e.g. OPENAI_API_KEY=sk-local)"
             )
+
+
+def _is_set(secret: SecretStr | None) -> bool:
+    return secret is not None and bool(secret.get_secret_value())
 
 
 def env_name(field: str) -> str:

@@ -1,6 +1,7 @@
 """A canary in every secret setting, an error forced in every layer: the canary comes out nowhere.
 
-Every secret setting (API keys, Janus API secret, token and admin key, TURN password) and the password
+Every secret setting (API keys, the Azure Entra ID token, Janus API secret, token and admin key, TURN
+password) and the password
 inside every URL setting gets its own canary. Each layer is made to fail the way it fails for real (a
 closed port, a server that refuses the handshake, an invalid value, an exception with a traceback),
 and whatever leaves the process (log lines in text and JSON, error messages, the CLI's last line,
@@ -25,9 +26,9 @@ import pytest
 from aiohttp import web
 
 from translator_bot import metrics
-from translator_bot.engine.connection import open_socket
+from translator_bot.engine.connection import keep_refusal_body, open_socket
 from translator_bot.engine.endpoint import endpoint_for
-from translator_bot.errors import RoomError, SettingsError
+from translator_bot.errors import ProviderFatalError, RoomError, SettingsError
 from translator_bot.interpreter.journal import TranscriptJournal
 from translator_bot.interpreter.transcript import LaneInfo, Transcript
 from translator_bot.logs import configure_logging_for
@@ -44,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SECRETS = {
     "OPENAI_API_KEY": "sk-CANARYopenaikey'\"\\é",
     "AZURE_OPENAI_API_KEY": "CANARYazurekey'\"\\é",
+    "AZURE_OPENAI_AD_TOKEN": "CANARYentratoken'\"\\é",
     "TRANSLATOR_JANUS_API_SECRET": "CANARYjanussecret'\"\\é",
     "TRANSLATOR_JANUS_TOKEN": "CANARYjanustoken'\"\\é",
     "TRANSLATOR_JANUS_ADMIN_KEY": "CANARYjanusadmin'\"\\é",
@@ -255,13 +257,36 @@ async def test_azure_endpoint_errors_hide_the_url_password(
     azure_canaries: Settings, log_format: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     start_logging(azure_canaries, log_format)
-    endpoint = endpoint_for(azure_canaries, "realtime")
+    # The resource key (`api-key`): the Entra ID token, which would win, is tested below.
+    keyed = azure_canaries.model_copy(update={"azure_openai_ad_token": None})
+    endpoint = endpoint_for(keyed, "realtime")
     async with aiohttp.ClientSession() as http:
         with pytest.raises(Exception) as info:
             await open_socket(http, endpoint, limit_s=5.0)
     logging.getLogger("translator_bot.test").error("lane x: %s", info.value, exc_info=True)
     assert "cannot connect to 127.0.0.1:" in str(info.value)
     assert_no_canary(repr(endpoint) + str(info.value) + repr(info.value) + capsys.readouterr().err)
+
+
+async def test_a_refused_entra_token_is_named_not_shown(
+    azure_canaries: Settings, refusing_server: int, log_format: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    start_logging(azure_canaries, log_format)
+    log = logging.getLogger("translator_bot.test")
+    # Refused by the server; then a URL whose user info would take the token's Authorization header.
+    refused = azure_canaries.model_copy(
+        update={"azure_openai_endpoint": f"http://127.0.0.1:{refusing_server}"}
+    )
+    for settings, said in ((refused, "rejected the Microsoft Entra ID token"), (azure_canaries, "user name")):
+        endpoint = endpoint_for(settings, "realtime")
+        assert endpoint.credential == "AZURE_OPENAI_AD_TOKEN"  # the token wins over the key, as in the SDK
+        async with aiohttp.ClientSession(middlewares=(keep_refusal_body,)) as http:
+            with pytest.raises(ProviderFatalError) as info:
+                await open_socket(http, endpoint, limit_s=5.0)
+        log.error("lane x: %s", info.value, exc_info=True)
+        assert said in str(info.value) and "AZURE_OPENAI_AD_TOKEN" in str(info.value)
+        assert_no_canary(repr(endpoint) + str(info.value) + repr(info.value))
+    assert_no_canary(capsys.readouterr().err)
 
 
 # --- logging ---------------------------------------------------------------------------------------------
@@ -400,6 +425,27 @@ def test_the_demo_hides_a_real_key_from_the_environment(
     demo._fail("failed with " + repr("CANARYdemoonly-" + SECRETS["AZURE_OPENAI_API_KEY"]))
     out = capsys.readouterr()
     assert "CANARYdemoonly" not in out.out + out.err, out
+
+
+def test_the_demo_hides_an_entra_token_it_read_from_dotenv(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from translator_bot import demo
+
+    token = "CANARYdemodotenv-" + SECRETS["AZURE_OPENAI_AD_TOKEN"]
+    (tmp_path / ".env").write_text(
+        "AZURE_OPENAI_ENDPOINT=https://res.openai.azure.com\n"
+        f"AZURE_OPENAI_AD_TOKEN={json.dumps(token, ensure_ascii=False)}\n",
+        encoding="utf-8",
+    )
+    args = argparse.Namespace(model="auto", engine=None, languages="en,qq", turns=1, env_file=None)
+    assert demo.run(args) == 2  # an unknown language: refused before anything starts
+    demo._show("model said " + token)
+    demo._fail("failed with " + repr(token))
+    out = capsys.readouterr()
+    assert "CANARYdemodotenv" not in out.out + out.err, out
 
 
 # --- ops endpoints, transcripts ----------------------------------------------------------------------------

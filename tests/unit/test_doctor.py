@@ -534,3 +534,38 @@ def test_real_doctor_for_demo_on_this_machine(tmp_path):
     ):
         assert re.search(pattern, out, re.M), f"{pattern!r} not in:\n{out}"
     assert FAKE_KEY not in out and FAKE_KEY not in done.stderr
+
+
+def test_azure_entra_token_organization_and_project(monkeypatch):
+    token = "eyJ0eXAi.entra-token-body.sig"
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://res.openai.azure.com")
+    monkeypatch.setenv("AZURE_OPENAI_DEPLOYMENT", "rt")
+    monkeypatch.setenv("AZURE_OPENAI_AD_TOKEN", token)
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-key-0123456789")
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-Visible01")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj_visible02")
+    code, text = doctor("--for", "join")
+    assert code == 0, text
+    assert "entra-token-body" not in text and "azure-key-0123456789" not in text
+    # The secret is masked in its row; the organization and project are not secrets and show in full.
+    assert re.search(rf"AZURE_OPENAI_AD_TOKEN +\(set, {len(token)} chars\)", text), text
+    assert re.search(r"OPENAI_ORG_ID +org-Visible01", text) and re.search(
+        r"OPENAI_PROJECT_ID +proj_visible02", text
+    )
+    credentials = by_name_json(doctor_json("--for", "join")[1])["credentials"]
+    assert credentials["status"] == "ok"
+    assert credentials["detail"].startswith(
+        f"AZURE_OPENAI_AD_TOKEN (set, {len(token)} chars), sent as Authorization"
+    )
+    assert "the token wins" in credentials["detail"]
+    assert "OpenAI-Organization org-Visible01, OpenAI-Project proj_visible02" in credentials["detail"]
+
+
+def test_the_provider_line_names_the_transcription_model(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    provider = by_name_json(doctor_json("--for", "join")[1])["provider"]["detail"]
+    assert "transcription gpt-realtime-whisper (the engine's default)" in provider
+    monkeypatch.setenv("TRANSLATOR_TRANSCRIPTION_MODEL", "gpt-4o-mini-transcribe")
+    monkeypatch.setenv("TRANSLATOR_ENGINE", "realtime")
+    provider = by_name_json(doctor_json("--for", "join")[1])["provider"]["detail"]
+    assert "gpt-realtime, transcription gpt-4o-mini-transcribe" in provider

@@ -20,6 +20,10 @@ Run a whole interpreted meeting on this machine: a local Janus, the local fake m
 OpenAI API when OPENAI_API_KEY is set), the bot started exactly as `translator-bot join`, and two
 simulated people who take turns speaking recorded sentences in their own languages.
 
+The model provider's settings (OPENAI_*, AZURE_OPENAI_*, the model names) come from the environment,
+then ./.env or --env-file, as for `join`; the rest of that file is for your own deployment and is not
+used here.
+
 Progress is shown as it happens. ./demo-output/ receives what each person heard (WAV), the meeting
 transcript, the bot's log and a summary. Exit 0 when every utterance reached the other person in
 their language, 1 when one did not, 2 when a prerequisite is missing.
@@ -48,8 +52,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--model",
         choices=["auto", "fake", "openai"],
         default="auto",
-        help="auto (default): the OpenAI API when OPENAI_API_KEY or AZURE_OPENAI_API_KEY is set, "
-        "else the local fake server",
+        help="auto (default): the OpenAI API (or Azure OpenAI) when its key is set in the environment "
+        "or .env, else the local fake server",
+    )
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        help="read the model provider's settings from this file instead of ./.env",
     )
     parser.add_argument(
         "--network",
@@ -80,17 +89,27 @@ def _show(line: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # The demo never loads the bot's settings, but a real key in the environment must not show.
-    register_secrets(given_secret_values({}, None))
-    has_key = bool(os.environ.get("OPENAI_API_KEY") or os.environ.get("AZURE_OPENAI_API_KEY"))
+    from translator_bot.demo.provider_env import EnvFileError, read_provider_environment
+
+    env_file: Path | None = getattr(args, "env_file", None)
+    # The demo never loads the bot's settings, but a real key in the environment or the env file
+    # must not show.
+    register_secrets(given_secret_values({}, env_file))
+    try:
+        found = read_provider_environment(env_file, os.environ)
+    except EnvFileError as exc:
+        return _fail(str(exc))
     provider: Literal["fake", "openai"] = (
-        ("openai" if has_key else "fake")
+        ("openai" if found.has_credentials else "fake")
         if args.model == "auto"
         else ("openai" if args.model == "openai" else "fake")
     )
-    if provider == "openai" and not has_key:
-        return _fail("--model openai needs OPENAI_API_KEY (or AZURE_OPENAI_ENDPOINT + AZURE_OPENAI_API_KEY)")
-    on_azure = provider == "openai" and bool(os.environ.get("AZURE_OPENAI_ENDPOINT"))
+    if provider == "openai" and not found.has_credentials:
+        return _fail(
+            "--model openai needs OPENAI_API_KEY (or AZURE_OPENAI_ENDPOINT with AZURE_OPENAI_API_KEY or "
+            "AZURE_OPENAI_AD_TOKEN), in the environment or .env"
+        )
+    on_azure = provider == "openai" and found.on_azure
     engine = args.engine or ("realtime" if on_azure else "translate")
     from translator_bot.demo.script import ScriptError, people_for, plan_turns
     from translator_bot.fixtures import load_manifest
@@ -129,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
         provider=provider,
         network=network,
         turn_timeout_s=args.turn_timeout,
+        # The bot runs elsewhere than here (cwd), so what only the env file says is handed to it.
+        bot_env=found.from_file if provider == "openai" else {},
     )
     try:
         return asyncio.run(run_demo(config, _show))

@@ -8,8 +8,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -57,6 +57,8 @@ class DemoConfig:
     provider: Provider
     network: DemoNetwork
     turn_timeout_s: float = 20.0
+    # Provider settings for the bot's process beyond its inherited environment (from the env file).
+    bot_env: Mapping[str, str] = field(default_factory=dict)
 
 
 def _language_name(base: str) -> str:
@@ -159,6 +161,7 @@ async def _run_meeting(config: DemoConfig, show: Show) -> int:
             config.engine,
             transcript_dir=config.output_dir.resolve(),
             use_fake=config.provider == "fake",
+            env=dict(config.bot_env),
         )
         show(
             f"starting the bot: translator-bot join {MEETING_ID} --engine {config.engine} "

@@ -13,6 +13,8 @@ from pydantic import SecretStr
 
 from translator_bot.addresses import is_loopback_host
 from translator_bot.doctor.model import JOIN, Check, SettingRow
+from translator_bot.engine.endpoint import ORGANIZATION_HEADER, PROJECT_HEADER, azure_credential
+from translator_bot.engine.options import EngineOptions
 from translator_bot.errors import SettingsError
 from translator_bot.redact import mask_secret, mask_url, url_password
 from translator_bot.settings import URL_FIELDS, Settings, env_name, env_names, load_settings
@@ -128,8 +130,16 @@ def _model_name(settings: Settings) -> str:
     if engine == "passthrough":
         return "no model"
     if settings.provider == "azure":
-        return f"deployment {settings.azure_openai_deployment or settings.realtime_model}"
-    return settings.translate_model if engine == "translate" else settings.realtime_model
+        deployment = settings.azure_openai_deployment or settings.realtime_model
+        return f"deployment {deployment}, transcription {_transcription(settings)}"
+    model = settings.translate_model if engine == "translate" else settings.realtime_model
+    return f"{model}, transcription {_transcription(settings)}"
+
+
+def _transcription(settings: Settings) -> str:
+    options = EngineOptions(transcription_model=settings.transcription_model)
+    chosen = options.transcription_for(settings.effective_engine)
+    return chosen if settings.transcription_model is not None else f"{chosen} (the engine's default)"
 
 
 def provider_check(settings: Settings) -> Check:
@@ -168,14 +178,34 @@ def credentials_check(settings: Settings) -> Check:
         settings.require_provider_credentials()
     except SettingsError:
         fix = (
-            "export AZURE_OPENAI_API_KEY=<key of the Azure OpenAI resource> or set it in .env"
+            "export AZURE_OPENAI_API_KEY=<key of the Azure OpenAI resource> (or AZURE_OPENAI_AD_TOKEN="
+            "<Microsoft Entra ID token>) or set it in .env"
             if azure
             else "export OPENAI_API_KEY=sk-... or set it in .env (any value works with the local fake server)"
         )
         return Check(SECTION, "credentials", "missing", f"{name} is not set", fix, JOIN)
-    key = settings.azure_openai_api_key if azure else settings.openai_api_key
-    shown = mask_secret(key.get_secret_value() if key is not None else None)
-    return Check(SECTION, "credentials", "ok", f"{name} {shown}", needed_for=JOIN)
+    if azure:
+        header, secret, used = azure_credential(settings)
+        detail = f"{used} {mask_secret(secret.get_secret_value())}, sent as {header}"
+        if used == "AZURE_OPENAI_AD_TOKEN" and settings.azure_openai_api_key is not None:
+            detail += " (AZURE_OPENAI_API_KEY is set too and not used: the token wins, as in the openai SDK)"
+    else:
+        key = settings.openai_api_key
+        detail = f"{name} {mask_secret(key.get_secret_value() if key is not None else None)}"
+    return Check(SECTION, "credentials", "ok", detail + _scope_text(settings), needed_for=JOIN)
+
+
+def _scope_text(settings: Settings) -> str:
+    """The organization and project headers sent with the key (not secrets: shown in full)."""
+    scope = [
+        f"{header} {value}"
+        for header, value in (
+            (ORGANIZATION_HEADER, settings.openai_org_id),
+            (PROJECT_HEADER, settings.openai_project_id),
+        )
+        if value is not None
+    ]
+    return "; with " + ", ".join(scope) if scope else ""
 
 
 def janus_url_check(settings: Settings, source: str) -> Check:

@@ -75,11 +75,45 @@ def _refusal_reason(body: bytes) -> tuple[str | None, str | None]:
         return None, None
 
 
+# Refusals caused by a setting other than the key: the message names that setting.
+_SCOPE_REFUSALS = {
+    "mismatched_organization": "OPENAI_ORG_ID does not name an organization of this API key",
+    "mismatched_project": "OPENAI_PROJECT_ID does not name a project of this API key",
+}
+
+
+def _refusal_error(
+    endpoint: Endpoint, where: str, status: int, error_type: str | None, code: str | None
+) -> Exception:
+    """The error for a refused handshake: fatal (retrying cannot help) or retryable."""
+    scope = _SCOPE_REFUSALS.get(code or "")
+    if scope is not None:
+        return ProviderFatalError(f"the model provider at {where} refused the session ({code}): {scope}")
+    if endpoint.credential == "AZURE_OPENAI_AD_TOKEN" and status == 401:
+        # Entra ID access tokens expire (after about an hour) and are read once, at start.
+        return ProviderFatalError(
+            f"the model provider at {where} rejected the Microsoft Entra ID token in "
+            "AZURE_OPENAI_AD_TOKEN (HTTP 401): it may have expired, or be for another audience "
+            "than https://cognitiveservices.azure.com"
+        )
+    if is_fatal(error_type, code):
+        return ProviderFatalError(fatal_message(error_type, code, where))
+    return error_for_status(status, where)
+
+
 async def open_socket(
     http: aiohttp.ClientSession, endpoint: Endpoint, *, limit_s: float = CONNECT_TIMEOUT_S
 ) -> aiohttp.ClientWebSocketResponse:
     """Handshake; raises ProviderFatalError (bad key, unknown model) or RetryableError."""
     where = describe(endpoint)
+    parts = urlsplit(endpoint.url)
+    if (parts.username or parts.password) and endpoint.auth_header == "Authorization":
+        # aiohttp sends a URL's user info as HTTP Basic authorization, in the header the bearer
+        # credential needs (it raises rather than choose); no retry can fix a setting.
+        raise ProviderFatalError(
+            f"the URL of {where} carries a user name and password, sent as HTTP Basic authorization, "
+            f"but {endpoint.credential} needs that same Authorization header: remove them from the URL"
+        )
     body: list[bytes] = []
     token = _refusal.set(body)
     try:
@@ -93,9 +127,7 @@ async def open_socket(
             )
     except aiohttp.WSServerHandshakeError as exc:
         error_type, code = _refusal_reason(body[0]) if body else (None, None)
-        if is_fatal(error_type, code):
-            raise ProviderFatalError(fatal_message(error_type, code, where)) from None
-        raise error_for_status(exc.status, where) from None
+        raise _refusal_error(endpoint, where, exc.status, error_type, code) from None
     except TimeoutError:
         raise RetryableError(f"no answer from {where} within {limit_s:.0f} s") from None
     except (aiohttp.ClientError, OSError) as exc:

@@ -9,12 +9,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from translator_bot.glossary import Glossary, load_glossary
-from translator_bot.settings import Settings, VadType
+from translator_bot.settings import EngineName, Settings, VadType
+
+# The model that transcribes the speaker (captions, the transcript), per engine, when
+# TRANSLATOR_TRANSCRIPTION_MODEL is unset:
+# - translate: OpenAI's own translation examples configure `gpt-realtime-whisper` (the cookbook
+#   "Build Live Translation Apps with gpt-realtime-translate": "If you want source-language
+#   transcripts alongside translated audio, configure input transcription with
+#   gpt-realtime-whisper", and its browser, Twilio and LiveKit demos all send it);
+# - realtime: `gpt-4o-transcribe`, which transcribes each committed turn; `gpt-realtime-whisper`
+#   needs `turn_detection: null` in a conversation session (the SDK's docstring), and this engine
+#   relies on the server's turn detection.
+DEFAULT_TRANSCRIPTION_MODEL: dict[EngineName, str] = {
+    "translate": "gpt-realtime-whisper",
+    "realtime": "gpt-4o-transcribe",
+    "passthrough": "gpt-4o-transcribe",  # asks no model anything; listed so every engine has one
+}
 
 
 @dataclass(frozen=True)
 class EngineOptions:
-    transcription_model: str = "gpt-4o-transcribe"
+    transcription_model: str | None = None  # None: the engine's default, see transcription_for
     voice: str = "marin"
     vad_type: VadType = "server_vad"
     vad_threshold: float = 0.5
@@ -23,6 +38,9 @@ class EngineOptions:
     session_max_seconds: float = 55 * 60  # the provider ends a session at 60 min: recycle before
     provider_outage_seconds: float = 600  # the longest outage a lane survives
     glossary: Glossary | None = None  # read once here, not per session
+
+    def transcription_for(self, engine: EngineName) -> str:
+        return self.transcription_model or DEFAULT_TRANSCRIPTION_MODEL[engine]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EngineOptions:

@@ -44,7 +44,8 @@ def turn_detection(options: EngineOptions) -> RealtimeAudioInputTurnDetection:
 
 def session_config(options: EngineOptions, spec: LaneSpec) -> RealtimeSessionCreateRequest:
     transcription = AudioTranscription(
-        model=options.transcription_model, language=spec.source.base if spec.source is not None else None
+        model=options.transcription_for("realtime"),
+        language=spec.source.base if spec.source is not None else None,
     )
     return RealtimeSessionCreateRequest(
         type="realtime",

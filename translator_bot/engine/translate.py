@@ -156,7 +156,7 @@ class TranslateEngine:
         return RealtimeTranslationSessionUpdateRequest(
             audio=Audio(
                 input=AudioInput(
-                    transcription=AudioInputTranscription(model=self.options.transcription_model)
+                    transcription=AudioInputTranscription(model=self.options.transcription_for("translate"))
                 ),
                 output=AudioOutput(language=spec.target.tag),
             )

@@ -2,7 +2,8 @@
 
 Point a client at it with `OPENAI_BASE_URL=http://127.0.0.1:<port>/v1` (or the SDK's
 `websocket_base_url="ws://127.0.0.1:<port>/v1"`) and any API key. Azure-style clients connect to
-`/openai/v1/realtime?model=<deployment>` with an `api-key` header.
+`/openai/v1/realtime?model=<deployment>` with an `api-key` header or an Entra ID bearer token.
+Credentials and the OpenAI-Organization / OpenAI-Project headers are judged in fake/handshake.py.
 
 Tests steer it with `FakeRealtimeServer.control(...)` or `POST /_fake/control` and read what
 happened from `.state` or `GET /_fake/state`.
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 from argparse import Namespace
@@ -27,6 +27,7 @@ from translator_bot.fake.base_session import BaseSession, SessionContext
 from translator_bot.fake.catalog import load_catalog
 from translator_bot.fake.conversation_session import ConversationSession
 from translator_bot.fake.events import MALFORMED_EVENTS, EventSink, new_id
+from translator_bot.fake.handshake import auth_refusal, caller, openai_error
 from translator_bot.fake.pacing import StreamPace
 from translator_bot.fake.state import (
     DropFault,
@@ -48,13 +49,6 @@ _ROUTES: dict[str, EndpointName] = {
     "/openai/v1/realtime": "realtime",  # Azure OpenAI's GA path
 }
 _MAX_MESSAGE = 16 * 1024 * 1024  # one append may carry 15 MiB of audio, base64 inside JSON
-
-
-def _error_response(
-    status: int, message: str, type_: str, code: str | None, param: str | None = None
-) -> web.Response:
-    body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
-    return web.Response(status=status, text=json.dumps(body), content_type="application/json")
 
 
 class ControlError(ValueError):
@@ -162,6 +156,12 @@ class FakeRealtimeServer:
             return {"ok": True, "sessions": len(live)}
         if action == "reject_auth":
             self.faults.reject_auth = bool(command.get("enabled", True))
+        elif action == "key_scope":
+            # `{"action": "key_scope", "organization": "org-a", "project": "proj_b"}`: the key belongs
+            # to these; a handshake naming others is refused. A missing name accepts any.
+            organization, project = command.get("organization"), command.get("project")
+            self.faults.key_organization = None if organization is None else str(organization)
+            self.faults.key_project = None if project is None else str(project)
         elif action == "quota_exceeded":
             self.faults.quota_exceeded = bool(command.get("enabled", True))
             if self.faults.quota_exceeded:
@@ -223,36 +223,18 @@ class FakeRealtimeServer:
 
     def _refuse(self, request: web.Request, endpoint: EndpointName) -> web.Response | None:
         """The HTTP answer the real service gives instead of upgrading, or None to accept."""
-        authorization = request.headers.get("Authorization", "")
-        api_key = request.headers.get("api-key", "")
-        bearer = authorization[7:].strip() if authorization.lower().startswith("bearer ") else ""
-        azure = request.path.startswith("/openai/")
-        if not bearer and not (azure and api_key):
-            return _error_response(
-                401,
-                "You didn't provide an API key. You need to provide your API key in an Authorization "
-                "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
-                "invalid_request_error",
-                None,
-            )
-        if self.faults.reject_auth:
-            # The real message echoes a masked key; the fake never echoes any part of it.
-            return _error_response(
-                401,
-                "Incorrect API key provided: sk-****. You can find your API key at "
-                "https://platform.openai.com/account/api-keys.",
-                "invalid_request_error",
-                "invalid_api_key",
-            )
+        refusal = auth_refusal(request.path.startswith("/openai/"), request.headers, self.faults)
+        if refusal is not None:
+            return refusal
         if request.headers.get("OpenAI-Beta", "").lower().startswith("realtime"):
-            return _error_response(
+            return openai_error(
                 400,
                 "This server implements the GA Realtime protocol only (no OpenAI-Beta header).",
                 "invalid_request_error",
                 "beta_not_supported",
             )
         if not request.query.get("model"):
-            return _error_response(
+            return openai_error(
                 400,
                 "Missing required parameter: 'model'.",
                 "invalid_request_error",
@@ -260,7 +242,7 @@ class FakeRealtimeServer:
                 "model",
             )
         if self.faults.quota_exceeded:
-            return _error_response(
+            return openai_error(
                 429,
                 "You exceeded your current quota, please check your plan and billing details.",
                 "insufficient_quota",
@@ -275,10 +257,17 @@ class FakeRealtimeServer:
             return refusal
         ws = web.WebSocketResponse(max_msg_size=_MAX_MESSAGE, compress=False, autoping=True)
         if not ws.can_prepare(request).ok:
-            return _error_response(400, "Expected a WebSocket upgrade.", "invalid_request_error", None)
+            return openai_error(400, "Expected a WebSocket upgrade.", "invalid_request_error", None)
         await ws.prepare(request)
+        who = caller(request.headers)
         record = SessionRecord(
-            id=new_id("sess"), endpoint=endpoint, model=request.query["model"], path=request.path
+            id=new_id("sess"),
+            endpoint=endpoint,
+            model=request.query["model"],
+            path=request.path,
+            auth=who.auth,
+            organization=who.organization,
+            project=who.project,
         )
         self.state.sessions.append(record)
         parse = parse_server_event if endpoint == "realtime" else parse_translation_server_event

@@ -47,6 +47,11 @@ class SessionRecord:
     endpoint: EndpointName
     model: str
     path: str
+    # Which credential header came ("bearer", "api-key"), and the OpenAI-Organization and
+    # OpenAI-Project headers; never a credential's value.
+    auth: str = "bearer"
+    organization: str | None = None
+    project: str | None = None
     opened_at: float = field(default_factory=time.time)
     closed_at: float | None = None
     close_reason: str | None = None
@@ -91,6 +96,10 @@ class FaultConfig:
     """Armed faults. Mutated by the control API or directly by tests through `FakeRealtimeServer.faults`."""
 
     reject_auth: bool = False
+    # The organization and project "the key" belongs to (the `key_scope` control): a handshake whose
+    # OpenAI-Organization / OpenAI-Project header names another is refused. None: any is accepted.
+    key_organization: str | None = None
+    key_project: str | None = None
     quota_exceeded: bool = False
     first_audio_delay_ms: int = 0
     session_max_seconds: float = 3600.0
