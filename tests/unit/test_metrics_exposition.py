@@ -24,6 +24,7 @@ from translator_bot import metrics
 from translator_bot.ops import OpsServer
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -161,10 +162,9 @@ async def test_every_series_the_docs_name_is_served(ops: OpsServer) -> None:
     body, _, _ = await scrape(ops)
     served = {s.name for f in text_string_to_metric_families(body) for s in f.samples}
     served |= set(re.findall(r"^# TYPE (\S+) ", body, re.MULTILINE))  # labelled series not yet counted
-    root = Path(__file__).resolve().parents[2]
     for doc in ("README.md", "docker/k8s/README.md"):
         named = set(
-            re.findall(r"\b((?:translator|process|python)_[a-z0-9_]*[a-z0-9])\b", (root / doc).read_text())
+            re.findall(r"\b((?:translator|process|python)_[a-z0-9_]*[a-z0-9])\b", (ROOT / doc).read_text())
         )
         named = {n for n in named if not n.startswith("translator_bot")}  # the package, not a series
         missing = {n for n in named if n not in served and f"{n}_total" not in served}
