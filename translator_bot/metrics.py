@@ -1,15 +1,46 @@
 """Prometheus metrics of the whole process, in one registry so `/metrics` and tests read the same numbers.
 
+Named the Prometheus way: base units (seconds, bytes), counters end in `_total` (the client adds it),
+`translator_` for the bot's own series. The registry also carries the client's standard collectors
+(process CPU, memory and file descriptors, Python GC, Python version) and `translator_build_info`,
+which is what dashboards and the Job's resource sizing read.
 Label values are bounded (reasons, engine names, lane ids of one meeting), never free text.
 """
 
 from __future__ import annotations
 
 import contextlib
+from importlib.metadata import PackageNotFoundError, version
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+# What every Python exporter shows: process_* (CPU seconds, resident memory, open fds, start time),
+# python_gc_* and python_info. The Job's requests and limits are sized from these.
+ProcessCollector(registry=REGISTRY)
+GCCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+
+
+def package_version() -> str:
+    """The installed distribution's version (the same as `translator_bot.__version__`)."""
+    try:
+        return version("translator-bot")
+    except PackageNotFoundError:
+        return "0.0.0+unknown"
+
+
+BUILD_INFO = Info("translator_build", "The running translator-bot's version", registry=REGISTRY)
+BUILD_INFO.info({"version": package_version()})
 
 # audio in
 AUDIO_INPUT_WARNINGS = Counter(
@@ -33,9 +64,9 @@ PLAYOUT_UNDERRUNS = Counter(
     "Frames zero-filled because audio ran out in the middle of an utterance",
     registry=REGISTRY,
 )
-PLAYOUT_DROPPED_MS = Counter(
-    "translator_playout_dropped_ms",
-    "Milliseconds of translated audio dropped by the lag bound or by clear()",
+PLAYOUT_DROPPED_SECONDS = Counter(
+    "translator_playout_dropped_seconds",
+    "Seconds of translated audio dropped by the lag bound or by clear()",
     ["reason"],
     registry=REGISTRY,
 )
@@ -121,9 +152,9 @@ ROOM_SUBSCRIBE_FAILURES = Counter(
 
 
 # engine clients (input history and lane event queue)
-ENGINE_AUDIO_DROPPED_MS = Counter(
-    "translator_engine_audio_dropped_ms",
-    "Input audio never sent to the model because the bounded history overflowed while disconnected",
+ENGINE_AUDIO_DROPPED_SECONDS = Counter(
+    "translator_engine_audio_dropped_seconds",
+    "Input audio (seconds) never sent to the model: the bounded history overflowed while disconnected",
     ["engine"],
     registry=REGISTRY,
 )

@@ -5,22 +5,29 @@
 - `/readyz` and `/healthz` (the same answer): 200 while the bot is in the room and interpreting with
   every part working; 503 otherwise, with `status` `degraded` (some part broken, listed in `degraded`
   with a reason: the bot still serves everyone else) or `not ready` (not in the room, or stopped).
-- `/metrics`: Prometheus text.
+- `/metrics`: the registry of `translator_bot.metrics` through prometheus_client's aiohttp exporter:
+  Prometheus text, or OpenMetrics when the scraper asks for it (`Accept`), `?name[]=` to pick
+  series, gzip when accepted.
 
 Every body passes through the process's redactor: health details carry error messages, and a label
-value is whatever the code that set it had in hand.
+value is whatever the code that set it had in hand (metrics are redacted label by label, before
+the exposition format escapes them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CollectorRegistry
+from prometheus_client.aiohttp import make_aiohttp_handler
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector, RestrictedRegistry
 
 from translator_bot.metrics import REGISTRY
 from translator_bot.redact import redact
@@ -47,7 +54,7 @@ class OpsServer:
         app.router.add_get("/livez", self._livez)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/healthz", self._readyz)
-        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/metrics", _metrics)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
@@ -93,11 +100,49 @@ class OpsServer:
             dumps=lambda body: redact(json.dumps(body)),
         )
 
-    async def _metrics(self, _request: web.Request) -> web.Response:
-        # Tens of KB with many lanes, rendered and redacted in a few ms: off the loop, which paces audio.
-        body = await asyncio.to_thread(_metrics_text)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+class RedactedRegistry(Collector):
+    """A registry's metrics with every label value passed through the redactor."""
+
+    def __init__(self, registry: CollectorRegistry | RestrictedRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        seen: dict[str, str] = {}  # a scrape repeats the same lane and reason values many times
+
+        def clean(value: str) -> str:
+            if value not in seen:
+                seen[value] = redact(value)
+            return seen[value]
+
+        for metric in self._registry.collect():
+            redacted = copy.copy(metric)  # the collector's own object keeps its samples
+            redacted.samples = [
+                sample._replace(labels={k: clean(v) for k, v in sample.labels.items()})
+                for sample in metric.samples
+            ]
+            yield redacted
+
+    def restricted_registry(self, names: Iterable[str]) -> RedactedRegistry:
+        """What the exporter calls for `?name[]=...`: only those series, redacted the same way."""
+        if not isinstance(self._registry, CollectorRegistry):
+            raise TypeError("already restricted")
+        return RedactedRegistry(self._registry.restricted_registry(names))
 
 
-def _metrics_text() -> bytes:
-    return redact(generate_latest(REGISTRY).decode()).encode()
+_EXPORT = make_aiohttp_handler(RedactedRegistry(REGISTRY))
+
+
+async def _metrics(request: web.Request) -> web.StreamResponse:
+    # The exporter renders synchronously (tens of KB with many lanes, ~2 ms, plus /proc reads for the
+    # process collector): on a loop of its own in a worker thread, not on the loop that paces audio.
+    return await asyncio.to_thread(_export_in_thread, request)
+
+
+def _export_in_thread(request: web.Request) -> web.StreamResponse:
+    # The exporter only reads the request's query and headers, which any thread may do.
+    return asyncio.run(_render(request))
+
+
+async def _render(request: web.Request) -> web.StreamResponse:
+    return await _EXPORT(request)

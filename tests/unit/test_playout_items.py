@@ -105,7 +105,7 @@ async def test_played_samples_counts_only_what_recv_emitted() -> None:
 
 async def test_lag_bound_drops_whole_oldest_items_and_reports_them() -> None:
     dropped: list[tuple[PlayoutKey, int]] = []
-    before = counter(metrics.PLAYOUT_DROPPED_MS, reason="lag")
+    before = counter(metrics.PLAYOUT_DROPPED_SECONDS, reason="lag")
     track, _ = new_track(cushion_ms=60, max_lag_ms=500, on_cut_short=lambda i, p: dropped.append((i, p)))
     track.enqueue(pcm_const(400, 1000), key("a"))
     track.end_item(key("a"))
@@ -114,7 +114,7 @@ async def test_lag_bound_drops_whole_oldest_items_and_reports_them() -> None:
     assert dropped == [(key("a"), 100 * MS)]
     # (The item's resampler holds back 1.3 ms until end_item.)
     assert track.queued_ms() == pytest.approx(400, abs=2)
-    assert counter(metrics.PLAYOUT_DROPPED_MS, reason="lag") - before == pytest.approx(300, abs=1)
+    assert counter(metrics.PLAYOUT_DROPPED_SECONDS, reason="lag") - before == pytest.approx(0.3, abs=0.001)
     out = mono(await pull(track, 1))
     assert np.abs(out).min() > 4000  # b right away
     assert track.played_samples(key("a")) == 100 * MS
@@ -137,7 +137,7 @@ async def test_one_continuous_item_is_skipped_ahead_to_the_bound() -> None:
 
 async def test_clear_stops_now_and_reports_played_samples() -> None:
     dropped: list[tuple[PlayoutKey, int]] = []
-    before = counter(metrics.PLAYOUT_DROPPED_MS, reason="clear")
+    before = counter(metrics.PLAYOUT_DROPPED_SECONDS, reason="clear")
     track, _ = new_track(on_cut_short=lambda i, p: dropped.append((i, p)))
     track.enqueue(pcm_tone(1000), key("a"))
     track.enqueue(pcm_tone(500), key("b"))
@@ -145,7 +145,7 @@ async def test_clear_stops_now_and_reports_played_samples() -> None:
     assert track.clear() == {key("a"): 7 * 480, key("b"): 0}
     assert dropped == [(key("a"), 7 * 480), (key("b"), 0)]
     assert track.queued_ms() == 0
-    assert counter(metrics.PLAYOUT_DROPPED_MS, reason="clear") - before == pytest.approx(1360, abs=3)
+    assert counter(metrics.PLAYOUT_DROPPED_SECONDS, reason="clear") - before == pytest.approx(1.36, abs=0.003)
     assert not audible(await track.recv())
     track.enqueue(pcm_tone(100), key("a"))  # still in flight when we cut it: not played
     assert not audible(await track.recv())

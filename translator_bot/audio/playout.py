@@ -209,7 +209,7 @@ class _MetricsReport:
             log.warning("playout: %s (further %r warnings are only counted)", message, reason)
 
     def dropped(self, reason: str, ms: float) -> None:
-        metrics.PLAYOUT_DROPPED_MS.labels(reason=reason).inc(ms)
+        metrics.PLAYOUT_DROPPED_SECONDS.labels(reason=reason).inc(ms / 1000)
 
     def underrun(self) -> None:
         metrics.PLAYOUT_UNDERRUNS.inc()

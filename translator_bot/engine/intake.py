@@ -13,7 +13,7 @@ from collections.abc import Callable
 from translator_bot.audio.formats import MODEL_RATE
 from translator_bot.audio.pcm import ms_to_samples
 from translator_bot.engine.feed import AudioFeed, samples_to_ms
-from translator_bot.metrics import ENGINE_AUDIO_DROPPED_MS
+from translator_bot.metrics import ENGINE_AUDIO_DROPPED_SECONDS
 
 MAX_REPLAY_MS = 10_000  # most input a new link is sent again (or late) at once: a long sentence
 
@@ -39,7 +39,7 @@ class Intake:
         if feed.dropped_samples > self._dropped_reported:
             lost = feed.dropped_samples - self._dropped_reported
             self._dropped_reported = feed.dropped_samples
-            ENGINE_AUDIO_DROPPED_MS.labels(engine=self._engine_name).inc(lost * 1000 / MODEL_RATE)
+            ENGINE_AUDIO_DROPPED_SECONDS.labels(engine=self._engine_name).inc(lost / MODEL_RATE)
         return feed.available() >= self._chunk
 
     def next_chunk(self) -> bytes | None:
