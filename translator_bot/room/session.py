@@ -43,11 +43,13 @@ from translator_bot.room.janus import (
 )
 from translator_bot.room.lifecycle import Presence, empty_room_verdict, next_attempt_at, reconnect_delay
 from translator_bot.room.metadata import (
+    Listeners,
     Participant,
     ParticipantId,
     Problem,
     interpreter_description,
     interpreter_display,
+    listener_ids,
     parse_participant,
 )
 from translator_bot.room.peers import IceConfig, close_quietly, from_jsep, new_peer_connection, to_jsep
@@ -236,14 +238,12 @@ class Publication:
             return False
         return True
 
-    async def relabel(self, for_participant: Participant | None, language: Language | str) -> None:
+    async def relabel(self, for_participant: Listeners, language: Language | str) -> None:
         """Point the feed at a renamed listener or a new language without re-publishing. With the room
         away it is applied when the room is back."""
         lang = _language(language)
         self.display = interpreter_display(self._owner.display_name, for_participant, lang)
-        self.description = interpreter_description(
-            for_participant.id if for_participant is not None else None, lang
-        )
+        self.description = interpreter_description(listener_ids(for_participant), lang)
         if not self._owner.online:
             return
         with contextlib.suppress(JanusConnectionLost):
@@ -986,7 +986,7 @@ class RoomSession:
     async def publish_feed(
         self,
         track: MediaStreamTrack,
-        for_participant: Participant | None,
+        for_participant: Listeners,
         lang: Language | str,
         *,
         data: bool = True,
@@ -997,9 +997,7 @@ class RoomSession:
             raise RoomError("the bot is not in a meeting")
         language = _language(lang)
         display = interpreter_display(self.display_name, for_participant, language)
-        description = interpreter_description(
-            for_participant.id if for_participant is not None else None, language
-        )
+        description = interpreter_description(listener_ids(for_participant), language)
         publication = Publication(self, track, display, description, data)
         self._publications.add(publication)
         try:
