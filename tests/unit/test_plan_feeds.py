@@ -84,20 +84,23 @@ def test_a_language_whose_last_listener_leaves_loses_its_feed() -> None:
 
 
 def test_someone_switching_language_is_not_told_to_play_their_own_old_lane() -> None:
-    """While the change limiter holds back the close of Bea's old lane into English, she already
-    listens in English: the English feed still carries that lane, so she is left out of its audience
-    until the lane closes, and hears herself translated back at no moment."""
+    """Bea joins in Spanish, then switches to English: the lane from Dieter into English takes her as a
+    listener at once (its last change is long past), but the close of her own lane into English is held
+    back by the change limiter. The English feed carries both meanwhile, so she is left out of its
+    audience until her lane closes, and is never told to play herself translated back."""
     limiter = ChangeLimiter(min_interval=1.0)
-    people = [member("a", "en"), member("b", "es"), member("c", "en")]
-    applied = limiter.step({}, plan_lanes(people), now=0.0).plans
-    switched = [member("a", "en"), member("b", "en"), member("c", "en")]
-    held = limiter.step(applied, plan_lanes(switched), now=0.5).plans  # within the interval
+    first = [member("a", "en"), member("c", "en"), member("d", "de")]
+    applied = limiter.step({}, plan_lanes(first), now=0.0).plans
+    applied = limiter.step(applied, plan_lanes([*first, member("b", "es")]), now=2.0).plans
+    switched = [*first, member("b", "en")]
+    held = limiter.step(applied, plan_lanes(switched), now=2.5).plans
     assert LaneKey("b", "en") in held  # not closed yet
-    feeds = plan_feeds(held, "per-language")
-    for feed in feeds.values():
-        assert not {key.speaker_id for key in feed.lanes} & set(feed.audience or ())
-    settled = plan_feeds(limiter.step(held, plan_lanes(switched), now=1.5).plans, "per-language")
-    assert settled == {}  # everyone speaks English now
+    assert "b" in held[LaneKey("d", "en")].listener_ids  # already a listener of English
+    english = plan_feeds(held, "per-language")["lang:en"]
+    assert {LaneKey("b", "en"), LaneKey("d", "en")} <= set(english.lanes)
+    assert english.audience == ("a", "c")
+    later = limiter.step(held, plan_lanes(switched), now=3.5).plans
+    assert plan_feeds(later, "per-language")["lang:en"].audience == ("a", "b", "c")
 
 
 def test_per_listener_and_mixed_feeds_keep_their_contract() -> None:
