@@ -45,7 +45,7 @@ def test_each_output_mode_writes_a_label_its_listeners_find() -> None:
     )
     assert json.loads(interpreter_description(listener_ids(bea), ES))["for"] == 3
     assert json.loads(interpreter_description(listener_ids(None), ES))["for"] is None
-    assert interpreter_display("Interpreter", (bea, carlos), ES) == "Interpreter -> Spanish (es)"
+    assert interpreter_display("Interpreter", (bea, carlos), ES) == "Interpreter -> Spanish, 2 listeners (es)"
     assert interpreter_display("Interpreter", bea, ES) == "Interpreter -> Bea (es)"
 
 
@@ -53,7 +53,10 @@ def test_a_language_feed_is_an_interpreter_to_other_bots_too() -> None:
     """Another interpreter in the room must not translate our per-language feed as a person."""
     description = interpreter_description([3, 5], ES)
     feed, _ = parse_participant(
-        99, display="Interpreter -> Spanish (es)", descriptions=[description], default_language=ES
+        99,
+        display="Interpreter -> Spanish, 2 listeners (es)",
+        descriptions=[description],
+        default_language=ES,
     )
     assert feed.is_interpreter
 

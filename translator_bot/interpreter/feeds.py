@@ -122,6 +122,7 @@ class FeedSet:
             if (existing.lang, existing.audience) != (lang, audience):
                 # A feed being published again later takes the new labels with it.
                 existing.lang, existing.audience = lang, audience
+                log.info("relabelling the feed for %s: %s, for %s", self._name_of(feed_id), lang, audience)
                 if existing.live and existing.publication is not None:
                     try:
                         await existing.publication.relabel(lang, audience)

@@ -254,12 +254,15 @@ def _same_id(a: object, b: ParticipantId) -> bool:
 
 
 def interpreter_display(base: str, listener: Listeners, language: Language) -> str:
-    """A readable feed name such as `Interpreter -> Beatriz (es)`, or `Interpreter -> Spanish (es)`
-    for a per-language feed (its listeners are in the description: names would not fit)."""
+    """A readable feed name such as `Interpreter -> Beatriz (es)`, or for a per-language feed
+    `Interpreter -> Spanish, 3 listeners (es)` (their ids are in the description: names would not fit)."""
     if listener is None:
         return f"{base} ({language.tag})"
     if isinstance(listener, tuple):
-        return f"{base} -> {language.name} ({language.tag})"
+        # The count changes the display as people join and leave: Janus tells the room about a
+        # publisher whose display changed, and clients then read the new description with it.
+        count = f"{len(listener)} listener" + ("" if len(listener) == 1 else "s")
+        return f"{base} -> {language.name}, {count} ({language.tag})"
     return f"{base} -> {listener.name} ({language.tag})"
 
 
