@@ -21,7 +21,7 @@ from translator_bot.interpreter.cost import cost_summary
 from translator_bot.interpreter.health import PartHealth, assess
 from translator_bot.interpreter.journal import TranscriptJournal
 from translator_bot.interpreter.meeting import Meeting
-from translator_bot.interpreter.plan import Member
+from translator_bot.interpreter.plan import Audience, Member
 from translator_bot.ops import OpsServer
 from translator_bot.room import session as rs
 from translator_bot.room.metadata import Participant
@@ -38,8 +38,8 @@ STOP_WAIT_S = 1.0
 class _Feed:
     """A published interpreter feed, as the meeting sees it."""
 
-    def __init__(self, bridge: RoomBridge, publication: rs.PublishedFeed, for_id: str | None) -> None:
-        self._bridge, self._publication, self._for_id = bridge, publication, for_id
+    def __init__(self, bridge: RoomBridge, publication: rs.PublishedFeed) -> None:
+        self._bridge, self._publication = bridge, publication
 
     def send_data(self, text: str) -> bool:
         return self._publication.send_data(text)
@@ -48,8 +48,8 @@ class _Feed:
     def lost_reason(self) -> str | None:
         return self._publication.lost_reason
 
-    async def relabel(self, lang: str) -> None:
-        await self._publication.relabel(self._bridge.participant(self._for_id), lang)
+    async def relabel(self, lang: str, for_id: Audience) -> None:
+        await self._publication.relabel(self._bridge.audience(for_id), lang)
 
     async def aclose(self) -> None:
         await self._publication.aclose()
@@ -65,6 +65,12 @@ class RoomBridge:
 
     def participant(self, key: str | None) -> Participant | None:
         return None if key is None else self._by_key.get(key)
+
+    def audience(self, for_id: Audience) -> Participant | tuple[Participant, ...] | None:
+        """The room's participants a feed is labelled for (one, a language's listeners, or None: all)."""
+        if isinstance(for_id, tuple):
+            return tuple(p for key in for_id if (p := self._by_key.get(key)) is not None)
+        return self.participant(for_id)
 
     async def events(self) -> AsyncIterator[port.RoomEvent]:
         async for event in self._room.events():
@@ -96,9 +102,9 @@ class RoomBridge:
                 return port.RoomClosed(str(error)) if error is not None else None
         return None
 
-    async def publish_feed(self, track: MediaStreamTrack, *, for_id: str | None, lang: str) -> _Feed:
-        publication = await self._room.publish_feed(track, self.participant(for_id), lang)
-        return _Feed(self, publication, for_id)
+    async def publish_feed(self, track: MediaStreamTrack, *, for_id: Audience, lang: str) -> _Feed:
+        publication = await self._room.publish_feed(track, self.audience(for_id), lang)
+        return _Feed(self, publication)
 
 
 def run_join(settings: Settings, meeting_id: str, *, create_room: bool = False) -> ExitCode:

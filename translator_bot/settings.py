@@ -40,7 +40,7 @@ from translator_bot.redact import (
 )
 
 EngineName = Literal["translate", "realtime", "passthrough"]
-OutputMode = Literal["per-listener", "mixed"]
+OutputMode = Literal["per-listener", "per-language", "mixed"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["text", "json"]
 VadType = Literal["server_vad", "semantic_vad"]

@@ -59,8 +59,9 @@ def add_settings_flags(
     add(
         "output_mode",
         "--output",
-        choices=["per-listener", "mixed"],
-        help="one interpreter feed per listener (default) or one mixed feed for clients that cannot pick",
+        choices=["per-listener", "per-language", "mixed"],
+        help="one interpreter feed per listener (default), one per target language shared by its "
+        "listeners (webinars), or one mixed feed for clients that cannot pick",
     )
     add("default_language", help="language of participants who declare none, e.g. en")
     add("display_name", help="base display name of the bot's feeds")

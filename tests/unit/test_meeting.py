@@ -69,8 +69,8 @@ class FakePublication:
     def send_data(self, text: str) -> None:
         self.data.append(text)
 
-    async def relabel(self, lang: str) -> None:
-        self.lang = lang
+    async def relabel(self, lang: str, for_id: object) -> None:
+        self.lang, self.for_id = lang, for_id
 
     async def aclose(self) -> None:
         self.closed = True

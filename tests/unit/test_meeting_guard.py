@@ -22,7 +22,7 @@ from translator_bot.engine.base import EngineEvent, LaneSpec
 from translator_bot.engine.passthrough import PassthroughSession
 from translator_bot.errors import RoomError
 from translator_bot.interpreter.meeting import Meeting
-from translator_bot.interpreter.plan import LaneKey
+from translator_bot.interpreter.plan import Audience, LaneKey
 from translator_bot.interpreter.port import PeerAudio, PeerAudioGone, PeerChanged, PeerLeft
 from translator_bot.metrics import ENGINE_TOKENS, REGISTRY
 from translator_bot.settings import Settings
@@ -208,11 +208,9 @@ class RefusingRoom(FakeRoom):
     def __init__(self, refuse: set[str]) -> None:
         super().__init__()
         self.refuse = refuse
-        self.attempts: dict[str | None, int] = {}
+        self.attempts: dict[Audience, int] = {}
 
-    async def publish_feed(
-        self, track: MediaStreamTrack, *, for_id: str | None, lang: str
-    ) -> FakePublication:
+    async def publish_feed(self, track: MediaStreamTrack, *, for_id: Audience, lang: str) -> FakePublication:
         self.attempts[for_id] = self.attempts.get(for_id, 0) + 1
         if for_id in self.refuse:
             raise RoomError(

@@ -1,8 +1,9 @@
-"""Audio out: the bot's feeds in the room, one per listener (or one mixed feed), kept in step with the plan.
+"""Audio out: the bot's feeds in the room, one per listener, one per language or one mixed feed, kept in
+step with the plan.
 
 A feed the room refuses (publisher limit) or takes away (kicked, unpublished, connection failed) leaves only
-its listener without interpretation, and is published again with back-off. Which lanes a feed carries is
-decided by `plan.feeds_for`; this module applies that to the room.
+its listeners without interpretation, and is published again with back-off. Which lanes a feed carries and
+whom it is labelled for is decided by `plan.plan_feeds`; this module applies that to the room.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from translator_bot.audio.playout import PlayoutTrack
 from translator_bot.errors import RoomError
 from translator_bot.interpreter.health import PartHealth, Restarts
-from translator_bot.interpreter.plan import LaneKey, LanePlan, Member
+from translator_bot.interpreter.plan import LANGUAGE_FEED_PREFIX, Audience, LaneKey, LanePlan, Member
 from translator_bot.interpreter.port import Publication, RoomPort
 from translator_bot.metrics import FEED_FAILURES
 
@@ -27,11 +28,12 @@ MIXED_FEED = "mixed"
 
 @dataclass(slots=True, eq=False)
 class Feed:
-    feed_id: str  # listener id, or MIXED_FEED
+    feed_id: str  # listener id, "lang:<base>" (per-language) or MIXED_FEED
     track: PlayoutTrack
     publication: Publication | None
     lanes: tuple[LaneKey, ...]
     lang: str
+    audience: Audience  # whom the feed is labelled for (see plan.Audience)
     problem: str | None = None  # "refused" or "lost": the listener hears nothing until re-published
     retry_at: float | None = None
     restarts: Restarts = field(default_factory=Restarts)
@@ -53,10 +55,17 @@ def feed_language(
     return member.language.tag
 
 
+def default_audience(feed_id: str) -> Audience:
+    """Whom a per-listener or mixed feed is labelled for: its listener, or everyone."""
+    return None if feed_id == MIXED_FEED else feed_id
+
+
 def listener_name(feed_id: str, members: Mapping[str, Member]) -> str:
     """Who a feed is for, as the logs and the health report name them."""
     if feed_id == MIXED_FEED:
         return "everyone"
+    if feed_id.startswith(LANGUAGE_FEED_PREFIX):
+        return f"the {feed_id.removeprefix(LANGUAGE_FEED_PREFIX)} listeners"
     member = members.get(feed_id)
     return f"{member.name} ({feed_id})" if member is not None else feed_id
 
@@ -90,10 +99,13 @@ class FeedSet:
         return [feed for feed in self.feeds.values() if key in feed.lanes and feed.problem is None]
 
     async def reconcile(
-        self, wanted: Mapping[str, tuple[LaneKey, ...]], language_of: Callable[[str], str]
+        self,
+        wanted: Mapping[str, tuple[LaneKey, ...]],
+        language_of: Callable[[str], str],
+        audience_of: Callable[[str], Audience] = default_audience,
     ) -> None:
         """Close the feeds nobody needs, publish the new ones, relabel those whose listener switched
-        language, then repair what is due."""
+        language or whose audience changed (people joined or left a language), then repair what is due."""
         for feed_id in [f for f in self.feeds if f not in wanted]:
             feed = self.feeds.pop(feed_id)
             feed.track.stop()
@@ -101,17 +113,19 @@ class FeedSet:
                 with contextlib.suppress(Exception):
                     await feed.publication.aclose()
         for feed_id, lanes in wanted.items():
-            lang = language_of(feed_id)
+            lang, audience = language_of(feed_id), audience_of(feed_id)
             existing = self.feeds.get(feed_id)
             if existing is None:
-                await self._publish(feed_id, lanes, lang)
+                await self._publish(feed_id, lanes, lang, audience)
                 continue
             existing.lanes = lanes
-            if existing.lang != lang:
-                existing.lang = lang
+            if (existing.lang, existing.audience) != (lang, audience):
+                # A feed being published again later takes the new labels with it.
+                existing.lang, existing.audience = lang, audience
+                log.info("relabelling the feed for %s: %s, for %s", self._name_of(feed_id), lang, audience)
                 if existing.live and existing.publication is not None:
                     try:
-                        await existing.publication.relabel(lang)  # the listener switched language
+                        await existing.publication.relabel(lang, audience)
                     except RoomError as exc:
                         self._failed(existing, "lost", f"relabelling failed: {exc}")
         await self.repair()
@@ -152,16 +166,15 @@ class FeedSet:
             if feed.problem is not None
         ]
 
-    async def _publish(self, feed_id: str, lanes: tuple[LaneKey, ...], lang: str) -> None:
-        feed = Feed(feed_id, self._new_track(), None, lanes, lang)
+    async def _publish(self, feed_id: str, lanes: tuple[LaneKey, ...], lang: str, audience: Audience) -> None:
+        feed = Feed(feed_id, self._new_track(), None, lanes, lang, audience)
         self.feeds[feed_id] = feed
         await self._publish_feed(feed)
 
     async def _publish_feed(self, feed: Feed) -> None:
         """Publish (or publish again) `feed`; a refusal degrades this listener only."""
-        for_id = None if feed.feed_id == MIXED_FEED else feed.feed_id
         try:
-            publication = await self._room.publish_feed(feed.track, for_id=for_id, lang=feed.lang)
+            publication = await self._room.publish_feed(feed.track, for_id=feed.audience, lang=feed.lang)
         except RoomError as exc:
             self._failed(feed, "refused", str(exc))
             return
@@ -183,6 +196,10 @@ class FeedSet:
             self._name_of(feed.feed_id),
             problem,
             reason,
-            "nobody" if feed.feed_id == MIXED_FEED else "this listener",
+            "nobody"
+            if feed.feed_id == MIXED_FEED
+            else "its listeners"
+            if feed.feed_id.startswith(LANGUAGE_FEED_PREFIX)
+            else "this listener",
             delay,
         )

@@ -3,8 +3,9 @@
 Data path: room audio track -> AudioIn (24 kHz mono) -> every lane whose speaker it is -> model session ->
 the meeting as the lanes' router -> the PlayoutTrack of each feed that carries the lane (FeedSet) -> room.
 The meeting reacts to room events (joins, language changes, feeds, leaves; see `port`) by re-planning
-lanes (`plan_lanes`) and feeds (`feeds_for`) and applying only the difference, within the lane cap
-(`TRANSLATOR_MAX_LANES`, earliest-joined served first) and at most one change per lane per second.
+lanes (`plan_lanes`) and feeds (`plan_feeds`: per listener, per language or mixed) and applying only the
+difference, within the lane cap (`TRANSLATOR_MAX_LANES`, earliest-joined served first) and at most one
+change per lane per second.
 
 No participant can break the meeting for the others:
 - every audio stream a participant publishes is read to its end by its own task (`audio_in`);
@@ -35,11 +36,12 @@ from translator_bot.interpreter.health import PartHealth, Restarts, lane_health,
 from translator_bot.interpreter.lane import Lane, LaneRouter, spec_for
 from translator_bot.interpreter.plan import (
     ChangeLimiter,
+    FeedPlan,
     LaneKey,
     LanePlan,
     Member,
     cap_lanes,
-    feeds_for,
+    plan_feeds,
     plan_lanes,
 )
 from translator_bot.interpreter.port import (
@@ -90,6 +92,7 @@ class Meeting(LaneRouter):
         self.lanes: dict[LaneKey, Lane] = {}
         self._closing: set[Lane] = set()  # taken out of `lanes`, being closed
         self._plans: dict[LaneKey, LanePlan] = {}
+        self._wanted_feeds: dict[str, FeedPlan] = {}
         self._limiter = ChangeLimiter(lane_change_interval, settings.max_lanes)
         self._replan_at: float | None = None
         self._unserved: tuple[LaneKey, ...] = ()
@@ -248,8 +251,9 @@ class Meeting(LaneRouter):
                 await self._close_lane(lane)
                 forget_lane(str(lane.key))
             LANES.set(len(self.lanes))
-            wanted = feeds_for(self._plans, self._settings.output_mode)
-            await self._feed_set.reconcile(wanted, self._feed_language)
+            wanted = self._wanted_feeds = plan_feeds(self._plans, self._settings.output_mode)
+            lanes = {feed_id: feed.lanes for feed_id, feed in wanted.items()}
+            await self._feed_set.reconcile(lanes, self._feed_language, lambda fid: wanted[fid].audience)
 
     def _note_unserved(self, left_out: tuple[LanePlan, ...]) -> None:
         keys = tuple(plan.key for plan in left_out)
@@ -320,6 +324,8 @@ class Meeting(LaneRouter):
                 self._open_lane(plan)
 
     def _feed_language(self, feed_id: str) -> str:
+        if (feed := self._wanted_feeds.get(feed_id)) is not None and feed.language is not None:
+            return feed.language.tag  # a per-language feed
         return feed_language(feed_id, self.members, self._plans.values(), self._settings.default_language)
 
     def _listener_name(self, feed_id: str) -> str:

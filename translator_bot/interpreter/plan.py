@@ -86,20 +86,67 @@ def diff_lanes(old: Mapping[LaneKey, LanePlan], new: Mapping[LaneKey, LanePlan])
     return LaneChanges(opened, closed, changed)
 
 
-def feeds_for(plans: Mapping[LaneKey, LanePlan], mode: str) -> dict[str, tuple[LaneKey, ...]]:
-    """Output feeds to publish and which lanes each carries.
+LANGUAGE_FEED_PREFIX = "lang:"  # per-language feed ids: "lang:es"
 
-    `per-listener`: one feed per listener id, carrying only the lanes whose translation is for them
-    (never their own speech). `mixed`: one feed ("mixed") carrying every lane, for clients that cannot
-    pick a feed.
+# Who a feed is labelled for: one listener's id (per-listener), the ids of every listener of a
+# language (per-language, ordered by id), or None: everyone (the mixed feed).
+Audience = str | tuple[str, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPlan:
+    """One output feed: the lanes it carries, whom it is labelled for and (per-language) in which
+    language; per-listener and mixed feeds take their listener's or the meeting's language."""
+
+    lanes: tuple[LaneKey, ...]  # sorted by str
+    audience: Audience
+    language: Language | None = None
+
+
+def plan_feeds(plans: Mapping[LaneKey, LanePlan], mode: str) -> dict[str, FeedPlan]:
+    """Output feeds to publish, by feed id, and which lanes each carries.
+
+    `per-listener`: one feed per listener id, carrying only the lanes whose translation is for them.
+    `per-language`: one feed per target language ("lang:<base>"), carrying every lane into it and
+    labelled with the ids of everyone it serves. Every listener of a language hears exactly what a
+    per-listener feed would give them, because a lane into a language never has a speaker of that
+    language (`plan_lanes`): nobody's own speech comes back to them translated, and one encoder
+    serves the whole audience of a language. `mixed`: one feed ("mixed") carrying every lane.
     """
     if mode == "mixed":
-        return {"mixed": tuple(sorted(plans, key=str))} if plans else {}
-    feeds: dict[str, list[LaneKey]] = {}
+        return {"mixed": FeedPlan(tuple(sorted(plans, key=str)), None)} if plans else {}
+    if mode == "per-language":
+        by_language: dict[str, list[LanePlan]] = {}
+        for plan in plans.values():
+            by_language.setdefault(plan.key.target_base, []).append(plan)
+        feeds: dict[str, FeedPlan] = {}
+        for base, lanes in sorted(by_language.items()):
+            # A lane into a language never has a speaker of it, but while the change limiter holds
+            # back a language switch (up to `min_interval`) a feed may still carry the old lane of
+            # someone who now listens in it: they are left out of the audience until it closes, so
+            # nobody is ever told to play their own speech translated back.
+            speakers = {plan.speaker.id for plan in lanes}
+            listeners = {m.id for plan in lanes for m in plan.listeners}
+            audience = tuple(sorted(listeners - speakers))
+            # The tag the model is given (es-MX for a room of Mexican listeners) labels the feed.
+            language = min(lanes, key=lambda plan: str(plan.key)).target
+            feeds[LANGUAGE_FEED_PREFIX + base] = FeedPlan(
+                tuple(sorted((plan.key for plan in lanes), key=str)), audience, language
+            )
+        return feeds
+    per_listener: dict[str, list[LaneKey]] = {}
     for key, plan in plans.items():
         for listener in plan.listeners:
-            feeds.setdefault(listener.id, []).append(key)
-    return {listener: tuple(sorted(keys, key=str)) for listener, keys in sorted(feeds.items())}
+            per_listener.setdefault(listener.id, []).append(key)
+    return {
+        listener: FeedPlan(tuple(sorted(keys, key=str)), listener)
+        for listener, keys in sorted(per_listener.items())
+    }
+
+
+def feeds_for(plans: Mapping[LaneKey, LanePlan], mode: str) -> dict[str, tuple[LaneKey, ...]]:
+    """The lanes each feed of `plan_feeds` carries, by feed id."""
+    return {feed_id: feed.lanes for feed_id, feed in plan_feeds(plans, mode).items()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from aiortc.mediastreams import MediaStreamTrack
 
-from translator_bot.interpreter.plan import Member
+from translator_bot.interpreter.plan import Audience, Member
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +67,10 @@ class Publication(Protocol):
 
     def send_data(self, text: str) -> object: ...
 
-    async def relabel(self, lang: str) -> None: ...
+    async def relabel(self, lang: str, for_id: Audience) -> None:
+        """Label the feed for another language or audience (a listener switched language, people
+        joined or left a per-language feed's audience) without publishing it again."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -75,7 +78,7 @@ class Publication(Protocol):
 class RoomPort(Protocol):
     def events(self) -> AsyncIterator[RoomEvent]: ...
 
-    async def publish_feed(self, track: MediaStreamTrack, *, for_id: str | None, lang: str) -> Publication:
-        """Publish `track` labelled for one listener (None: for everyone) in language `lang`;
-        RoomError if the room refuses it."""
+    async def publish_feed(self, track: MediaStreamTrack, *, for_id: Audience, lang: str) -> Publication:
+        """Publish `track` labelled for one listener, for the listeners of a language (a tuple of
+        ids) or for everyone (None), in language `lang`; RoomError if the room refuses it."""
         ...

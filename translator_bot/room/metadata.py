@@ -212,17 +212,57 @@ def parse_participant(
     )
 
 
-def interpreter_description(for_participant: ParticipantId | None, language: Language) -> str:
-    """The stream description that tells clients whom an interpreter feed is for."""
+# Whom an interpreter feed is for: one listener, the listeners of a language (a per-language feed, one
+# encoded stream for all of them), or None: everyone in the room (the mixed feed).
+Listeners = Participant | tuple[Participant, ...] | None
+FeedFor = ParticipantId | list[ParticipantId] | None
+_MAX_FEED_LISTENERS = 1000  # a `for` list longer than this is garbage, not an audience
+
+
+def listener_ids(listeners: Listeners) -> FeedFor:
+    """The `for` value of a feed's description: an id, a list of ids, or None (everyone)."""
+    if isinstance(listeners, tuple):
+        return [p.id for p in listeners]
+    return listeners.id if listeners is not None else None
+
+
+def interpreter_description(for_participant: FeedFor, language: Language) -> str:
+    """The stream description that tells clients whom an interpreter feed is for:
+    {"role":"interpreter","for":<id> | [<id>, ...] | null,"lang":<tag>}."""
     return json.dumps(
         {"role": INTERPRETER_ROLE, "for": for_participant, "lang": language.tag}, separators=(",", ":")
     )
 
 
-def interpreter_display(base: str, listener: Participant | None, language: Language) -> str:
-    """A readable feed name such as `Interpreter -> Beatriz (es)`."""
+def feed_is_for(described: Mapping[str, Any], participant_id: ParticipantId) -> bool:
+    """Whether an interpreter feed's parsed description says it is for `participant_id`: its `for` is
+    that id, a list holding it (a per-language feed), or null (a mixed feed, for everyone). The meeting
+    page's `feedIsFor` (web/static/labels.js) reads the label the same way."""
+    if described.get("role") != INTERPRETER_ROLE:
+        return False
+    target = described.get("for")
+    if target is None:
+        return True
+    if isinstance(target, list):
+        return any(_same_id(t, participant_id) for t in target[:_MAX_FEED_LISTENERS])
+    return _same_id(target, participant_id)
+
+
+def _same_id(a: object, b: ParticipantId) -> bool:
+    # Janus ids are numbers, but a client may write them as strings: compare as text, never bools.
+    return isinstance(a, (int, str)) and not isinstance(a, bool) and str(a) == str(b)
+
+
+def interpreter_display(base: str, listener: Listeners, language: Language) -> str:
+    """A readable feed name such as `Interpreter -> Beatriz (es)`, or for a per-language feed
+    `Interpreter -> Spanish, 3 listeners (es)` (their ids are in the description: names would not fit)."""
     if listener is None:
         return f"{base} ({language.tag})"
+    if isinstance(listener, tuple):
+        # The count changes the display as people join and leave: Janus tells the room about a
+        # publisher whose display changed, and clients then read the new description with it.
+        count = f"{len(listener)} listener" + ("" if len(listener) == 1 else "s")
+        return f"{base} -> {language.name}, {count} ({language.tag})"
     return f"{base} -> {listener.name} ({language.tag})"
 
 

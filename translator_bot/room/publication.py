@@ -21,10 +21,11 @@ from translator_bot.languages import Language, parse_language
 from translator_bot.room import negotiation, videoroom
 from translator_bot.room.janus import EventListener, JanusConnectionLost, JanusError, JanusHandle, JsonObject
 from translator_bot.room.metadata import (
-    Participant,
+    Listeners,
     ParticipantId,
     interpreter_description,
     interpreter_display,
+    listener_ids,
 )
 from translator_bot.room.peers import IceConfig, close_quietly, new_peer_connection
 
@@ -140,14 +141,12 @@ class PublishedFeed:
             return False
         return True
 
-    async def relabel(self, for_participant: Participant | None, language: Language | str) -> None:
+    async def relabel(self, for_participant: Listeners, language: Language | str) -> None:
         """Point the feed at a renamed listener or a new language without re-publishing. With the room
         away it is applied when the room is back."""
         lang = as_language(language)
         self.display = interpreter_display(self._host.display_name, for_participant, lang)
-        self.description = interpreter_description(
-            for_participant.id if for_participant is not None else None, lang
-        )
+        self.description = interpreter_description(listener_ids(for_participant), lang)
         if not self._host.online:
             return
         with contextlib.suppress(JanusConnectionLost):
@@ -245,7 +244,7 @@ class PublishedFeeds:
         self,
         host: FeedHost,
         track: MediaStreamTrack,
-        for_participant: Participant | None,
+        for_participant: Listeners,
         language: Language,
         *,
         data: bool,
@@ -254,9 +253,7 @@ class PublishedFeeds:
         """Publish `track` as a new feed for one listener and language, waiting out a room connection
         being recovered (RoomError if it fails)."""
         display = interpreter_display(host.display_name, for_participant, language)
-        description = interpreter_description(
-            for_participant.id if for_participant is not None else None, language
-        )
+        description = interpreter_description(listener_ids(for_participant), language)
         feed = PublishedFeed(host, track, display, description, data)
         self._feeds.add(feed)
         try:

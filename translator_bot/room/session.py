@@ -47,6 +47,7 @@ from translator_bot.room.janus import (
 )
 from translator_bot.room.lifecycle import Presence, empty_room_verdict
 from translator_bot.room.metadata import (
+    Listeners,
     Participant,
     ParticipantId,
 )
@@ -323,7 +324,7 @@ class RoomSession:
     async def publish_feed(
         self,
         track: MediaStreamTrack,
-        for_participant: Participant | None,
+        for_participant: Listeners,
         lang: Language | str,
         *,
         data: bool = True,

@@ -24,6 +24,7 @@ from translator_bot.room import negotiation, videoroom
 from translator_bot.room.janus import JanusHandle, JanusSession, JsonObject
 from translator_bot.room.metadata import (
     ParticipantId,
+    feed_is_for,
     parse_description,
     participant_description,
     participant_display,
@@ -185,7 +186,7 @@ class SimParticipant:
     def is_my_interpreter(self, pub: videoroom.PublisherInfo) -> bool:
         for stream in pub.streams:
             described = parse_description(stream.description)
-            if described and described.get("role") == "interpreter" and described.get("for") == self.id:
+            if described and self.id is not None and feed_is_for(described, self.id):
                 return True
         return False
 

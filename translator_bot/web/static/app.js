@@ -1,8 +1,10 @@
 // The meeting page: join a Janus VideoRoom with the microphone, labelled with the person's name and
 // language (display name "Name [lang]" and the stream description {"lang","name"}, which Janus 1.1
 // relays where it ignores publisher metadata); hear the other participants' original voices, ducked
-// under the interpreter feed meant for this person ({"role":"interpreter","for":<my id>}); show the
-// captions the interpreter sends on that feed's data channel; start an interpreter on request.
+// under the interpreter feed meant for this person ({"role":"interpreter","for":<my id>}, or in the
+// bot's per-language mode the feed of this person's language, whose "for" lists every listener of it:
+// labels.js reads the label); show the captions the interpreter sends on that feed's data channel;
+// start an interpreter on request.
 //
 // Anyone in the room can label a feed "interpreter". Only the interpreter this page's server started
 // is trusted: the server tells the page the room participant ids that bot joined and publishes as,
@@ -10,6 +12,8 @@
 //
 // window.translatorBot exposes the page state, the captions and (with ?record=1) a recording of what
 // the interpreter feed played, for tests and for people debugging a call.
+
+import { feedServes, sameId } from "/labels.js";
 
 const PLUGIN = "janus.plugin.videoroom";
 const ERR_NO_SUCH_ROOM = 426;
@@ -188,10 +192,6 @@ function describePublisher(pub) {
     if (trusted) info.interpreter = true;
   }
   return info;
-}
-
-function sameId(a, b) {
-  return a !== null && a !== undefined && b !== null && b !== undefined && String(a) === String(b);
 }
 
 function participantList() {
@@ -619,8 +619,10 @@ function syncSubscription(pub) {
   const audioStreams = (pub.streams || []).filter((s) => s.type === "audio" && !s.disabled);
   let kind = null;
   if (info.interpreter) {
-    // Only the feed meant for me (or a mixed feed meant for everyone); never another listener's.
-    if (info.forId === null || sameId(info.forId, page.myId)) kind = "interpreter";
+    // Only the feed meant for me: mine, my language's (its list holds my id) or a mixed feed meant
+    // for everyone; never another listener's. A per-language feed is relabelled as people join and
+    // leave, and the page follows: the room's updated description re-runs this.
+    if (feedServes(info.forId, page.myId)) kind = "interpreter";
   } else if (info.claimsInterpreter && awaitingVouch(pub.id)) {
     kind = null; // maybe our interpreter's new feed: do not play it as a person's voice meanwhile
   } else {
