@@ -58,6 +58,15 @@ class Command:
             return await self.proc.wait()
 
 
+def _interruptible() -> None:
+    """Runs in the child before exec: SIGINT at its default, as for a command started from a terminal.
+
+    A test run started in the background of a non-interactive shell (`.ci/run &`, nohup) inherits SIGINT
+    ignored, and Python keeps an ignored SIGINT ignored: without this, Ctrl-C would never reach the
+    command and the test would measure the runner, not the command."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextlib.asynccontextmanager
 async def command(*argv: str, cwd: Path, env: dict[str, str] | None = None) -> AsyncIterator[Command]:
     proc = await asyncio.create_subprocess_exec(
@@ -70,6 +79,7 @@ async def command(*argv: str, cwd: Path, env: dict[str, str] | None = None) -> A
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        preexec_fn=_interruptible,
     )
     try:
         yield Command(proc)
