@@ -18,6 +18,7 @@ import openai
 import pytest
 from pydantic import SecretStr
 
+from tests.unit.test_fake_faults import handshake_status
 from translator_bot.engine.connection import keep_refusal_body, open_socket
 from translator_bot.engine.endpoint import endpoint_for
 from translator_bot.errors import ProviderFatalError, SettingsError
@@ -174,26 +175,15 @@ def test_the_endpoint_repr_shows_the_scope_and_never_the_token() -> None:
 # --- the fake refuses as the real services do, and the bot names the setting to fix -------------------------
 
 
-async def status_of(url: str, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
-    async with aiohttp.ClientSession() as http:
-        try:
-            ws = await http.ws_connect(url, headers=headers)
-        except aiohttp.WSServerHandshakeError as exc:
-            async with http.get(url.replace("ws://", "http://"), headers=headers) as response:
-                return exc.status, await response.json()
-        await ws.close()
-        return 101, {}
-
-
 async def test_the_fake_azure_path_wants_a_key_or_a_bearer_token(server: FakeRealtimeServer) -> None:
     url = f"ws://127.0.0.1:{server.port}/openai/v1/realtime?model=my-rt"
-    status, body = await status_of(url, {})
+    status, body = await handshake_status(url, {})
     assert (status, body["error"]["code"]) == (401, "401") and "type" not in body["error"]
-    assert (await status_of(url, {"api-key": AZURE_KEY}))[0] == 101
-    assert (await status_of(url, {"Authorization": f"Bearer {TOKEN}"}))[0] == 101
-    assert (await status_of(url, {"Authorization": "Basic xyz"}))[0] == 401
+    assert (await handshake_status(url, {"api-key": AZURE_KEY}))[0] == 101
+    assert (await handshake_status(url, {"Authorization": f"Bearer {TOKEN}"}))[0] == 101
+    assert (await handshake_status(url, {"Authorization": "Basic xyz"}))[0] == 401
     await server.control({"action": "reject_auth"})
-    status, body = await status_of(url, {"Authorization": f"Bearer {TOKEN}"})
+    status, body = await handshake_status(url, {"Authorization": f"Bearer {TOKEN}"})
     assert status == 401 and "Access token" in body["error"]["message"]
     assert [record.auth for record in server.state.sessions] == ["api-key", "bearer"]
 
@@ -204,11 +194,13 @@ async def test_the_fake_refuses_an_organization_or_project_the_key_is_not_in(
     url = server.websocket_base_url + "/realtime?model=gpt-realtime"
     bearer = {"Authorization": f"Bearer {KEY}"}
     await server.control({"action": "key_scope", "organization": ORG, "project": PROJECT})
-    assert (await status_of(url, bearer))[0] == 101  # no header: the key's default
-    assert (await status_of(url, {**bearer, "OpenAI-Organization": ORG, "OpenAI-Project": PROJECT}))[0] == 101
-    status, body = await status_of(url, {**bearer, "OpenAI-Organization": "org-other"})
+    assert (await handshake_status(url, bearer))[0] == 101  # no header: the key's default
+    assert (await handshake_status(url, {**bearer, "OpenAI-Organization": ORG, "OpenAI-Project": PROJECT}))[
+        0
+    ] == 101
+    status, body = await handshake_status(url, {**bearer, "OpenAI-Organization": "org-other"})
     assert (status, body["error"]["code"]) == (401, "mismatched_organization")
-    status, body = await status_of(url, {**bearer, "OpenAI-Project": "proj_other"})
+    status, body = await handshake_status(url, {**bearer, "OpenAI-Project": "proj_other"})
     assert (status, body["error"]["code"]) == (401, "mismatched_project")
 
 
