@@ -46,7 +46,7 @@ class SpeakerTrack(MediaStreamTrack):
 class MemoryFeed:
     """One feed the interpreter published: its audio is read (and counted), its data kept."""
 
-    def __init__(self, track: MediaStreamTrack, for_id: str | None, lang: str) -> None:
+    def __init__(self, track: MediaStreamTrack, for_id: str | tuple[str, ...] | None, lang: str) -> None:
         self.track, self.for_id, self.lang = track, for_id, lang
         self.data: list[str] = []
         self.frames = 0
@@ -63,8 +63,8 @@ class MemoryFeed:
         self.data.append(text)
         return True
 
-    async def relabel(self, lang: str) -> None:
-        self.lang = lang
+    async def relabel(self, lang: str, for_id: str | tuple[str, ...] | None) -> None:
+        self.lang, self.for_id = lang, for_id
 
     async def aclose(self) -> None:
         self.closed = True
@@ -85,7 +85,9 @@ class MemoryRoom:
         while True:
             yield await self.queue.get()
 
-    async def publish_feed(self, track: MediaStreamTrack, *, for_id: str | None, lang: str) -> MemoryFeed:
+    async def publish_feed(
+        self, track: MediaStreamTrack, *, for_id: str | tuple[str, ...] | None, lang: str
+    ) -> MemoryFeed:
         feed = MemoryFeed(track, for_id, lang)
         self.feeds.append(feed)
         return feed
