@@ -47,11 +47,13 @@ _PUBLIC = {
     "RoomClosed": "translator_bot.interpreter.port",
     "MeetingEnded": "translator_bot.interpreter.port",
     "Member": "translator_bot.interpreter.plan",
+    "Audience": "translator_bot.interpreter.plan",
     "Language": "translator_bot.languages",
     "parse_language": "translator_bot.languages",
 }
 
 __all__ = [
+    "Audience",
     "Caption",
     "EndReason",
     "Ended",
@@ -110,7 +112,7 @@ if TYPE_CHECKING:
         SettingsError,
         TranslatorBotError,
     )
-    from translator_bot.interpreter.plan import Member
+    from translator_bot.interpreter.plan import Audience, Member
     from translator_bot.interpreter.port import (
         MeetingEnded,
         PeerAudio,

@@ -46,7 +46,7 @@ class SpeakerTrack(MediaStreamTrack):
 class MemoryFeed:
     """One feed the interpreter published: its audio is read (and counted), its data kept."""
 
-    def __init__(self, track: MediaStreamTrack, for_id: str | tuple[str, ...] | None, lang: str) -> None:
+    def __init__(self, track: MediaStreamTrack, for_id: translator_bot.Audience, lang: str) -> None:
         self.track, self.for_id, self.lang = track, for_id, lang
         self.data: list[str] = []
         self.frames = 0
@@ -63,7 +63,7 @@ class MemoryFeed:
         self.data.append(text)
         return True
 
-    async def relabel(self, lang: str, for_id: str | tuple[str, ...] | None) -> None:
+    async def relabel(self, lang: str, for_id: translator_bot.Audience) -> None:
         self.lang, self.for_id = lang, for_id
 
     async def aclose(self) -> None:
@@ -86,7 +86,7 @@ class MemoryRoom:
             yield await self.queue.get()
 
     async def publish_feed(
-        self, track: MediaStreamTrack, *, for_id: str | tuple[str, ...] | None, lang: str
+        self, track: MediaStreamTrack, *, for_id: translator_bot.Audience, lang: str
     ) -> MemoryFeed:
         feed = MemoryFeed(track, for_id, lang)
         self.feeds.append(feed)
