@@ -57,6 +57,7 @@ async def test_captions_transcript_and_state_reach_handlers_and_the_iterator(set
     captions: list[Caption] = []
     entries: list[TranscriptEntry] = []
     streamed: list[Event] = []
+    everything: list[Event] = []
 
     async def keep_entry(entry: TranscriptEntry) -> None:  # a coroutine handler runs in its own task
         entries.append(entry)
@@ -64,6 +65,7 @@ async def test_captions_transcript_and_state_reach_handlers_and_the_iterator(set
     async with Interpreter(settings, "api-1", room=room) as bot:
         bot.on(Caption, captions.append)
         bot.on(TranscriptEntry, keep_entry)
+        bot.on(Event, everything.append)  # the union: every kind of event
 
         async def read_all() -> None:
             async for event in bot.events():
@@ -92,6 +94,9 @@ async def test_captions_transcript_and_state_reach_handlers_and_the_iterator(set
     assert lanes[-1].participants == ("a", "b")
     assert any(isinstance(e, HealthChanged) for e in streamed)
     assert [e for e in streamed if isinstance(e, Caption)] == captions
+    assert [e for e in everything if isinstance(e, Caption)] == captions
+    assert {type(e) for e in everything} >= {Caption, TranscriptEntry, LanesChanged, HealthChanged, Ended}
+    assert everything[-1] == streamed[-1]
     # Left the meeting: every feed closed, nothing left running, the transcript written.
     assert room.feeds and all(feed.closed for feed in room.feeds)
     assert interpreter_tasks() == set()

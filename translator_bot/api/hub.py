@@ -16,6 +16,7 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from types import UnionType
 from typing import Any
 
 from translator_bot.api.events import Ended, Event
@@ -54,7 +55,7 @@ class _Backlog:
 
 @dataclass(eq=False)
 class _Subscription:
-    kind: type[Any]
+    kind: type[Any] | UnionType  # an event class, or a union of them (`Event`: all)
     handler: Handler
     backlog: _Backlog | None  # coroutine handlers only: delivered by their own task
     task: asyncio.Task[None] | None = None
@@ -74,7 +75,7 @@ class EventHub:
         for subscription in self._handlers:
             self._start_delivery(subscription)
 
-    def subscribe(self, kind: type[Any], handler: Handler) -> Callable[[], None]:
+    def subscribe(self, kind: type[Any] | UnionType, handler: Handler) -> Callable[[], None]:
         backlog = (
             _Backlog(f"event handler {_name(handler)}") if inspect.iscoroutinefunction(handler) else None
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from types import TracebackType
+from types import TracebackType, UnionType
 from typing import TypeVar, overload
 
 from aiortc.mediastreams import MediaStreamTrack
@@ -89,9 +89,7 @@ class _WatchedPort:
                 self.ended_reason = event.reason
             yield event
 
-    async def publish_feed(
-        self, track: MediaStreamTrack, *, for_id: Audience, lang: str
-    ) -> port.Publication:
+    async def publish_feed(self, track: MediaStreamTrack, *, for_id: Audience, lang: str) -> port.Publication:
         return await self._inner.publish_feed(track, for_id=for_id, lang=lang)
 
 
@@ -210,8 +208,16 @@ class Interpreter:
     @overload
     def on(self, kind: type[E]) -> Callable[[H], H]: ...
 
+    @overload
+    def on(self, kind: UnionType, handler: Callable[[Event], object]) -> Callable[[], None]: ...
+
+    @overload
+    def on(self, kind: UnionType) -> Callable[[H], H]: ...
+
     def on(
-        self, kind: type[E], handler: Callable[[E], object] | None = None
+        self,
+        kind: type[E] | UnionType,
+        handler: Callable[[E], object] | Callable[[Event], object] | None = None,
     ) -> Callable[[], None] | Callable[[H], H]:
         """Call `handler` with every event of type `kind` (`Event` itself: every event). A plain
         function runs at once and must not block; a coroutine function runs in its own task, one
