@@ -9,11 +9,19 @@ from typing import Any
 import aiohttp
 import pytest
 
-from translator_bot.app import _health
+from translator_bot.api.interpreter import meeting_health
+from translator_bot.api.rooms import janus_room_state
 from translator_bot.interpreter.health import PartHealth, Restarts, assess
+from translator_bot.interpreter.meeting import Meeting
 from translator_bot.ops import OpsServer
 
 State = dict[str, Any]
+
+
+def _health(room: Any, meeting: Meeting | None) -> tuple[bool, dict[str, Any]]:
+    """What the bot's /healthz serves for this room and meeting."""
+    health = meeting_health(janus_room_state(room), meeting)
+    return health.ready, health.details
 
 
 @pytest.fixture

@@ -79,6 +79,8 @@ class Meeting(LaneRouter):
         playout_clock: Clock | None = None,
         lane_change_interval: float = LANE_CHANGE_INTERVAL_S,
         supervise_interval: float = SUPERVISE_INTERVAL_S,
+        on_caption: Callable[[dict[str, object]], None] | None = None,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         self._settings = settings
         self._room = room
@@ -86,6 +88,8 @@ class Meeting(LaneRouter):
         self._clock = clock
         self._playout_clock = playout_clock
         self._supervise_interval = supervise_interval
+        self._on_caption = on_caption  # every caption sent to the feeds, for an embedding program
+        self._on_change = on_change  # after the participants or lanes may have changed
         self.transcript = Transcript(meeting_id)
         self.cost = CostMeter.from_settings(settings)
         self.members: dict[str, Member] = {}  # in join order: the lane cap serves the earliest first
@@ -254,6 +258,8 @@ class Meeting(LaneRouter):
             wanted = self._wanted_feeds = plan_feeds(self._plans, self._settings.output_mode)
             lanes = {feed_id: feed.lanes for feed_id, feed in wanted.items()}
             await self._feed_set.reconcile(lanes, self._feed_language, lambda fid: wanted[fid].audience)
+            if self._on_change is not None:
+                self._on_change()
 
     def _note_unserved(self, left_out: tuple[LanePlan, ...]) -> None:
         keys = tuple(plan.key for plan in left_out)
@@ -366,6 +372,8 @@ class Meeting(LaneRouter):
         for feed in self._feeds_of(key):
             if feed.publication is not None:
                 feed.publication.send_data(text)
+        if self._on_caption is not None:
+            self._on_caption(message)
 
     # --- observability ---------------------------------------------------------------------------
 
