@@ -15,6 +15,7 @@ import soxr
 from translator_bot import metrics
 from translator_bot.audio import inbound
 from translator_bot.audio.inbound import InboundConverter
+from translator_bot.audio.pcm import MonoResampler
 from translator_bot.fixtures import fixtures_dir, read_wav
 
 STEREO_FIXTURE = "u1-en-48k-stereo.wav"
@@ -326,3 +327,28 @@ def test_converters_start_no_threads() -> None:
     for converter in converters:
         converter.convert(make_frame(tone(1_000, 0.02, 48_000)))
     assert threads() == before
+
+
+@pytest.mark.parametrize(
+    ("rate", "channels", "fmt", "step"),
+    [
+        (48_000, 2, "s16", 960),
+        (48_000, 6, "fltp", 480),
+        (44_100, 2, "s16", 441),
+        (8_000, 1, "flt", 160),
+        (96_000, 2, "s16", 1_920),
+        (24_000, 1, "s16", 480),
+        (48_000, 2, "s16", 7),
+        (48_000, 2, "s16", 5_000),
+    ],
+)
+def test_resampler_yields_at_most_one_frame_per_frame_pushed(
+    rate: int, channels: int, fmt: str, step: int
+) -> None:
+    # Pulling once per push relies on this; were it wrong, frames would pile up one push behind.
+    signal = tone(700, 0.5, rate, channels=channels, amplitude=0.3)
+    resampler = MonoResampler(24_000)
+    for start in range(0, len(signal), step):
+        frame = make_frame(signal[start : start + step], rate=rate, fmt=fmt, pts=start)
+        resampler.resample(frame)
+        assert resampler._pull() == []  # nothing was left behind by the single pull
