@@ -3,7 +3,9 @@
 A second stream can neither stop the first nor leave frames queueing unread; only a participant's first
 stream (by arrival) is interpreted, the others are read and discarded. A crashed reader is restarted with
 back-off, and reads (and drops) frames meanwhile so nothing queues up in the track. What to do with the
-audio (which lanes hear it) is the meeting's business: it gets 24 kHz mono PCM per participant.
+audio (which lanes hear it) is the meeting's business: it gets 24 kHz mono PCM per participant, and only
+of the participants it says it `needs` (a speaker no lane interprets is read and counted, not converted:
+the conversion is the one per-frame cost of the inbound path that is ours).
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ def stream_health(stream: InboundStream, now: float) -> PartHealth | None:
 
 
 class AudioIn:
-    """The participants' audio streams; `on_pcm(pid, pcm)` gets the interpreted stream of each."""
+    """The participants' audio streams; `on_pcm(pid, pcm)` gets the interpreted stream of each
+    participant for whom `needed(pid)` holds (asked per frame: it must be cheap)."""
 
     def __init__(
         self,
@@ -66,8 +69,10 @@ class AudioIn:
         *,
         name_of: Callable[[str], str],
         clock: Callable[[], float] = time.monotonic,
+        needed: Callable[[str], bool] = lambda pid: True,
     ) -> None:
         self._on_pcm = on_pcm
+        self._needed = needed
         self._name_of = name_of
         self._clock = clock
         self._streams: dict[tuple[str, str], InboundStream] = {}
@@ -158,6 +163,11 @@ class AudioIn:
             self.frames_heard[inbound.pid] = inbound.frames
             if not isinstance(frame, av.AudioFrame):
                 continue  # an audio track yields audio frames; anything else is not ours to convert
+            if not self._needed(inbound.pid):
+                # Nobody to hear it. Forgotten, not flushed: when a lane opens its audio starts from
+                # there, with no tail of old speech and no silence for the time skipped.
+                converter.reset()
+                continue
             pcm = converter.convert(frame)
             if pcm:
                 self._on_pcm(inbound.pid, pcm)
