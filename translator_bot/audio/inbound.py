@@ -167,16 +167,21 @@ class InboundConverter:
 
 
 def _is_digital_silence(frame: av.AudioFrame) -> bool:
-    """All samples zero. A copy and a memcmp: 0.6 us for a silent 20 ms stereo frame, less for sound
-    (the compare stops at the first non-zero byte); numpy's `any()` takes 4 us."""
-    planes = frame.planes
+    """All samples zero. Sound almost always shows in its first few samples, so those are looked at
+    first (0.4 us); a whole silent 20 ms stereo frame is a copy and a memcmp (0.6 us more), where
+    numpy's `any()` takes 4 us."""
     per_plane = (
         frame.samples * frame.format.bytes * (1 if frame.format.is_planar else frame.layout.nb_channels)
     )
-    zeros = _zeros(per_plane)
-    return all(memoryview(plane)[:per_plane].tobytes() == zeros for plane in planes)
+    probe = min(per_plane, _PROBE_BYTES)
+    for plane in frame.planes:
+        view = memoryview(plane)
+        if view[:probe].tobytes() != _zeros(probe) or view[:per_plane].tobytes() != _zeros(per_plane):
+            return False
+    return True
 
 
+_PROBE_BYTES = 64
 _zero_cache: dict[int, bytes] = {}
 
 
