@@ -11,6 +11,7 @@ from aiortc.mediastreams import AudioStreamTrack
 
 from tests.unit.test_meeting import member, running, wait_for
 from tests.unit.test_meeting_guard import QueuedTrack
+from translator_bot import metrics
 from translator_bot.audio.inbound import InboundConverter
 from translator_bot.interpreter.audio_in import AudioIn, InboundStream, primary_stream, stream_health
 from translator_bot.interpreter.plan import LaneKey
@@ -138,3 +139,24 @@ async def test_a_meeting_converts_only_the_audio_of_speakers_with_a_lane(
             await wait_for(lambda: LaneKey("a", "es") in meeting.lanes and len(converted) > 10)
     finally:
         track.stop()
+
+
+async def test_the_second_stream_is_counted_as_extra_then_interpreted_once_the_first_stops() -> None:
+    heard: list[int] = []
+    audio = AudioIn(lambda pid, pcm: heard.append(len(pcm)), name_of=str)
+    first, second = QueuedTrack(), QueuedTrack()
+    extra_before = metrics.counter_value(metrics.FRAMES_IGNORED, reason="extra_stream")
+    try:
+        audio.start("a", "a/0", first)
+        audio.start("a", "a/1", second)
+        await wait_for(lambda: second.delivered > 10)
+        extra = metrics.counter_value(metrics.FRAMES_IGNORED, reason="extra_stream") - extra_before
+        assert extra >= second.delivered - 1
+        audio.stop("a", "a/0")
+        taken_over_at = len(heard)
+        await wait_for(lambda: len(heard) > taken_over_at + 10)
+        assert audio.frames_heard["a"] == second.delivered
+    finally:
+        await audio.aclose()
+        first.stop()
+        second.stop()

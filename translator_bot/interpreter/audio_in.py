@@ -76,6 +76,9 @@ class AudioIn:
         self._name_of = name_of
         self._clock = clock
         self._streams: dict[tuple[str, str], InboundStream] = {}
+        # Each participant's interpreted stream, kept as streams come and go: a frame asks which it is
+        # with one lookup instead of a scan of every stream in the meeting.
+        self._primary: dict[str, InboundStream] = {}
         self._order = 0
         self._tasks = TaskSet("audio in", logger=log)
         # Decoded frames per participant since their audio arrived: zero means the media path from
@@ -90,6 +93,8 @@ class AudioIn:
         inbound = InboundStream(pid, stream, track, self._order)
         self._streams[(pid, stream)] = inbound
         primary = primary_stream(self._streams.values(), pid)
+        assert primary is not None  # `inbound` is one of them
+        self._primary[pid] = primary
         if primary is inbound:
             self.frames_heard[pid] = 0
         else:
@@ -110,12 +115,15 @@ class AudioIn:
                 inbound.task.cancel()
         primary = primary_stream(self._streams.values(), pid)
         if primary is None:
+            self._primary.pop(pid, None)
             self.frames_heard.pop(pid, None)
         else:
+            self._primary[pid] = primary
             self.frames_heard[pid] = primary.frames
 
     async def aclose(self) -> None:
         self._streams = {}
+        self._primary = {}
         await self._tasks.close()
         self.frames_heard.clear()
 
@@ -146,6 +154,7 @@ class AudioIn:
 
     async def _read(self, inbound: InboundStream, name: str) -> None:
         converter = InboundConverter()
+        extra_stream = FRAMES_IGNORED.labels(reason="extra_stream")
         while True:
             try:
                 frame = await inbound.track.recv()
@@ -153,10 +162,10 @@ class AudioIn:
                 return
             inbound.frames += 1
             FRAMES_IN.inc()
-            if self._streams.get((inbound.pid, inbound.stream)) is not inbound:
-                continue  # replaced or stopped: the task is being cancelled
-            if primary_stream(self._streams.values(), inbound.pid) is not inbound:
-                FRAMES_IGNORED.labels(reason="extra_stream").inc()
+            if self._primary.get(inbound.pid) is not inbound:
+                if self._streams.get((inbound.pid, inbound.stream)) is inbound:
+                    extra_stream.inc()
+                # else replaced or stopped: the task is being cancelled
                 continue
             if inbound.frames == 1:
                 log.info("first audio from participant %s (%s)", inbound.pid, name)
