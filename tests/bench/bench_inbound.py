@@ -221,15 +221,21 @@ class ListTrack(MediaStreamTrack):
         super().__init__()
         self._frames: Iterator[av.AudioFrame] = iter(frames)
         self.ended = asyncio.Event()
+        self.calls: list[float] = []  # when each recv() was entered: the gaps are the reader's work
 
     async def recv(self) -> av.AudioFrame:
+        self.calls.append(time.perf_counter())
         for frame in self._frames:
             return frame
         self.ended.set()
         raise MediaStreamError
 
 
-def stage_audio_in(frames: list[av.AudioFrame], passes: int) -> float:
+def stage_audio_in(frames: list[av.AudioFrame], passes: int, *, lane: bool = True) -> float:
+    """AudioIn's whole per-frame path; `lane=False`: for a speaker no lane interprets (a tree whose
+    AudioIn cannot be told so converts their audio all the same, and is measured doing that)."""
+    import inspect
+
     from translator_bot.interpreter.audio_in import AudioIn
 
     async def one_pass() -> float:
@@ -238,18 +244,40 @@ def stage_audio_in(frames: list[av.AudioFrame], passes: int) -> float:
         def on_pcm(pid: str, pcm: bytes) -> None:
             received[0] += len(pcm)
 
-        audio_in = AudioIn(on_pcm, name_of=str)
+        knows_lanes = "needed" in inspect.signature(AudioIn).parameters
+        if knows_lanes:
+            audio_in = AudioIn(on_pcm, name_of=str, needed=lambda pid: lane)
+        else:
+            audio_in = AudioIn(on_pcm, name_of=str)
         track = ListTrack(frames)
-        t0 = time.perf_counter()
         audio_in.start("p1", "a", track)
         await track.ended.wait()
-        elapsed = time.perf_counter() - t0
         await audio_in.aclose()
-        if received[0] == 0:
-            raise SystemExit("AudioIn handed no audio on")
-        return elapsed / len(frames) * 1e6
+        if (received[0] == 0) == (lane or not knows_lanes):
+            raise SystemExit(f"AudioIn handed {received[0]} bytes on with lane={lane}")
+        # The first frame also builds the resampler (milliseconds, once per track): left out.
+        return statistics.median(b - a for a, b in zip(track.calls[1:], track.calls[2:], strict=False)) * 1e6
 
     return statistics.median(asyncio.run(one_pass()) for _ in range(passes))
+
+
+def stage_speech_tracker(frames: list[av.AudioFrame], passes: int) -> float:
+    """A lane's speech-end tracker (latency measurement) fed one 20 ms frame of 24 kHz speech: paid
+    once per lane, so a speaker heard in two languages pays it twice on the same audio."""
+    from translator_bot.audio.inbound import InboundConverter
+    from translator_bot.interpreter.speech import SpeechEndTracker
+
+    converter = InboundConverter()
+    pcm = [chunk for frame in frames if (chunk := converter.convert(frame))]
+    medians = []
+    for _ in range(passes):
+        tracker = SpeechEndTracker()
+
+        def feed(chunk: bytes, tracker: SpeechEndTracker = tracker) -> None:
+            tracker.feed(chunk, time.monotonic())
+
+        medians.append(timed_each(pcm, feed))
+    return statistics.median(medians)
 
 
 def isolated_stages(passes: int) -> dict[str, float]:
@@ -271,6 +299,8 @@ def isolated_stages(passes: int) -> dict[str, float]:
         "convert_speech": stage_convert(speech, passes),
         "convert_silence": stage_convert(silence, passes),
         "audio_in_frame": stage_audio_in(mixed, passes),
+        "audio_in_frame_no_lane": stage_audio_in(mixed, passes, lane=False),
+        "speech_tracker_per_lane": stage_speech_tracker(mixed, passes),
     }
 
 
@@ -381,15 +411,18 @@ async def run_loopback(seconds: float, profiled: bool) -> dict[str, float]:
         await asyncio.sleep(WARM_UP_S)
         frames0 = audio_in.frames_heard["sender"]
         usage0 = resource.getrusage(resource.RUSAGE_SELF)
-        main0 = time.thread_time()
+        thread0 = resource.getrusage(resource.RUSAGE_THREAD)
         profile = cProfile.Profile() if profiled else None
         if profile is not None:
             profile.enable()
         await asyncio.sleep(seconds)
         if profile is not None:
             profile.disable()
-        main = time.thread_time() - main0
+        thread1 = resource.getrusage(resource.RUSAGE_THREAD)
         usage1 = resource.getrusage(resource.RUSAGE_SELF)
+        main_user = thread1.ru_utime - thread0.ru_utime
+        main_sys = thread1.ru_stime - thread0.ru_stime
+        main = main_user + main_sys
         packets = audio_in.frames_heard["sender"] - frames0
         if packets < seconds * 40:  # fewer than 80 % of the 50 packets a second: the run is not valid
             raise SystemExit(f"loopback: only {packets} packets in {seconds} s")
@@ -398,6 +431,7 @@ async def run_loopback(seconds: float, profiled: bool) -> dict[str, float]:
             return profile_stages(profile, packets)
         return {
             "loop_thread": main / packets * 1e6,
+            "  of which in the kernel": main_sys / packets * 1e6,
             "other_threads": (process - main) / packets * 1e6,
             "process": process / packets * 1e6,
             "core_percent": process / seconds * 100,
