@@ -13,8 +13,9 @@ Isolated stages, per packet, on the 48 kHz stereo speech fixture encoded to Opus
   its decoder thread runs, and the decoder thread -> event loop hand-off (`run_coroutine_threadsafe` of
   a queue put per frame), as CPU on each side;
 - ours: the conversion to 24 kHz mono pcm16 (speech frames, and digital-silence frames as a muted
-  microphone or the test participants' pauses send them), and AudioIn's whole per-frame path (read,
-  bookkeeping, conversion, hand-off to the lanes) on a track that never waits.
+  microphone or the test participants' pauses send them), AudioIn's whole per-frame path (read,
+  bookkeeping, conversion, hand-off to the lanes) on a track that never waits, for speech, silence and
+  a speaker no lane interprets, and the speech-end tracker every lane runs on every frame.
 Loopback (--seconds > 0): a sender process streams the fixture (speech, then as long a pause) over a real
 aiortc PeerConnection to a receiver running AudioIn; printed is the receiver's CPU per packet on the
 event-loop thread and on its other threads (the Opus decoder), then a cProfile of its event-loop thread
@@ -298,8 +299,9 @@ def isolated_stages(passes: int) -> dict[str, float]:
         "handoff_thread": handoff_thread,
         "convert_speech": stage_convert(speech, passes),
         "convert_silence": stage_convert(silence, passes),
-        "audio_in_frame": stage_audio_in(mixed, passes),
-        "audio_in_frame_no_lane": stage_audio_in(mixed, passes, lane=False),
+        "audio_in_speech": stage_audio_in(speech, passes),
+        "audio_in_silence": stage_audio_in(silence, passes),
+        "audio_in_no_lane": stage_audio_in(mixed, passes, lane=False),
         "speech_tracker_per_lane": stage_speech_tracker(mixed, passes),
     }
 
