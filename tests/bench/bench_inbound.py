@@ -1,7 +1,6 @@
 """Inbound audio path benchmark: what each received 20 ms packet costs, stage by stage, before and after.
 
-    PYTHONPATH=$PWD .venv/bin/python tests/bench/bench_inbound.py [--runs 5] [--seconds 8]
-        [--baseline perf-baseline]
+    .venv/bin/python -m tests.bench.bench_inbound [--runs 5] [--seconds 8] [--baseline perf-baseline]
 
 Two trees are measured in the same run, pass by pass interleaved (a noisy machine slows both alike):
 this checkout and `--baseline` (a git ref, extracted to a temporary directory). Each pass is a fresh
