@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import asyncio
 
+import av
 import pytest
 from aiortc.mediastreams import AudioStreamTrack
 
-from tests.unit.test_meeting import wait_for
+from tests.unit.test_meeting import member, running, wait_for
 from tests.unit.test_meeting_guard import QueuedTrack
+from translator_bot import metrics
+from translator_bot.audio.inbound import InboundConverter
 from translator_bot.interpreter.audio_in import AudioIn, InboundStream, primary_stream, stream_health
+from translator_bot.interpreter.plan import LaneKey
+from translator_bot.interpreter.port import PeerAudio, PeerChanged
+from translator_bot.settings import Settings
 
 
 def stream(pid: str, name: str, order: int) -> InboundStream:
@@ -76,3 +82,81 @@ async def test_stop_forgets_the_participant_when_no_stream_is_left(stopped: str 
     finally:
         await audio.aclose()
         track.stop()
+
+
+async def test_audio_nobody_needs_is_read_and_counted_but_not_converted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    converted: list[str] = []
+    original = InboundConverter.convert
+
+    def counting(self: InboundConverter, frame: av.AudioFrame) -> bytes:
+        converted.append("x")
+        return original(self, frame)
+
+    monkeypatch.setattr(InboundConverter, "convert", counting)
+    heard: list[int] = []
+    needed = {"a": False}
+    audio = AudioIn(lambda pid, pcm: heard.append(len(pcm)), name_of=str, needed=lambda pid: needed[pid])
+    track = QueuedTrack()
+    try:
+        audio.start("a", "a/0", track)
+        await wait_for(lambda: audio.frames_heard["a"] > 10)
+        # Read (nothing queues up in the track) and counted (the media path is up), but no work done.
+        assert track.backlog <= 2
+        assert converted == [] and heard == []
+        needed["a"] = True  # a lane opened for this speaker
+        await wait_for(lambda: len(heard) > 5)
+        assert len(converted) >= len(heard)
+        # A fresh stream: no silence for the time skipped, no tail of what came before.
+        assert max(heard) <= 2 * 480
+    finally:
+        await audio.aclose()
+        track.stop()
+
+
+async def test_a_meeting_converts_only_the_audio_of_speakers_with_a_lane(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    converted: list[str] = []
+    original = InboundConverter.convert
+
+    def counting(self: InboundConverter, frame: av.AudioFrame) -> bytes:
+        converted.append("x")
+        return original(self, frame)
+
+    monkeypatch.setattr(InboundConverter, "convert", counting)
+    settings = Settings(engine="passthrough", playout_cushion_ms=60, metrics_port=0)
+    track = QueuedTrack()
+    try:
+        async with running(settings, "needed") as (room, meeting):
+            await room.queue.put(PeerChanged(member("a", "Alice", "en")))
+            await room.queue.put(PeerChanged(member("b", "Bob", "en-GB")))
+            await room.queue.put(PeerAudio("a", track))
+            await wait_for(lambda: meeting.frames_heard.get("a", 0) > 10)
+            assert meeting.lanes == {} and converted == []  # one language: nobody to interpret Alice for
+            await room.queue.put(PeerChanged(member("b", "Bob", "es")))
+            await wait_for(lambda: LaneKey("a", "es") in meeting.lanes and len(converted) > 10)
+    finally:
+        track.stop()
+
+
+async def test_the_second_stream_is_counted_as_extra_then_interpreted_once_the_first_stops() -> None:
+    heard: list[int] = []
+    audio = AudioIn(lambda pid, pcm: heard.append(len(pcm)), name_of=str)
+    first, second = QueuedTrack(), QueuedTrack()
+    extra_before = metrics.counter_value(metrics.FRAMES_IGNORED, reason="extra_stream")
+    try:
+        audio.start("a", "a/0", first)
+        audio.start("a", "a/1", second)
+        await wait_for(lambda: second.delivered > 10)
+        extra = metrics.counter_value(metrics.FRAMES_IGNORED, reason="extra_stream") - extra_before
+        assert extra >= second.delivered - 1
+        audio.stop("a", "a/0")
+        taken_over_at = len(heard)
+        await wait_for(lambda: len(heard) > taken_over_at + 10)
+        assert audio.frames_heard["a"] == second.delivered
+    finally:
+        await audio.aclose()
+        first.stop()
+        second.stop()

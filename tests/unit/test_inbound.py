@@ -15,6 +15,7 @@ import soxr
 from translator_bot import metrics
 from translator_bot.audio import inbound
 from translator_bot.audio.inbound import InboundConverter
+from translator_bot.audio.pcm import MonoResampler
 from translator_bot.fixtures import fixtures_dir, read_wav
 
 STEREO_FIXTURE = "u1-en-48k-stereo.wav"
@@ -326,3 +327,120 @@ def test_converters_start_no_threads() -> None:
     for converter in converters:
         converter.convert(make_frame(tone(1_000, 0.02, 48_000)))
     assert threads() == before
+
+
+# ---- the cheap paths must be exact: the same bytes as converting every frame in full --------------
+
+
+def speech_with_pauses(stereo_speech: np.ndarray, rate: int = 48_000) -> np.ndarray:
+    """Speech, digital silence, speech, silence, speech: where a muted sender's frames skip the work."""
+    speech = stereo_speech[: rate * 2].astype(np.float64) / 32768
+    pause = np.zeros((rate, 2))
+    short = np.zeros((rate // 100, 2))  # 10 ms: too short to prime the silence path
+    return np.concatenate([pause[: rate // 2], speech, pause, speech, short, speech, pause])
+
+
+def full_conversion(monkeypatch: pytest.MonkeyPatch, frames: list[av.AudioFrame]) -> tuple[bytes, int]:
+    """The reference: every frame through the resampler, every pull until FFmpeg has nothing left
+    (the conversion as it was before either shortcut). Returns the output and the frames resampled."""
+    with monkeypatch.context() as patched:
+        patched.setattr(inbound, "_is_digital_silence", lambda frame: False)
+        patched.setattr(MonoResampler, "_pull_one", MonoResampler._pull)
+        return run_counted(patched, frames)
+
+
+def run_counted(patched: pytest.MonkeyPatch, frames: list[av.AudioFrame]) -> tuple[bytes, int]:
+    calls = [0]
+    original = MonoResampler.resample
+
+    def counting(self: MonoResampler, frame: av.AudioFrame | None) -> list[av.AudioFrame]:
+        calls[0] += frame is not None
+        return original(self, frame)
+
+    patched.setattr(MonoResampler, "resample", counting)
+    converter = InboundConverter()
+    out = b"".join(converter.convert(frame) for frame in frames) + converter.flush()
+    return out, calls[0]
+
+
+@pytest.mark.parametrize(
+    ("rate", "fmt", "frame_ms"),
+    [
+        (48_000, "s16", 20),
+        (48_000, "s16", 10),
+        (48_000, "fltp", 20),
+        (44_100, "s16", 20),
+        (16_000, "s16", 20),
+    ],
+)
+def test_silence_shortcut_is_byte_exact(
+    monkeypatch: pytest.MonkeyPatch, stereo_speech: np.ndarray, rate: int, fmt: str, frame_ms: int
+) -> None:
+    signal = speech_with_pauses(stereo_speech)
+    if rate != 48_000:
+        signal = np.stack([soxr.resample(signal[:, c], 48_000, rate) for c in range(2)], axis=1)
+    frames = list(frames_of(signal, rate, frame_ms=frame_ms, fmt=fmt))
+    reference, resampled_all = full_conversion(monkeypatch, frames)
+    with monkeypatch.context() as patched:
+        out, resampled = run_counted(patched, frames)
+    assert resampled_all == len(frames)
+    # The shortcut was taken (for most of the 2.5 s of pauses), and changed not a single byte.
+    pause_frames = 2.5 * 1000 / frame_ms
+    assert resampled < len(frames) - 0.8 * pause_frames
+    assert out == reference
+
+
+def test_silence_shortcut_across_a_pts_gap_and_a_format_change(
+    monkeypatch: pytest.MonkeyPatch, stereo_speech: np.ndarray
+) -> None:
+    signal = speech_with_pauses(stereo_speech)
+    frames = list(frames_of(signal, 48_000))
+    # 200 ms lost in a pause, then the stream goes on in another format.
+    del frames[130:140]
+    frames[170:] = [
+        make_frame(signal[i * 960 : i * 960 + 960], fmt="flt", pts=i * 960)
+        for i in range(170 + 10, len(frames) + 10)
+    ]
+    reference, _ = full_conversion(monkeypatch, frames)
+    with monkeypatch.context() as patched:
+        out, resampled = run_counted(patched, frames)
+    assert resampled < len(frames)
+    assert out == reference
+
+
+def test_near_silence_is_converted_not_zeroed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A faint click in an otherwise silent stretch (after the shortcut is primed) is sound: it must go
+    # through the resampler, with the silence before it.
+    quiet = np.zeros((48_000, 2))
+    quiet[30_000:30_004, 0] = 0.01
+    frames = list(frames_of(quiet, 48_000))
+    reference, _ = full_conversion(monkeypatch, frames)
+    with monkeypatch.context() as patched:
+        out, _ = run_counted(patched, frames)
+    assert out == reference
+    assert any(out)
+
+
+@pytest.mark.parametrize(
+    ("rate", "channels", "fmt", "step"),
+    [
+        (48_000, 2, "s16", 960),
+        (48_000, 6, "fltp", 480),
+        (44_100, 2, "s16", 441),
+        (8_000, 1, "flt", 160),
+        (96_000, 2, "s16", 1_920),
+        (24_000, 1, "s16", 480),
+        (48_000, 2, "s16", 7),
+        (48_000, 2, "s16", 5_000),
+    ],
+)
+def test_resampler_yields_at_most_one_frame_per_frame_pushed(
+    rate: int, channels: int, fmt: str, step: int
+) -> None:
+    # Pulling once per push relies on this; were it wrong, frames would pile up one push behind.
+    signal = tone(700, 0.5, rate, channels=channels, amplitude=0.3)
+    resampler = MonoResampler(24_000)
+    for start in range(0, len(signal), step):
+        frame = make_frame(signal[start : start + step], rate=rate, fmt=fmt, pts=start)
+        resampler.resample(frame)
+        assert resampler._pull() == []  # nothing was left behind by the single pull

@@ -3,7 +3,9 @@
 A second stream can neither stop the first nor leave frames queueing unread; only a participant's first
 stream (by arrival) is interpreted, the others are read and discarded. A crashed reader is restarted with
 back-off, and reads (and drops) frames meanwhile so nothing queues up in the track. What to do with the
-audio (which lanes hear it) is the meeting's business: it gets 24 kHz mono PCM per participant.
+audio (which lanes hear it) is the meeting's business: it gets 24 kHz mono PCM per participant, and only
+of the participants it says it `needs` (a speaker no lane interprets is read and counted, not converted:
+the conversion is the one per-frame cost of the inbound path that is ours).
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ def stream_health(stream: InboundStream, now: float) -> PartHealth | None:
 
 
 class AudioIn:
-    """The participants' audio streams; `on_pcm(pid, pcm)` gets the interpreted stream of each."""
+    """The participants' audio streams; `on_pcm(pid, pcm)` gets the interpreted stream of each
+    participant for whom `needed(pid)` holds (asked per frame: it must be cheap)."""
 
     def __init__(
         self,
@@ -66,11 +69,16 @@ class AudioIn:
         *,
         name_of: Callable[[str], str],
         clock: Callable[[], float] = time.monotonic,
+        needed: Callable[[str], bool] = lambda pid: True,
     ) -> None:
         self._on_pcm = on_pcm
+        self._needed = needed
         self._name_of = name_of
         self._clock = clock
         self._streams: dict[tuple[str, str], InboundStream] = {}
+        # Each participant's interpreted stream, kept as streams come and go: a frame asks which it is
+        # with one lookup instead of a scan of every stream in the meeting.
+        self._primary: dict[str, InboundStream] = {}
         self._order = 0
         self._tasks = TaskSet("audio in", logger=log)
         # Decoded frames per participant since their audio arrived: zero means the media path from
@@ -85,6 +93,8 @@ class AudioIn:
         inbound = InboundStream(pid, stream, track, self._order)
         self._streams[(pid, stream)] = inbound
         primary = primary_stream(self._streams.values(), pid)
+        assert primary is not None  # `inbound` is one of them
+        self._primary[pid] = primary
         if primary is inbound:
             self.frames_heard[pid] = 0
         else:
@@ -105,12 +115,15 @@ class AudioIn:
                 inbound.task.cancel()
         primary = primary_stream(self._streams.values(), pid)
         if primary is None:
+            self._primary.pop(pid, None)
             self.frames_heard.pop(pid, None)
         else:
+            self._primary[pid] = primary
             self.frames_heard[pid] = primary.frames
 
     async def aclose(self) -> None:
         self._streams = {}
+        self._primary = {}
         await self._tasks.close()
         self.frames_heard.clear()
 
@@ -141,6 +154,7 @@ class AudioIn:
 
     async def _read(self, inbound: InboundStream, name: str) -> None:
         converter = InboundConverter()
+        extra_stream = FRAMES_IGNORED.labels(reason="extra_stream")
         while True:
             try:
                 frame = await inbound.track.recv()
@@ -148,16 +162,21 @@ class AudioIn:
                 return
             inbound.frames += 1
             FRAMES_IN.inc()
-            if self._streams.get((inbound.pid, inbound.stream)) is not inbound:
-                continue  # replaced or stopped: the task is being cancelled
-            if primary_stream(self._streams.values(), inbound.pid) is not inbound:
-                FRAMES_IGNORED.labels(reason="extra_stream").inc()
+            if self._primary.get(inbound.pid) is not inbound:
+                if self._streams.get((inbound.pid, inbound.stream)) is inbound:
+                    extra_stream.inc()
+                # else replaced or stopped: the task is being cancelled
                 continue
             if inbound.frames == 1:
                 log.info("first audio from participant %s (%s)", inbound.pid, name)
             self.frames_heard[inbound.pid] = inbound.frames
             if not isinstance(frame, av.AudioFrame):
                 continue  # an audio track yields audio frames; anything else is not ours to convert
+            if not self._needed(inbound.pid):
+                # Nobody to hear it. Forgotten, not flushed: when a lane opens its audio starts from
+                # there, with no tail of old speech and no silence for the time skipped.
+                converter.reset()
+                continue
             pcm = converter.convert(frame)
             if pcm:
                 self._on_pcm(inbound.pid, pcm)

@@ -102,7 +102,9 @@ class Meeting(LaneRouter):
         self._unserved: tuple[LaneKey, ...] = ()
         self._lane_restarts: dict[LaneKey, Restarts] = {}
         self._lane_retry_at: dict[LaneKey, float] = {}
-        self._audio_in = AudioIn(self._speaker_audio, name_of=self._member_name, clock=clock)
+        self._audio_in = AudioIn(
+            self._speaker_audio, name_of=self._member_name, clock=clock, needed=self._speaks_into_a_lane
+        )
         self.frames_heard = self._audio_in.frames_heard  # per participant: see AudioIn
         self._feed_set = FeedSet(room, new_track=self._new_track, name_of=self._listener_name, clock=clock)
         self.feeds: dict[str, Feed] = self._feed_set.feeds
@@ -215,6 +217,9 @@ class Meeting(LaneRouter):
             case MeetingEnded(reason=reason):
                 log.info("stopping: %s", reason)
                 self._stop_requested = True
+
+    def _speaks_into_a_lane(self, pid: str) -> bool:
+        return any(lane.plan.speaker.id == pid for lane in self.lanes.values())
 
     def _speaker_audio(self, pid: str, pcm: bytes) -> None:
         for lane in self.lanes.values():
