@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from tests.bench.figures import Figure, figures_to_json, table
+
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = "translator_bot"
 
@@ -170,3 +172,21 @@ def from_arguments(args: argparse.Namespace) -> contextlib.AbstractContextManage
 def legend(trees: list[SourceTree]) -> str:
     """The lines above a table that say what each column ran."""
     return "\n".join(f"{tree.label:>6}: {tree.describe}" for tree in trees)
+
+
+def add_report_arguments(parser: argparse.ArgumentParser, runs: int) -> None:
+    """The options every before/after bench shares: the baseline, how many runs, where to write JSON."""
+    add_arguments(parser)
+    parser.add_argument("--runs", type=int, default=runs, help="runs per tree; the table shows medians")
+    parser.add_argument(
+        "--json", type=Path, metavar="PATH", help="also write the figures here (read by perf_report)"
+    )
+
+
+def print_figures(title: str, figures: list[Figure], trees: list[SourceTree], json_path: Path | None) -> None:
+    """The legend, the before/after table under its title, and the JSON copy when asked for."""
+    labels = [tree.label for tree in trees]
+    print(f"\n{title}\n{legend(trees)}\n{table(figures, labels)}", flush=True)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(figures_to_json(figures, labels))
