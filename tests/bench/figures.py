@@ -124,7 +124,8 @@ def change_text(before: float, after: float) -> str:
     """after relative to before, in %: '-48 %'; '' when either is missing or before is 0."""
     if math.isnan(before) or math.isnan(after) or before == 0:
         return ""
-    return f"{100 * (after - before) / abs(before):+.0f} %"
+    percent = round(100 * (after - before) / abs(before))
+    return f"{percent:+d} %" if percent else "0 %"
 
 
 def table(figures: Sequence[Figure], trees: Sequence[str]) -> str:

@@ -116,6 +116,7 @@ def test_targets_read_in_the_right_direction() -> None:
 def test_change_is_relative_to_before() -> None:
     assert change_text(16.0, 8.0) == "-50 %"
     assert change_text(100.0, 110.0) == "+10 %"
+    assert change_text(147.0, 146.6) == "0 %"  # not "-0 %"
     assert change_text(0.0, 5.0) == ""
     assert change_text(math.nan, 5.0) == ""
 
