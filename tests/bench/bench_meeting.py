@@ -199,7 +199,7 @@ def latency_figures(runs: dict[str, dict[str, EngineRuns]], labels: list[str]) -
     for engine in ENGINES:
         rows.append(
             Figure(
-                f"{engine} missing + underruns",
+                f"{engine}: sentences missing + playout underruns",
                 "",
                 {label: runs[label][engine].missing + runs[label][engine].underruns for label in labels},
                 Target(0),

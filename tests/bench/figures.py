@@ -120,9 +120,15 @@ def format_value(value: float | None, decimals: int = 1, signed: bool = False) -
     return f"{value:{'+' if signed else ''}.{decimals}f}"
 
 
-def change_text(before: float, after: float) -> str:
-    """after relative to before, in %: '-48 %'; '' when either is missing or before is 0."""
-    if math.isnan(before) or math.isnan(after) or before == 0:
+def change_text(before: float, after: float, absolute_decimals: int | None = None) -> str:
+    """after relative to before, in %: '-48 %'; '' when either is missing or before is 0. With
+    absolute_decimals, the difference in the figure's own unit instead ('-62'): for a figure that is
+    itself a difference over a baseline (added latency), whose sign can flip, a percentage means nothing."""
+    if math.isnan(before) or math.isnan(after):
+        return ""
+    if absolute_decimals is not None:
+        return f"{after - before:+.{absolute_decimals}f}"
+    if before == 0:
         return ""
     percent = round(100 * (after - before) / abs(before))
     return f"{percent:+d} %" if percent else "0 %"
@@ -130,7 +136,8 @@ def change_text(before: float, after: float) -> str:
 
 def table(figures: Sequence[Figure], trees: Sequence[str]) -> str:
     """The figures as text, one column per tree in the given order, then the change from the first tree
-    to the last (when there are two or more), the target and whether the last tree meets it."""
+    to the last (when there are two or more; in the figure's unit for a signed figure, else in %), the
+    target and whether the last tree meets it."""
     header = ["figure", *trees]
     if len(trees) > 1:
         header.append("change")
@@ -142,7 +149,7 @@ def table(figures: Sequence[Figure], trees: Sequence[str]) -> str:
         row += [format_value(figure.values.get(t, math.nan), figure.decimals, figure.signed) for t in trees]
         first, last = figure.values.get(trees[0], math.nan), figure.values.get(trees[-1], math.nan)
         if len(trees) > 1:
-            row.append(change_text(first, last))
+            row.append(change_text(first, last, figure.decimals if figure.signed else None))
         met = figure.target.met(last) if figure.target is not None else None
         row.append(str(figure.target) if figure.target is not None else "")
         row.append({True: "yes", False: "NO", None: ""}[met])
