@@ -150,8 +150,10 @@ def source_trees(
     baseline_ref: str | None = None, baseline_tree: Path | None = None, repo: Path = REPO
 ) -> Iterator[list[SourceTree]]:
     """[before, after] with a baseline (a ref or an existing tree), [after] without one. Each tree is
-    checked to be the one the bot will import before anything is measured."""
+    checked to be the one the bot will import before anything is measured. While inside, SIGTERM
+    unwinds like Ctrl-C, so a bench stopped by a process manager still stops its Janus and bots."""
     with contextlib.ExitStack() as stack:
+        stack.enter_context(_sigterm_unwinds())  # the bench's own cleanup (Janus, bots) runs too
         trees: list[SourceTree] = []
         if baseline_ref is not None:
             path, commit = stack.enter_context(materialised(baseline_ref, repo))
