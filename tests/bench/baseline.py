@@ -171,6 +171,15 @@ def from_arguments(args: argparse.Namespace) -> contextlib.AbstractContextManage
     return source_trees(args.baseline_ref, args.baseline_tree)
 
 
+def machine_load() -> str:
+    """How busy the machine was: figures taken at a load average above the core count are the noise's
+    as much as the code's, whatever their medians say."""
+    one, five, fifteen = os.getloadavg()
+    return (
+        f"machine: {os.cpu_count()} cores, load average {one:.1f} / {five:.1f} / {fifteen:.1f} (1/5/15 min)"
+    )
+
+
 def legend(trees: list[SourceTree]) -> str:
     """The lines above a table that say what each column ran."""
     return "\n".join(f"{tree.label:>6}: {tree.describe}" for tree in trees)
@@ -188,7 +197,7 @@ def add_report_arguments(parser: argparse.ArgumentParser, runs: int) -> None:
 def print_figures(title: str, figures: list[Figure], trees: list[SourceTree], json_path: Path | None) -> None:
     """The legend, the before/after table under its title, and the JSON copy when asked for."""
     labels = [tree.label for tree in trees]
-    print(f"\n{title}\n{legend(trees)}\n{table(figures, labels)}", flush=True)
+    print(f"\n{title}\n{legend(trees)}\n{machine_load()}\n{table(figures, labels)}", flush=True)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(figures_to_json(figures, labels))

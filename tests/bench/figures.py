@@ -115,8 +115,10 @@ class Figure:
 
 
 def format_value(value: float | None, decimals: int = 1, signed: bool = False) -> str:
+    """The value to `decimals` places ('n/a' for none), with a sign when `signed`; never '-0'."""
     if value is None or math.isnan(value):
         return "n/a"
+    value = round(value, decimals) + 0.0  # -0.4 shows as 0, not -0
     return f"{value:{'+' if signed else ''}.{decimals}f}"
 
 
@@ -127,7 +129,7 @@ def change_text(before: float, after: float, absolute_decimals: int | None = Non
     if math.isnan(before) or math.isnan(after):
         return ""
     if absolute_decimals is not None:
-        return f"{after - before:+.{absolute_decimals}f}"
+        return format_value(after - before, absolute_decimals, signed=True)
     if before == 0:
         return ""
     percent = round(100 * (after - before) / abs(before))

@@ -25,7 +25,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.bench.baseline import REPO, SourceTree, add_arguments, from_arguments, legend
+from tests.bench.baseline import REPO, SourceTree, add_arguments, from_arguments, legend, machine_load
 from tests.bench.figures import Figure, figures_from_json, table
 
 
@@ -117,6 +117,7 @@ def main() -> None:
                 ]
         print(f"\n=== summary: medians of {args.runs} runs per tree{' (--quick)' if args.quick else ''}")
         print(legend(trees))
+        print(machine_load())
         print(table(rows, [t.label for t in trees]))
         if failed:
             print(f"FAILED, figures left out: {', '.join(failed)}")

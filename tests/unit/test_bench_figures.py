@@ -14,6 +14,7 @@ from tests.bench.figures import (
     cpu_percent,
     figures_from_json,
     figures_to_json,
+    format_value,
     median,
     meetings_per_core,
     paired_differences,
@@ -119,6 +120,14 @@ def test_change_is_relative_to_before() -> None:
     assert change_text(147.0, 146.6) == "0 %"  # not "-0 %"
     assert change_text(0.0, 5.0) == ""
     assert change_text(math.nan, 5.0) == ""
+
+
+def test_values_show_no_negative_zero() -> None:
+    assert format_value(-0.4, 0, signed=True) == "+0"
+    assert format_value(-0.04, 1) == "0.0"
+    assert format_value(-3.0, 0, signed=True) == "-3"
+    assert format_value(math.nan) == "n/a"
+    assert change_text(10.0, 9.7, absolute_decimals=0) == "+0"
 
 
 def test_the_change_of_a_difference_is_in_its_own_unit() -> None:
