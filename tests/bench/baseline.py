@@ -65,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--baseline-tree",
         type=Path,
         metavar="PATH",
-        help="also run the bot from this existing source tree (e.g. one --baseline-ref left to share)",
+        help="also run the bot from this existing source tree (another checkout or worktree)",
     )
 
 
