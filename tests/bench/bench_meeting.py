@@ -1,7 +1,7 @@
 """Meeting-level figures through real Janus, the bot as a process and the fake model server.
 
-    python -m tests.bench.bench_meeting latency  [--utterances 8] [--runs 3] [--baseline-ref perf-baseline]
-    python -m tests.bench.bench_meeting capacity [--meetings 2] [--seconds 30] [--runs 3] [--ramp]
+    python -m tests.bench.bench_meeting latency  [--utterances 8] [--runs 4] [--baseline-ref perf-baseline]
+    python -m tests.bench.bench_meeting capacity [--meetings 2] [--seconds 30] [--runs 4] [--ramp]
                                                  [--baseline-ref perf-baseline]
 
 With --baseline-ref REF (or --baseline-tree PATH) the bot also runs from that ref's tree, the trees
@@ -145,12 +145,13 @@ async def latency(args: argparse.Namespace, trees: list[SourceTree]) -> None:
                         env["TRANSLATOR_PASSTHROUGH_DELAY_MS"] = str(delay)
                     workdir = Path(tmp) / f"{tree.label}-{run}"
                     result = await measure_engine(janus, engine, args.utterances, workdir, env)
-                    values = result["latencies"]
-                    assert isinstance(values, list)
+                    values, missing, underruns = result["latencies"], result["missing"], result["underruns"]
+                    assert (
+                        isinstance(values, list) and isinstance(missing, int) and isinstance(underruns, float)
+                    )
                     into = runs[tree.label][engine]
                     into.latencies += values
-                    into.missing += int(str(result["missing"]))
-                    underruns = float(str(result["underruns"]))
+                    into.missing += missing
                     into.underruns += 0.0 if math.isnan(underruns) else underruns
                     p95 = percentile(values, 95) * 1000 if values else math.nan
                     line.append(f"{engine} p95 {p95:.0f} ms")
@@ -408,12 +409,12 @@ def main() -> None:
     lat = sub.add_parser("latency")
     lat.add_argument("--utterances", type=int, default=8, help="sentences per engine and run")
     lat.add_argument("--plot", type=Path, default=Path("demo-output/bench-meeting-latency.png"))
-    add_report_arguments(lat, runs=3)
+    add_report_arguments(lat, runs=4)
     cap = sub.add_parser("capacity")
     cap.add_argument("--meetings", type=int, default=2, help="meetings at once (with --ramp: at most)")
     cap.add_argument("--seconds", type=float, default=30.0, help="talking time per measurement")
     cap.add_argument("--ramp", action="store_true", help="1, 2, ... --meetings at once, until underruns")
-    add_report_arguments(cap, runs=3)
+    add_report_arguments(cap, runs=4)
     args = parser.parse_args()
     with from_arguments(args) as trees:
         enter_private_network()  # before any thread exists

@@ -1,7 +1,7 @@
 """Bot CPU for a webinar vs a two-party meeting, per-listener vs per-language output, through real Janus,
 the bot as a process and the fake model server.
 
-    python -m tests.bench.bench_webinar [--runs 3] [--seconds 30] [--baseline-ref perf-baseline]
+    python -m tests.bench.bench_webinar [--runs 4] [--seconds 30] [--baseline-ref perf-baseline]
 
 Cases, each measured --runs times in turn (so machine noise spreads over all of them), medians printed:
 - `two-party per-listener`: Alice (en) and Beatriz (es), Alice speaking; today's baseline.
@@ -206,7 +206,7 @@ def main() -> None:
     parser.add_argument(
         "--cases", nargs="+", choices=list(CASES), default=list(CASES), metavar="CASE", help=", ".join(CASES)
     )
-    add_report_arguments(parser, runs=3)
+    add_report_arguments(parser, runs=4)
     args = parser.parse_args()
     with from_arguments(args) as trees:
         enter_private_network()  # before any thread exists

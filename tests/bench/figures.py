@@ -24,7 +24,8 @@ def run_order(trees: Sequence[T], runs: int) -> list[tuple[int, T]]:
     """(run, tree) in the order to measure them: every run measures every tree, odd runs in reverse
     (A B, B A, A B, ...). Alternating keeps either tree from always going first (the one after a
     fresh Janus, or after a quiet pause), and a load that rises or falls through the program's
-    minutes lands on both trees alike."""
+    minutes lands on both trees alike. With an even number of runs each tree goes first equally often
+    (the benches default to 4); with an odd number the first tree goes first once more."""
     if runs < 1:
         raise ValueError(f"runs must be at least 1, not {runs}")
     order: list[tuple[int, T]] = []

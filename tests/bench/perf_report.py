@@ -1,6 +1,6 @@
 """Every performance figure the project has targets for, before and after, in one run and one table.
 
-    python -m tests.bench.perf_report --baseline-ref perf-baseline [--runs 3]
+    python -m tests.bench.perf_report --baseline-ref perf-baseline [--runs 4]
     python -m tests.bench.perf_report --baseline-ref perf-baseline --quick    # a minutes-long check
 
 The baseline tree is materialised once (tests/bench/baseline.py) and each benchmark runs as its own
@@ -90,7 +90,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_arguments(parser)
-    parser.add_argument("--runs", type=int, help="runs per tree in every bench (default 3; 1 with --quick)")
+    parser.add_argument("--runs", type=int, help="runs per tree in every bench (default 4; 1 with --quick)")
     parser.add_argument("--seconds", type=float, default=30.0, help="talking time per capacity/webinar run")
     parser.add_argument("--utterances", type=int, default=8, help="sentences per engine and latency run")
     parser.add_argument("--quick", action="store_true", help="short runs: checks the harness, not the code")
@@ -98,7 +98,7 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=Path("demo-output/bench-meeting-latency.png"))
     args = parser.parse_args()
     if args.runs is None:
-        args.runs = 1 if args.quick else 3
+        args.runs = 1 if args.quick else 4
     rows: list[Figure] = []
     failed: list[str] = []
     with from_arguments(args) as trees, tempfile.TemporaryDirectory() as tmp:
