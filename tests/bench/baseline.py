@@ -7,8 +7,8 @@ editable install's. Janus, the fake model server and the simulated people all co
 and are the same for both trees, so a difference in the figures is the bot's.
 
     with source_trees(args) as trees:        # [before, after] or [after]
-        for run, tree in run_order(trees, args.runs):
-            rig = InterpreterRig(..., env=tree.bot_env())
+        for run, tree in run_order(trees, args.runs, args.warmup):
+            rig = InterpreterRig(..., env=tree.bot_env())   # run == WARMUP: measured, not counted
 
 The baseline worktree is removed (and git's record of it pruned) on every way out: normal end, an
 exception, Ctrl-C or SIGTERM.
@@ -189,6 +189,12 @@ def add_report_arguments(parser: argparse.ArgumentParser, runs: int) -> None:
     """The options every before/after bench shares: the baseline, how many runs, where to write JSON."""
     add_arguments(parser)
     parser.add_argument("--runs", type=int, default=runs, help="runs per tree; the table shows medians")
+    parser.add_argument(
+        "--no-warmup",
+        dest="warmup",
+        action="store_false",
+        help="skip the first, uncounted pass over the trees (cold caches, a fresh Janus)",
+    )
     parser.add_argument(
         "--json", type=Path, metavar="PATH", help="also write the figures here (read by perf_report)"
     )

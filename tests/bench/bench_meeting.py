@@ -40,7 +40,7 @@ from pathlib import Path
 
 from tests.bench import figures
 from tests.bench.baseline import SourceTree, add_report_arguments, from_arguments, print_figures
-from tests.bench.figures import Figure, Target, median, meetings_per_core, run_order
+from tests.bench.figures import WARMUP, Figure, Target, median, meetings_per_core, run_name, run_order
 from translator_bot.demo.plot import PlotsUnavailable, draw_latency_distribution
 from translator_bot.fake.catalog import load_catalog
 from translator_bot.fake.server import FakeRealtimeServer
@@ -137,7 +137,7 @@ async def latency(args: argparse.Namespace, trees: list[SourceTree]) -> None:
     runs: dict[str, dict[str, EngineRuns]] = {t.label: {e: EngineRuns([]) for e in ENGINES} for t in trees}
     with tempfile.TemporaryDirectory() as tmp:
         async with JanusServer() as janus:
-            for run, tree in run_order(trees, args.runs):
+            for run, tree in run_order(trees, args.runs, args.warmup):
                 line = []
                 for engine in ENGINES:
                     env = tree.bot_env()
@@ -149,13 +149,14 @@ async def latency(args: argparse.Namespace, trees: list[SourceTree]) -> None:
                     assert (
                         isinstance(values, list) and isinstance(missing, int) and isinstance(underruns, float)
                     )
-                    into = runs[tree.label][engine]
-                    into.latencies += values
-                    into.missing += missing
-                    into.underruns += 0.0 if math.isnan(underruns) else underruns
+                    if run != WARMUP:
+                        into = runs[tree.label][engine]
+                        into.latencies += values
+                        into.missing += missing
+                        into.underruns += 0.0 if math.isnan(underruns) else underruns
                     p95 = percentile(values, 95) * 1000 if values else math.nan
                     line.append(f"{engine} p95 {p95:.0f} ms")
-                print(f"run {run + 1} {tree.label:<6} " + ", ".join(line), flush=True)
+                print(f"run {run_name(run)} {tree.label:<6} " + ", ".join(line), flush=True)
     title = (
         f"speech end at the speaker -> first translated audio at the listener "
         f"({args.utterances} sentences x {args.runs} runs per engine and tree; + = over that tree's "
@@ -300,7 +301,7 @@ async def capacity(args: argparse.Namespace, trees: list[SourceTree]) -> None:
     samples: dict[int, dict[str, list[MeetingSample]]] = {}
     rooms = itertools.count(7000)
     print(
-        f"{'run':>3} {'tree':<6} {'meetings':>8} {'bot CPU % of a core (each)':>28} "
+        f"{'run':>7} {'tree':<6} {'meetings':>8} {'bot CPU % of a core (each)':>28} "
         f"{'peak RSS MiB':>14} {'underruns':>9}"
     )
     with tempfile.TemporaryDirectory() as tmp:
@@ -312,15 +313,17 @@ async def capacity(args: argparse.Namespace, trees: list[SourceTree]) -> None:
                 for count in counts:
                     by_tree: dict[str, list[MeetingSample]] = defaultdict(list)
                     samples[count] = by_tree
-                    for run, tree in run_order(holding, args.runs):
+                    warmup = args.warmup and count == counts[0]
+                    for run, tree in run_order(holding, args.runs, warmup):
                         workdir = Path(tmp) / f"{count}-{tree.label}-{run}"
                         got = await measure_meetings(janus, fake, tree, count, args.seconds, workdir, rooms)
-                        by_tree[tree.label] += got
+                        if run != WARMUP:
+                            by_tree[tree.label] += got
                         cpu_text = " ".join(f"{s.cpu_percent:.1f}" for s in got)
                         rss_text = " ".join(f"{s.peak_rss_mib:.0f}" for s in got)
                         underruns = sum(s.underruns for s in got)
                         print(
-                            f"{run + 1:>3} {tree.label:<6} {count:>8} {cpu_text:>28} "
+                            f"{run_name(run):>7} {tree.label:<6} {count:>8} {cpu_text:>28} "
                             f"{rss_text:>14} {underruns:>9.0f}",
                             flush=True,
                         )

@@ -31,7 +31,16 @@ from pathlib import Path
 
 from tests.bench.baseline import SourceTree, add_report_arguments, from_arguments, print_figures
 from tests.bench.bench_meeting import SENTENCES, UNDERRUNS, cpu_seconds, peak_rss_mib
-from tests.bench.figures import Figure, Target, cpu_percent, median, paired_ratios, run_order
+from tests.bench.figures import (
+    WARMUP,
+    Figure,
+    Target,
+    cpu_percent,
+    median,
+    paired_ratios,
+    run_name,
+    run_order,
+)
 from translator_bot.fake.server import FakeRealtimeServer
 from translator_bot.fake.state import FakeOptions
 from translator_bot.fixtures import utterance
@@ -123,13 +132,14 @@ async def bench(args: argparse.Namespace, trees: list[SourceTree]) -> None:
             fake = FakeRealtimeServer(options=FakeOptions(heartbeat_ms=1000))
             await fake.start()
             try:
-                for run, tree in run_order(trees, args.runs):
+                for run, tree in run_order(trees, args.runs, args.warmup):
                     for case in cases:
                         workdir = Path(tmp) / f"{tree.label}-{case.replace(' ', '-')}-{run}"
                         got = await measure(janus, fake, tree, case, workdir, next(rooms), args.seconds)
-                        results[tree.label][case].append(got)
+                        if run != WARMUP:
+                            results[tree.label][case].append(got)
                         print(
-                            f"run {run + 1} {tree.label:<6} {case:<24} CPU {got.cpu_percent:5.1f} % "
+                            f"run {run_name(run)} {tree.label:<6} {case:<24} CPU {got.cpu_percent:5.1f} % "
                             f"feeds {got.feeds} underruns {got.underruns:.0f}",
                             flush=True,
                         )

@@ -20,19 +20,31 @@ T = TypeVar("T")
 CORE_PERCENT = 100.0  # one core, fully used, in the "% of a core" unit the benches measure CPU in
 
 
-def run_order(trees: Sequence[T], runs: int) -> list[tuple[int, T]]:
+WARMUP = -1  # the run number of the warm-up pass, whose figures are printed but not counted
+
+
+def run_order(trees: Sequence[T], runs: int, warmup: bool = False) -> list[tuple[int, T]]:
     """(run, tree) in the order to measure them: every run measures every tree, odd runs in reverse
     (A B, B A, A B, ...). Alternating keeps either tree from always going first (the one after a
     fresh Janus, or after a quiet pause), and a load that rises or falls through the program's
     minutes lands on both trees alike. With an even number of runs each tree goes first equally often
-    (the benches default to 4); with an odd number the first tree goes first once more."""
+    (the benches default to 4); with an odd number the first tree goes first once more.
+
+    With `warmup`, a pass over every tree numbered WARMUP comes first (in the order that continues the
+    alternation backwards: B A, then A B, ...): the program's first minutes pay for cold caches and a
+    fresh Janus, and that cost belongs to neither tree."""
     if runs < 1:
         raise ValueError(f"runs must be at least 1, not {runs}")
     order: list[tuple[int, T]] = []
-    for run in range(runs):
+    for run in range(WARMUP if warmup else 0, runs):
         visit = list(trees) if run % 2 == 0 else list(reversed(trees))
         order.extend((run, tree) for tree in visit)
     return order
+
+
+def run_name(run: int) -> str:
+    """How a progress line names a run: 1, 2, ... or 'warm-up'."""
+    return "warm-up" if run == WARMUP else str(run + 1)
 
 
 def median(values: Iterable[float]) -> float:

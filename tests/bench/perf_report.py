@@ -36,7 +36,7 @@ class Bench:
     title: str
     module: str
     args: tuple[str, ...]
-    writes_json: bool = True
+    writes_json: bool = True  # and takes the before/after benches' options (--json, --no-warmup)
 
 
 def benches(args: argparse.Namespace) -> list[Bench]:
@@ -63,14 +63,14 @@ def benches(args: argparse.Namespace) -> list[Bench]:
     return [b for b in chosen if not args.only or b.title in args.only]
 
 
-def run_bench(bench: Bench, runs: int, baseline: SourceTree | None, json_path: Path) -> int:
+def run_bench(bench: Bench, runs: int, warmup: bool, baseline: SourceTree | None, json_path: Path) -> int:
     """Run one bench as a child process, its output straight to ours; its exit status. Stopped with us:
     SIGTERM lets it stop its Janus and bots before it goes."""
     command = [sys.executable, "-m", bench.module, *bench.args, "--runs", str(runs)]
     if baseline is not None:
         command += ["--baseline-tree", str(baseline.path)]
     if bench.writes_json:
-        command += ["--json", str(json_path)]
+        command += ["--json", str(json_path)] + ([] if warmup else ["--no-warmup"])
     print(f"\n=== {bench.title}: {' '.join(command[1:])}", flush=True)
     env = {**os.environ, "PYTHONPATH": str(REPO)}  # the benches' own code: this checkout's
     with subprocess.Popen(command, env=env, cwd=REPO) as child:
@@ -93,7 +93,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, help="runs per tree in every bench (default 4; 1 with --quick)")
     parser.add_argument("--seconds", type=float, default=30.0, help="talking time per capacity/webinar run")
     parser.add_argument("--utterances", type=int, default=8, help="sentences per engine and latency run")
-    parser.add_argument("--quick", action="store_true", help="short runs: checks the harness, not the code")
+    parser.add_argument(
+        "--quick", action="store_true", help="short runs, no warm-up: checks the harness, not the code"
+    )
+    parser.add_argument("--no-warmup", dest="warmup", action="store_false", help="no uncounted first pass")
     parser.add_argument("--only", nargs="+", choices=["capacity", "webinar", "latency", "start-up"])
     parser.add_argument("--plot", type=Path, default=Path("demo-output/bench-meeting-latency.png"))
     args = parser.parse_args()
@@ -105,7 +108,7 @@ def main() -> None:
         baseline = trees[0] if len(trees) > 1 else None
         for bench in benches(args):
             json_path = Path(tmp) / f"{bench.title}.json"
-            code = run_bench(bench, args.runs, baseline, json_path)
+            code = run_bench(bench, args.runs, args.warmup and not args.quick, baseline, json_path)
             if code != 0:
                 failed.append(f"{bench.title} (exit {code})")
                 continue
@@ -118,7 +121,7 @@ def main() -> None:
         print(f"\n=== summary: medians of {args.runs} runs per tree{' (--quick)' if args.quick else ''}")
         print(legend(trees))
         print(machine_load())
-        print(table(rows, [t.label for t in trees]))
+        print(table(rows, [t.label for t in trees]) if rows else "(no figures: see the tables above)")
         if failed:
             print(f"FAILED, figures left out: {', '.join(failed)}")
     if failed:

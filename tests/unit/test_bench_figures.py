@@ -8,6 +8,7 @@ import math
 import pytest
 
 from tests.bench.figures import (
+    WARMUP,
     Figure,
     Target,
     change_text,
@@ -20,6 +21,7 @@ from tests.bench.figures import (
     paired_differences,
     paired_ratios,
     percentile,
+    run_name,
     run_order,
     table,
 )
@@ -44,6 +46,21 @@ def test_every_tree_is_measured_in_every_run_and_equally_often_first() -> None:
     assert firsts.count("before") == firsts.count("after") == 3
     for run in range(6):
         assert sorted(tree for r, tree in order if r == run) == ["after", "before"]
+
+
+def test_a_warm_up_pass_over_every_tree_comes_first_and_is_marked() -> None:
+    order = run_order(["before", "after"], 2, warmup=True)
+    assert order == [
+        (WARMUP, "after"),
+        (WARMUP, "before"),
+        (0, "before"),
+        (0, "after"),
+        (1, "after"),
+        (1, "before"),
+    ]
+    assert [run_name(run) for run, _ in order] == ["warm-up", "warm-up", "1", "1", "2", "2"]
+    counted = [(run, tree) for run, tree in order if run != WARMUP]
+    assert counted == run_order(["before", "after"], 2)  # the warm-up changes nothing that is counted
 
 
 def test_one_tree_is_simply_repeated() -> None:
