@@ -5,9 +5,9 @@
                                                  [--baseline-ref perf-baseline]
 
 With --baseline-ref REF (or --baseline-tree PATH) the bot also runs from that ref's tree, the trees
-taking turns run after run (A B, B A, ...), and the figures are printed side by side with the change
-and the targets. Only the bot differs between the trees (tests/bench/baseline.py); --json PATH writes
-the figures for tests.bench.perf_report.
+taking turns run after run (A B, B A, ...) after an uncounted warm-up pass (--no-warmup skips it), and
+the figures are printed side by side with the change and the targets. Only the bot differs between
+the trees (tests/bench/baseline.py); --json PATH writes the figures for tests.bench.perf_report.
 
 `latency`: from the end of each source utterance at the speaker to the first translated audio at the
 listener, for the pass-through engine (same room path, the input returned unchanged after the same

@@ -13,7 +13,8 @@ both modes, and the CPU difference is the output side (one encoder per feed). Pr
 core while Alice speaks, the ratio to the two-party meeting (per run, both measured back to back, then
 the median: target <= 2x for the per-language webinar), peak RSS and playout underruns.
 With --baseline-ref REF (or --baseline-tree PATH) the bot also runs from that ref's tree, the trees
-taking turns run after run, and the figures are printed side by side (tests/bench/baseline.py);
+taking turns run after run after an uncounted warm-up pass (--no-warmup skips it), and the figures
+are printed side by side (tests/bench/baseline.py);
 --cases picks some of the cases; --json PATH writes the figures for tests.bench.perf_report.
 Needs root (or user namespaces) for the private network namespace, like the tests.
 """
