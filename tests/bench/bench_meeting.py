@@ -1,15 +1,26 @@
 """Meeting-level figures through real Janus, the bot as a process and the fake model server.
 
-    python -m tests.bench.bench_meeting latency  [--utterances 8]
-    python -m tests.bench.bench_meeting capacity [--max-meetings 4] [--seconds 40]
+    python -m tests.bench.bench_meeting latency  [--utterances 8] [--runs 4] [--baseline-ref perf-baseline]
+    python -m tests.bench.bench_meeting capacity [--meetings 2] [--seconds 30] [--runs 4] [--ramp]
+                                                 [--baseline-ref perf-baseline]
+
+With --baseline-ref REF (or --baseline-tree PATH) the bot also runs from that ref's tree, the trees
+taking turns run after run (A B, B A, ...) after an uncounted warm-up pass (--no-warmup skips it), and
+the figures are printed side by side with the change and the targets. Only the bot differs between
+the trees (tests/bench/baseline.py); --json PATH writes the figures for tests.bench.perf_report.
 
 `latency`: from the end of each source utterance at the speaker to the first translated audio at the
 listener, for the pass-through engine (same room path, the input returned unchanged after the same
 turn detection) and for both model engines against the fake, measured in the same run; prints p50 /
-p95 and what each engine adds over the pass-through baseline, plus playout underruns, and writes
-their distribution to --plot (default demo-output/bench-meeting-latency.png; the plots extra).
-`capacity`: N two-party meetings in one Janus, both people talking in turns; prints each bot's CPU
-(percent of one core) and the underruns, for N = 1.. until underruns appear or --max-meetings.
+p95 over all sentences of all runs and what each engine adds over the pass-through baseline of the
+same tree, plus playout underruns, and writes the distribution of this checkout's runs to --plot
+(default demo-output/bench-meeting-latency.png; the plots extra).
+`capacity`: --meetings two-party meetings at once in one Janus, both people talking in turns for
+--seconds; prints each bot's CPU (percent of one core) while they talk, its peak RSS and the
+underruns. CPU per meeting is the median over the meetings and the runs; meetings per core is one
+core (100 %) over that, rounded down, and only from runs without underruns (tests/bench/figures.py).
+With --ramp, 1, 2, ... up to --meetings at once, until every tree has underruns: how many meetings
+this machine held while also running Janus, the fake and every participant.
 Needs root (or user namespaces) for the private network namespace, like the tests.
 """
 
@@ -17,12 +28,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
+import math
 import os
 import statistics
 import tempfile
 import time
+from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
+from tests.bench import figures
+from tests.bench.baseline import SourceTree, add_report_arguments, from_arguments, print_figures
+from tests.bench.figures import WARMUP, Figure, Target, median, meetings_per_core, run_name, run_order
 from translator_bot.demo.plot import PlotsUnavailable, draw_latency_distribution
 from translator_bot.fake.catalog import load_catalog
 from translator_bot.fake.server import FakeRealtimeServer
@@ -36,10 +54,14 @@ SENTENCES = ["u1", "u2", "u3", "u4"]
 UNDERRUNS = "translator_playout_underruns_total"
 
 
+ENGINES = ("passthrough", "translate", "realtime")
+ADDED_P95_TARGET_MS = 40.0
+CPU_PER_MEETING_TARGET = 8.0  # % of a core, per two-party meeting while people talk
+MEETINGS_PER_CORE_TARGET = 12
+
+
 def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
+    return figures.percentile(values, q)
 
 
 def first_audio_after(rig: InterpreterRig, listener: str, after: float) -> float | None:
@@ -100,44 +122,93 @@ async def measure_engine(
     }
 
 
-async def latency(args: argparse.Namespace) -> None:
+@dataclass
+class EngineRuns:
+    """One engine's sentences on one tree, over all runs."""
+
+    latencies: list[float]
+    missing: int = 0
+    underruns: float = 0.0
+
+
+async def latency(args: argparse.Namespace, trees: list[SourceTree]) -> None:
     delay = model_delay_ms()
     print(f"model (fake recogniser) delay per turn: {delay} ms; the pass-through baseline waits as long")
+    runs: dict[str, dict[str, EngineRuns]] = {t.label: {e: EngineRuns([]) for e in ENGINES} for t in trees}
     with tempfile.TemporaryDirectory() as tmp:
         async with JanusServer() as janus:
-            results = [
-                await measure_engine(
-                    janus,
-                    "passthrough",
-                    args.utterances,
-                    Path(tmp),
-                    {"TRANSLATOR_PASSTHROUGH_DELAY_MS": str(delay)},
-                )
-            ]
-            for engine in ("translate", "realtime"):
-                results.append(await measure_engine(janus, engine, args.utterances, Path(tmp)))
-    base = results[0]["latencies"]
-    assert isinstance(base, list)
-    print(
-        f"\nspeech end at the speaker -> first translated audio at the listener ({args.utterances} sentences)"
+            for run, tree in run_order(trees, args.runs, args.warmup):
+                line = []
+                for engine in ENGINES:
+                    env = tree.bot_env()
+                    if engine == "passthrough":
+                        env["TRANSLATOR_PASSTHROUGH_DELAY_MS"] = str(delay)
+                    workdir = Path(tmp) / f"{tree.label}-{run}"
+                    result = await measure_engine(janus, engine, args.utterances, workdir, env)
+                    values, missing, underruns = result["latencies"], result["missing"], result["underruns"]
+                    assert (
+                        isinstance(values, list) and isinstance(missing, int) and isinstance(underruns, float)
+                    )
+                    if run != WARMUP:
+                        into = runs[tree.label][engine]
+                        into.latencies += values
+                        into.missing += missing
+                        into.underruns += 0.0 if math.isnan(underruns) else underruns
+                    p95 = percentile(values, 95) * 1000 if values else math.nan
+                    line.append(f"{engine} p95 {p95:.0f} ms")
+                print(f"run {run_name(run)} {tree.label:<6} " + ", ".join(line), flush=True)
+    title = (
+        f"speech end at the speaker -> first translated audio at the listener "
+        f"({args.utterances} sentences x {args.runs} runs per engine and tree; + = over that tree's "
+        "pass-through in the same runs)"
     )
-    header = ("engine", "p50 ms", "p95 ms", "+p50 ms", "+p95 ms", "missing", "underruns")
-    print(f"{header[0]:<12} " + " ".join(f"{h:>8}" for h in header[1:]))
-    for result in results:
-        values = result["latencies"]
-        assert isinstance(values, list)
-        if not values:
-            print(f"{result['engine']:<12} no translated audio arrived")
-            continue
-        p50, p95 = percentile(values, 50) * 1000, percentile(values, 95) * 1000
-        add50 = p50 - percentile(base, 50) * 1000 if base else float("nan")
-        add95 = p95 - percentile(base, 95) * 1000 if base else float("nan")
-        print(
-            f"{result['engine']:<12} {p50:8.0f} {p95:8.0f} {add50:+8.0f} {add95:+8.0f} "
-            f"{result['missing']:>8} {result['underruns']:>10.0f}"
+    print_figures(title, latency_figures(runs, [t.label for t in trees]), trees, args.json)
+    after = runs[trees[-1].label]
+    results: list[dict[str, object]] = [{"engine": e, "latencies": after[e].latencies} for e in ENGINES]
+    plot_latencies(results, args.utterances * args.runs, args.plot)
+
+
+def latency_figures(runs: dict[str, dict[str, EngineRuns]], labels: list[str]) -> list[Figure]:
+    """p50 / p95 per engine over the pooled sentences of each tree (the runs alternate between the
+    trees, so pooling treats both alike and gives the p95 more than one run's handful of sentences),
+    and what each model engine adds over the same tree's pass-through."""
+
+    def per_tree(engine: str, q: float, added: bool) -> dict[str, float]:
+        values = {}
+        for label in labels:
+            ms = [v * 1000 for v in runs[label][engine].latencies]
+            base = [v * 1000 for v in runs[label]["passthrough"].latencies]
+            value = percentile(ms, q)
+            values[label] = value - percentile(base, q) if added else value
+        return values
+
+    rows = [
+        Figure("pass-through p50", "ms", per_tree("passthrough", 50, False), decimals=0),
+        Figure("pass-through p95", "ms", per_tree("passthrough", 95, False), decimals=0),
+    ]
+    for engine in ENGINES[1:]:
+        rows += [
+            Figure(f"{engine} added p50", "ms", per_tree(engine, 50, True), decimals=0, signed=True),
+            Figure(
+                f"{engine} added p95",
+                "ms",
+                per_tree(engine, 95, True),
+                Target(ADDED_P95_TARGET_MS),
+                decimals=0,
+                signed=True,
+            ),
+        ]
+    for engine in ENGINES:
+        rows.append(
+            Figure(
+                f"{engine}: sentences missing + playout underruns",
+                "",
+                {label: runs[label][engine].missing + runs[label][engine].underruns for label in labels},
+                Target(0),
+                decimals=0,
+            )
         )
-    print("(+ columns: added over the pass-through baseline measured in the same run; target +p95 <= 40 ms)")
-    plot_latencies(results, args.utterances, args.plot)
+    return rows
 
 
 def plot_latencies(results: list[dict[str, object]], utterances: int, path: Path) -> None:
@@ -183,46 +254,154 @@ async def talk(rig: InterpreterRig, seconds: float) -> None:
         turn += 1
 
 
-async def capacity(args: argparse.Namespace) -> None:
-    print(f"{'meetings':>8} {'bot CPU % of a core (each)':>30} {'bot peak RSS MiB':>26} {'underruns':>10}")
+@dataclass(frozen=True)
+class MeetingSample:
+    """One bot of one two-party meeting: CPU while the people talked, its peak RSS, its underruns."""
+
+    cpu_percent: float
+    peak_rss_mib: float
+    underruns: float
+
+
+async def measure_meetings(
+    janus: JanusServer,
+    fake: FakeRealtimeServer,
+    tree: SourceTree,
+    count: int,
+    seconds: float,
+    workdir: Path,
+    rooms: itertools.count[int],
+) -> list[MeetingSample]:
+    """`count` two-party meetings at once, each with its bot from `tree`, everyone talking in turns."""
+    rigs = [
+        InterpreterRig(janus, "translate", workdir / str(i), fake=fake, room=next(rooms), env=tree.bot_env())
+        for i in range(count)
+    ]
+    try:
+        for rig in rigs:
+            await rig.start([("Alice", "en"), ("Beatriz", "es")])
+        before = [cpu_seconds(rig.bot.proc.pid) for rig in rigs if rig.bot]
+        started = time.monotonic()
+        await asyncio.gather(*(talk(rig, seconds) for rig in rigs))
+        elapsed = time.monotonic() - started
+        after = [cpu_seconds(rig.bot.proc.pid) for rig in rigs if rig.bot]
+        rss = [peak_rss_mib(rig.bot.proc.pid) for rig in rigs if rig.bot]
+        metrics = [await rig.metrics() for rig in rigs]
+    finally:
+        for rig in rigs:
+            await rig.aclose()
+    return [
+        MeetingSample(figures.cpu_percent(b - a, elapsed), r, m.get(UNDERRUNS, 0.0))
+        for a, b, r, m in zip(before, after, rss, metrics, strict=True)
+    ]
+
+
+async def capacity(args: argparse.Namespace, trees: list[SourceTree]) -> None:
+    counts = list(range(1, args.meetings + 1)) if args.ramp else [args.meetings]
+    samples: dict[int, dict[str, list[MeetingSample]]] = {}
+    rooms = itertools.count(7000)
+    print(
+        f"{'run':>7} {'tree':<6} {'meetings':>8} {'bot CPU % of a core (each)':>28} "
+        f"{'peak RSS MiB':>14} {'underruns':>9}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         async with JanusServer() as janus:
             fake = FakeRealtimeServer(options=FakeOptions(heartbeat_ms=1000))
             await fake.start()
             try:
-                for count in range(1, args.max_meetings + 1):
-                    rigs = [
-                        InterpreterRig(
-                            janus,
-                            "translate",
-                            Path(tmp) / f"{count}-{i}",
-                            fake=fake,
-                            room=int(f"{count}{i:02d}"),
+                holding = list(trees)
+                for count in counts:
+                    by_tree: dict[str, list[MeetingSample]] = defaultdict(list)
+                    samples[count] = by_tree
+                    warmup = args.warmup and count == counts[0]
+                    for run, tree in run_order(holding, args.runs, warmup):
+                        workdir = Path(tmp) / f"{count}-{tree.label}-{run}"
+                        got = await measure_meetings(janus, fake, tree, count, args.seconds, workdir, rooms)
+                        if run != WARMUP:
+                            by_tree[tree.label] += got
+                        cpu_text = " ".join(f"{s.cpu_percent:.1f}" for s in got)
+                        rss_text = " ".join(f"{s.peak_rss_mib:.0f}" for s in got)
+                        underruns = sum(s.underruns for s in got)
+                        print(
+                            f"{run_name(run):>7} {tree.label:<6} {count:>8} {cpu_text:>28} "
+                            f"{rss_text:>14} {underruns:>9.0f}",
+                            flush=True,
                         )
-                        for i in range(count)
-                    ]
-                    try:
-                        for rig in rigs:
-                            await rig.start([("Alice", "en"), ("Beatriz", "es")])
-                        before = [cpu_seconds(rig.bot.proc.pid) for rig in rigs if rig.bot]
-                        started = time.monotonic()
-                        await asyncio.gather(*(talk(rig, args.seconds) for rig in rigs))
-                        elapsed = time.monotonic() - started
-                        after = [cpu_seconds(rig.bot.proc.pid) for rig in rigs if rig.bot]
-                        rss = [peak_rss_mib(rig.bot.proc.pid) for rig in rigs if rig.bot]
-                        metrics = [await rig.metrics() for rig in rigs]
-                    finally:
-                        for rig in rigs:
-                            await rig.aclose()
-                    cpu = [100 * (b - a) / elapsed for a, b in zip(before, after, strict=True)]
-                    underruns = sum(m.get(UNDERRUNS, 0.0) for m in metrics)
-                    cpu_text = " ".join(f"{c:.0f}" for c in cpu)
-                    rss_text = " ".join(f"{r:.0f}" for r in rss)
-                    print(f"{count:>8} {cpu_text:>30} {rss_text:>26} {underruns:>10.0f}")
-                    if underruns > 0:
+                    holding = [t for t in holding if not sum(s.underruns for s in by_tree[t.label])]
+                    if not holding:
                         break
             finally:
                 await fake.stop()
+    labels = [t.label for t in trees]
+    measured = (
+        {label: ramp_samples(samples, label) for label in labels} if args.ramp else samples[args.meetings]
+    )
+    at_once = "every count a tree held without underruns" if args.ramp else f"{args.meetings} at once"
+    title = (
+        f"two-party meetings, both people talking in turns for {args.seconds:.0f} s; {at_once}, "
+        f"{args.runs} runs per tree (CPU: bot only, median over meetings and runs)"
+    )
+    rows = capacity_figures(measured, labels)
+    if args.ramp:
+        rows.append(
+            Figure(
+                "held at once on this machine, 0 underruns",
+                "meetings",
+                {label: held(samples, label) for label in labels},
+                decimals=0,
+            )
+        )
+    print_figures(title, rows, trees, args.json)
+
+
+def capacity_figures(samples: dict[str, list[MeetingSample]], labels: list[str]) -> list[Figure]:
+    cpu = {label: median(s.cpu_percent for s in samples.get(label, [])) for label in labels}
+    underruns = {label: float(sum(s.underruns for s in samples.get(label, []))) for label in labels}
+    per_core = {}
+    for label in labels:
+        fits = meetings_per_core(cpu[label], underruns[label])
+        per_core[label] = math.nan if fits is None else float(fits)
+    return [
+        Figure("bot CPU per two-party meeting, talking", "% of a core", cpu, Target(CPU_PER_MEETING_TARGET)),
+        Figure(
+            "meetings per core (100 % / CPU per meeting)",
+            "",
+            per_core,
+            Target(MEETINGS_PER_CORE_TARGET, higher_is_better=True),
+            decimals=0,
+        ),
+        Figure(
+            "bot peak RSS",
+            "MiB",
+            {label: median(s.peak_rss_mib for s in samples.get(label, [])) for label in labels},
+            Target(110),
+            decimals=0,
+        ),
+        Figure("playout underruns, all runs", "", underruns, Target(0), decimals=0),
+    ]
+
+
+def ramp_samples(samples: dict[int, dict[str, list[MeetingSample]]], label: str) -> list[MeetingSample]:
+    """A tree's meetings from every count it held without underruns; if none, the first count's (whose
+    underruns then rule out a meetings-per-core figure)."""
+    clean = [
+        s for by_tree in samples.values() for s in by_tree.get(label, []) if not sum_underruns(by_tree[label])
+    ]
+    return clean or samples[min(samples)].get(label, [])
+
+
+def sum_underruns(samples: list[MeetingSample]) -> float:
+    return sum(s.underruns for s in samples)
+
+
+def held(samples: dict[int, dict[str, list[MeetingSample]]], label: str) -> float:
+    """The most meetings at once a tree ran with no underrun in any run (NaN: not even one)."""
+    clean = [
+        count
+        for count, by_tree in samples.items()
+        if by_tree.get(label) and not sum(s.underruns for s in by_tree[label])
+    ]
+    return float(max(clean)) if clean else math.nan
 
 
 def main() -> None:
@@ -231,14 +410,18 @@ def main() -> None:
     )
     sub = parser.add_subparsers(dest="what", required=True)
     lat = sub.add_parser("latency")
-    lat.add_argument("--utterances", type=int, default=8)
+    lat.add_argument("--utterances", type=int, default=8, help="sentences per engine and run")
     lat.add_argument("--plot", type=Path, default=Path("demo-output/bench-meeting-latency.png"))
+    add_report_arguments(lat, runs=4)
     cap = sub.add_parser("capacity")
-    cap.add_argument("--max-meetings", type=int, default=4)
-    cap.add_argument("--seconds", type=float, default=40.0)
+    cap.add_argument("--meetings", type=int, default=2, help="meetings at once (with --ramp: at most)")
+    cap.add_argument("--seconds", type=float, default=30.0, help="talking time per measurement")
+    cap.add_argument("--ramp", action="store_true", help="1, 2, ... --meetings at once, until underruns")
+    add_report_arguments(cap, runs=4)
     args = parser.parse_args()
-    enter_private_network()  # before any thread exists
-    asyncio.run(latency(args) if args.what == "latency" else capacity(args))
+    with from_arguments(args) as trees:
+        enter_private_network()  # before any thread exists
+        asyncio.run(latency(args, trees) if args.what == "latency" else capacity(args, trees))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Bot CPU for a webinar vs a two-party meeting, per-listener vs per-language output, through real Janus,
 the bot as a process and the fake model server.
 
-    python -m tests.bench.bench_webinar [--runs 3] [--seconds 30]
+    python -m tests.bench.bench_webinar [--runs 4] [--seconds 30] [--baseline-ref perf-baseline]
 
 Cases, each measured --runs times in turn (so machine noise spreads over all of them), medians printed:
 - `two-party per-listener`: Alice (en) and Beatriz (es), Alice speaking; today's baseline.
@@ -10,7 +10,12 @@ Cases, each measured --runs times in turn (so machine noise spreads over all of 
 Only Alice speaks; the listeners publish silence, as an open microphone does. The lane cap stays at its
 default (12): Alice's two lanes rank first (earliest joined), so what the listeners hear is the same in
 both modes, and the CPU difference is the output side (one encoder per feed). Prints bot CPU in % of one
-core while Alice speaks, the ratio to the two-party baseline, peak RSS and playout underruns.
+core while Alice speaks, the ratio to the two-party meeting (per run, both measured back to back, then
+the median: target <= 2x for the per-language webinar), peak RSS and playout underruns.
+With --baseline-ref REF (or --baseline-tree PATH) the bot also runs from that ref's tree, the trees
+taking turns run after run after an uncounted warm-up pass (--no-warmup skips it), and the figures
+are printed side by side (tests/bench/baseline.py);
+--cases picks some of the cases; --json PATH writes the figures for tests.bench.perf_report.
 Needs root (or user namespaces) for the private network namespace, like the tests.
 """
 
@@ -18,13 +23,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
+import itertools
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from tests.bench.baseline import SourceTree, add_report_arguments, from_arguments, print_figures
 from tests.bench.bench_meeting import SENTENCES, UNDERRUNS, cpu_seconds, peak_rss_mib
+from tests.bench.figures import (
+    WARMUP,
+    Figure,
+    Target,
+    cpu_percent,
+    median,
+    paired_ratios,
+    run_name,
+    run_order,
+)
 from translator_bot.fake.server import FakeRealtimeServer
 from translator_bot.fake.state import FakeOptions
 from translator_bot.fixtures import utterance
@@ -49,6 +66,8 @@ CASES: dict[str, tuple[Sequence[tuple[str, str]], str]] = {
     "webinar per-listener": (WEBINAR, "per-listener"),
     "webinar per-language": (WEBINAR, "per-language"),
 }
+TWO_PARTY_CASE = "two-party per-listener"
+WEBINAR_RATIO_TARGET = 2.0  # webinar (per-language) bot CPU over a two-party meeting's
 
 
 async def speak(rig: InterpreterRig, seconds: float) -> None:
@@ -63,18 +82,33 @@ async def speak(rig: InterpreterRig, seconds: float) -> None:
         turn += 1
 
 
+@dataclass(frozen=True)
+class CaseRun:
+    """One case measured once on one tree."""
+
+    cpu_percent: float
+    peak_rss_mib: float
+    underruns: float
+    feeds: int
+
+
 async def measure(
-    janus: JanusServer, fake: FakeRealtimeServer, case: str, run: int, tmp: Path, seconds: float
-) -> tuple[float, float, float, int]:
-    """(bot CPU % of a core, peak RSS MiB, underruns, feeds) for one case."""
+    janus: JanusServer,
+    fake: FakeRealtimeServer,
+    tree: SourceTree,
+    case: str,
+    workdir: Path,
+    room: int,
+    seconds: float,
+) -> CaseRun:
     people, mode = CASES[case]
     rig = InterpreterRig(
         janus,
         "translate",
-        tmp / f"{case.replace(' ', '-')}-{run}",
+        workdir,
         fake=fake,
-        room=int(f"9{run}{list(CASES).index(case)}"),
-        env={"TRANSLATOR_OUTPUT_MODE": mode},
+        room=room,
+        env={**tree.bot_env(), "TRANSLATOR_OUTPUT_MODE": mode},
     )
     try:
         await rig.start(people)
@@ -82,53 +116,112 @@ async def measure(
         _, health = await rig.health()
         before, started = cpu_seconds(rig.bot.proc.pid), time.monotonic()
         await speak(rig, seconds)
-        cpu = 100 * (cpu_seconds(rig.bot.proc.pid) - before) / (time.monotonic() - started)
+        cpu = cpu_percent(cpu_seconds(rig.bot.proc.pid) - before, time.monotonic() - started)
         rss = peak_rss_mib(rig.bot.proc.pid)
         underruns = (await rig.metrics()).get(UNDERRUNS, 0.0)
     finally:
         await rig.aclose()
-    return cpu, rss, underruns, len(health.get("feeds", []))
+    return CaseRun(cpu, rss, underruns, len(health.get("feeds", [])))
 
 
-async def bench(args: argparse.Namespace) -> None:
-    results: dict[str, list[tuple[float, float, float, int]]] = {case: [] for case in CASES}
+async def bench(args: argparse.Namespace, trees: list[SourceTree]) -> None:
+    cases: list[str] = args.cases
+    results: dict[str, dict[str, list[CaseRun]]] = {t.label: {c: [] for c in cases} for t in trees}
+    rooms = itertools.count(9000)
     with tempfile.TemporaryDirectory() as tmp:
         async with JanusServer() as janus:
             fake = FakeRealtimeServer(options=FakeOptions(heartbeat_ms=1000))
             await fake.start()
             try:
-                for run in range(args.runs):
-                    for case in CASES:
-                        figures = await measure(janus, fake, case, run, Path(tmp), args.seconds)
-                        results[case].append(figures)
+                for run, tree in run_order(trees, args.runs, args.warmup):
+                    for case in cases:
+                        workdir = Path(tmp) / f"{tree.label}-{case.replace(' ', '-')}-{run}"
+                        got = await measure(janus, fake, tree, case, workdir, next(rooms), args.seconds)
+                        if run != WARMUP:
+                            results[tree.label][case].append(got)
                         print(
-                            f"run {run + 1} {case:<24} CPU {figures[0]:5.1f} % feeds {figures[3]}", flush=True
+                            f"run {run_name(run)} {tree.label:<6} {case:<24} CPU {got.cpu_percent:5.1f} % "
+                            f"feeds {got.feeds} underruns {got.underruns:.0f}",
+                            flush=True,
                         )
             finally:
                 await fake.stop()
-    baseline = statistics.median(r[0] for r in results["two-party per-listener"])
-    print(f"\nmedians of {args.runs} runs, {args.seconds:.0f} s of speech each (bot CPU, % of one core)")
-    print(
-        f"{'case':<24} {'feeds':>5} {'CPU %':>7} {'x two-party':>12} {'peak RSS MiB':>13} {'underruns':>10}"
+    title = (
+        f"bot CPU while one person speaks, {args.seconds:.0f} s per case, medians of {args.runs} runs per "
+        "tree (x two-party: per run, cases back to back, then the median)"
     )
-    for case, runs in results.items():
-        cpu = statistics.median(r[0] for r in runs)
-        rss = statistics.median(r[1] for r in runs)
-        underruns = sum(r[2] for r in runs)
-        print(
-            f"{case:<24} {runs[0][3]:>5} {cpu:>7.1f} {cpu / baseline:>12.2f} {rss:>13.0f} {underruns:>10.0f}"
+    print_figures(title, webinar_figures(results, cases, [t.label for t in trees]), trees, args.json)
+
+
+def webinar_figures(
+    results: dict[str, dict[str, list[CaseRun]]], cases: list[str], labels: list[str]
+) -> list[Figure]:
+    rows: list[Figure] = []
+    for case in cases:
+        rows.append(
+            Figure(
+                f"{case}: bot CPU",
+                "% of a core",
+                {label: median(r.cpu_percent for r in results[label][case]) for label in labels},
+            )
         )
+    for case in cases:
+        if case == TWO_PARTY_CASE or TWO_PARTY_CASE not in cases:
+            continue
+        ratios = {
+            label: median(
+                paired_ratios(
+                    [r.cpu_percent for r in results[label][case]],
+                    [r.cpu_percent for r in results[label][TWO_PARTY_CASE]],
+                )
+            )
+            for label in labels
+        }
+        target = Target(WEBINAR_RATIO_TARGET) if case == "webinar per-language" else None
+        rows.append(Figure(f"{case} x two-party", "", ratios, target, decimals=2))
+    for case in cases:
+        rows.append(
+            Figure(
+                f"{case}: feeds",
+                "",
+                {label: median(float(r.feeds) for r in results[label][case]) for label in labels},
+                decimals=0,
+            )
+        )
+    for case in cases:
+        rows.append(
+            Figure(
+                f"{case}: peak RSS",
+                "MiB",
+                {label: median(r.peak_rss_mib for r in results[label][case]) for label in labels},
+                decimals=0,
+            )
+        )
+    rows.append(
+        Figure(
+            "playout underruns, all cases and runs",
+            "",
+            {label: sum(r.underruns for runs in results[label].values() for r in runs) for label in labels},
+            Target(0),
+            decimals=0,
+        )
+    )
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--seconds", type=float, default=30.0, help="speaking time per case and run")
+    parser.add_argument(
+        "--cases", nargs="+", choices=list(CASES), default=list(CASES), metavar="CASE", help=", ".join(CASES)
+    )
+    add_report_arguments(parser, runs=4)
     args = parser.parse_args()
-    enter_private_network()  # before any thread exists
-    asyncio.run(bench(args))
+    with from_arguments(args) as trees:
+        enter_private_network()  # before any thread exists
+        asyncio.run(bench(args, trees))
 
 
 if __name__ == "__main__":
