@@ -18,6 +18,7 @@ No participant can break the meeting for the others:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -27,7 +28,7 @@ from typing import Any
 from translator_bot.audio.clock import Clock
 from translator_bot.audio.playout import PlayoutKey, PlayoutTrack
 from translator_bot.engine.base import EngineSession, LaneSpec
-from translator_bot.engine.factory import create_engine
+from translator_bot.engine.factory import MeetingEngines
 from translator_bot.errors import ProviderError, RoomError
 from translator_bot.interpreter.audio_in import AudioIn
 from translator_bot.interpreter.cost import CostMeter
@@ -64,6 +65,7 @@ log = logging.getLogger(__name__)
 LANE_CHANGE_INTERVAL_S = 1.0  # a lane is opened, closed or re-configured at most this often
 SUPERVISE_INTERVAL_S = 0.25  # how often due restarts, re-publishes and held-back changes are looked at
 
+# Builds a lane's session at once (tests); by default the meeting's MeetingEngines, loaded first.
 EngineFactory = Callable[[Settings, LaneSpec], EngineSession]
 
 
@@ -74,7 +76,8 @@ class Meeting(LaneRouter):
         room: RoomPort,
         meeting_id: str,
         *,
-        engine_factory: EngineFactory = create_engine,
+        engines: MeetingEngines | None = None,
+        engine_factory: EngineFactory | None = None,
         clock: Callable[[], float] = time.monotonic,
         playout_clock: Clock | None = None,
         lane_change_interval: float = LANE_CHANGE_INTERVAL_S,
@@ -84,6 +87,7 @@ class Meeting(LaneRouter):
     ) -> None:
         self._settings = settings
         self._room = room
+        self._engines = engines if engines is not None else MeetingEngines(settings)
         self._engine_factory = engine_factory
         self._clock = clock
         self._playout_clock = playout_clock
@@ -127,6 +131,8 @@ class Meeting(LaneRouter):
             return
         self._following = asyncio.current_task()
         supervisor = self._tasks.spawn(self._supervise(), name="meeting supervisor")
+        if not self._engines_ready():
+            self._tasks.spawn(self._preload_engines(), name="loading the engine")
         try:
             await self._follow_room()
         except asyncio.CancelledError:
@@ -171,6 +177,12 @@ class Meeting(LaneRouter):
         LANES.set(0)
         LANES_UNSERVED.set(0)
         await self._feed_set.aclose()
+
+    async def _preload_engines(self) -> None:
+        """Load the engine while the bot joins and publishes; a failure is raised again where the first
+        lane needs it (`_reconcile`), and stops the meeting there."""
+        with contextlib.suppress(Exception):
+            await self._engines.load()
 
     def _fatal_error(self, exc: ProviderError) -> None:
         if self._fatal is None:
@@ -252,6 +264,10 @@ class Meeting(LaneRouter):
                 if plan.key in self.lanes:
                     log.info("re-configuring lane %s -> %s", plan.key, plan.target.tag)
                     self.lanes[plan.key].update(plan)
+            if step.changes.opened and not self._engines_ready():
+                # At start-up the listeners' feeds go into the room (silent) while the engine loads.
+                await self._reconcile_feeds()
+                await self._engines.load()
             for plan in step.changes.opened:
                 self._open_lane(plan)
             for lane in closing:
@@ -260,11 +276,23 @@ class Meeting(LaneRouter):
                 await self._close_lane(lane)
                 forget_lane(str(lane.key))
             LANES.set(len(self.lanes))
-            wanted = self._wanted_feeds = plan_feeds(self._plans, self._settings.output_mode)
-            lanes = {feed_id: feed.lanes for feed_id, feed in wanted.items()}
-            await self._feed_set.reconcile(lanes, self._feed_language, lambda fid: wanted[fid].audience)
+            await self._reconcile_feeds()
             if self._on_change is not None:
                 self._on_change()
+
+    async def _reconcile_feeds(self) -> None:
+        """Publish, relabel and withdraw feeds to match the planned lanes (open or not yet)."""
+        wanted = self._wanted_feeds = plan_feeds(self._plans, self._settings.output_mode)
+        lanes = {feed_id: feed.lanes for feed_id, feed in wanted.items()}
+        await self._feed_set.reconcile(lanes, self._feed_language, lambda fid: wanted[fid].audience)
+
+    def _engines_ready(self) -> bool:
+        return self._engine_factory is not None or self._engines.loaded
+
+    def _new_engine(self, spec: LaneSpec) -> EngineSession:
+        if self._engine_factory is not None:
+            return self._engine_factory(self._settings, spec)
+        return self._engines.create(spec)
 
     def _note_unserved(self, left_out: tuple[LanePlan, ...]) -> None:
         keys = tuple(plan.key for plan in left_out)
@@ -292,7 +320,7 @@ class Meeting(LaneRouter):
             plan.target.tag,
             ", ".join(m.name for m in plan.listeners),
         )
-        engine = self._engine_factory(self._settings, spec_for(plan))
+        engine = self._new_engine(spec_for(plan))
         lane = Lane(
             plan,
             engine,
