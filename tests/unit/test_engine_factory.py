@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from translator_bot.engine import factory
 from translator_bot.engine.factory import EngineBuilder, engine_builder
-from translator_bot.glossary import load_glossary
+from translator_bot.glossary import GlossaryError, load_glossary
 from translator_bot.interpreter.meeting import Meeting
 from translator_bot.interpreter.port import PeerChanged
 from translator_bot.settings import Settings
@@ -98,10 +98,10 @@ async def test_feeds_go_into_the_room_while_the_engine_loads_off_the_event_loop(
     runner = asyncio.create_task(meeting.run())
     longest_gap, last = 0.0, time.monotonic()
     try:
-        await room.queue.put(PeerChanged(member("1", "Alice", "en")))
-        await room.queue.put(PeerChanged(member("2", "Beatriz", "es")))
+        for pid, name, lang in (("1", "Alice", "en"), ("2", "Beatriz", "es"), ("3", "Chen", "zh")):
+            await room.queue.put(PeerChanged(member(pid, name, lang)))
         async with asyncio.timeout(10):
-            while len(meeting.lanes) < 2:
+            while len(meeting.lanes) < 6:
                 await asyncio.sleep(0.01)
                 longest_gap, last = max(longest_gap, time.monotonic() - last), time.monotonic()
     finally:
@@ -109,5 +109,26 @@ async def test_feeds_go_into_the_room_while_the_engine_loads_off_the_event_loop(
         await asyncio.wait_for(runner, 5)
         await meeting.aclose()
     assert loading.is_set()
-    assert lanes_when_published == [0, 0], "each listener's feed is published before any lane opens"
+    # The room's events are followed while the engine loads: Chen, who came last, has a feed in time too.
+    assert lanes_when_published == [0, 0, 0], "each listener's feed is published before any lane opens"
     assert longest_gap < 0.2, f"the event loop stood still {longest_gap:.2f} s while the engine loaded"
+
+
+async def test_an_engine_that_cannot_load_stops_the_meeting_with_its_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def gone(s: Settings) -> EngineBuilder:
+        raise GlossaryError("glossary.toml: no such file")
+
+    monkeypatch.setattr(factory, "engine_builder", gone)
+    room = FakeRoom()
+    meeting = Meeting(Settings(engine="passthrough", metrics_port=0), room, "no-engine")
+    runner = asyncio.create_task(meeting.run())
+    try:
+        await room.queue.put(PeerChanged(member("1", "Alice", "en")))
+        with pytest.raises(GlossaryError, match="no such file"):
+            await asyncio.wait_for(runner, 5)
+    finally:
+        meeting.stop()
+        await meeting.aclose()
+    assert not meeting.lanes

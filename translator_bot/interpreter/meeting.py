@@ -18,7 +18,6 @@ No participant can break the meeting for the others:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -100,6 +99,8 @@ class Meeting(LaneRouter):
         self.lanes: dict[LaneKey, Lane] = {}
         self._closing: set[Lane] = set()  # taken out of `lanes`, being closed
         self._plans: dict[LaneKey, LanePlan] = {}
+        self._pending: dict[LaneKey, LanePlan] = {}  # planned, opened once the engine is loaded
+        self._load_error: Exception | None = None
         self._wanted_feeds: dict[str, FeedPlan] = {}
         self._limiter = ChangeLimiter(lane_change_interval, settings.max_lanes)
         self._replan_at: float | None = None
@@ -132,7 +133,7 @@ class Meeting(LaneRouter):
         self._following = asyncio.current_task()
         supervisor = self._tasks.spawn(self._supervise(), name="meeting supervisor")
         if not self._engines_ready():
-            self._tasks.spawn(self._preload_engines(), name="loading the engine")
+            self._tasks.spawn(self._load_engines(), name="loading the engine")
         try:
             await self._follow_room()
         except asyncio.CancelledError:
@@ -144,6 +145,8 @@ class Meeting(LaneRouter):
             await self._tasks.cancel(supervisor)
         if self._fatal is not None:
             raise self._fatal
+        if self._load_error is not None:
+            raise self._load_error
 
     async def _follow_room(self) -> None:
         async for event in self._room.events():
@@ -178,11 +181,22 @@ class Meeting(LaneRouter):
         LANES_UNSERVED.set(0)
         await self._feed_set.aclose()
 
-    async def _preload_engines(self) -> None:
-        """Load the engine while the bot joins and publishes; a failure is raised again where the first
-        lane needs it (`_reconcile`), and stops the meeting there."""
-        with contextlib.suppress(Exception):
+    async def _load_engines(self) -> None:
+        """Load the engine (in a worker thread) while the meeting follows the room and publishes the
+        listeners' feeds, then open the lanes planned meanwhile. A failure (the glossary file gone
+        since start-up) stops the meeting: run() raises it."""
+        try:
             await self._engines.load()
+        except Exception as exc:
+            log.error("cannot load the %s engine: %s", self._settings.effective_engine, exc)
+            self._load_error = exc
+            self.stop()
+            return
+        async with self._reconcile_lock:
+            pending, self._pending = self._pending, {}
+            for plan in pending.values():
+                self._open_lane(plan)
+            LANES.set(len(self.lanes))
 
     def _fatal_error(self, exc: ProviderError) -> None:
         if self._fatal is None:
@@ -258,18 +272,20 @@ class Meeting(LaneRouter):
             closing = [lane for key in step.changes.closed if (lane := self.lanes.pop(key, None)) is not None]
             self._closing.update(closing)  # closed by aclose() if the meeting is stopped meanwhile
             for key in step.changes.closed:
+                self._pending.pop(key, None)
                 self._lane_restarts.pop(key, None)
                 self._lane_retry_at.pop(key, None)
             for plan in step.changes.changed:
-                if plan.key in self.lanes:
+                if plan.key in self._pending:
+                    self._pending[plan.key] = plan
+                elif plan.key in self.lanes:
                     log.info("re-configuring lane %s -> %s", plan.key, plan.target.tag)
                     self.lanes[plan.key].update(plan)
-            if step.changes.opened and not self._engines_ready():
-                # At start-up the listeners' feeds go into the room (silent) while the engine loads.
-                await self._reconcile_feeds()
-                await self._engines.load()
             for plan in step.changes.opened:
-                self._open_lane(plan)
+                if self._engines_ready():
+                    self._open_lane(plan)
+                else:  # at start-up: the feeds go into the room (silent) while the engine loads
+                    self._pending[plan.key] = plan
             for lane in closing:
                 # Translations already queued still play: they were said and are on their way.
                 log.info("closing lane %s", lane.key)
