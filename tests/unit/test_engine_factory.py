@@ -9,17 +9,21 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pydantic import SecretStr
 
+from translator_bot.audio.clock import FakeClock
 from translator_bot.engine import factory
 from translator_bot.engine.factory import EngineBuilder, engine_builder
+from translator_bot.fixtures import read_pcm, utterance
 from translator_bot.glossary import GlossaryError, load_glossary
 from translator_bot.interpreter.meeting import Meeting
-from translator_bot.interpreter.port import PeerChanged
+from translator_bot.interpreter.plan import LaneKey
+from translator_bot.interpreter.port import PeerAudio, PeerChanged
 from translator_bot.settings import Settings
 
-from .test_meeting import FakeRoom, member
+from .test_meeting import FakeRoom, SpeakerTrack, drain, member, wait_for
 
 GLOSSARY = 'keep = ["Kubernetes"]\n'
 
@@ -132,3 +136,36 @@ async def test_an_engine_that_cannot_load_stops_the_meeting_with_its_error(
         meeting.stop()
         await meeting.aclose()
     assert not meeting.lanes
+
+
+async def test_speech_heard_while_the_engine_loads_is_interpreted_when_the_lane_opens(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Participants speak once the interpreter's feed is in the room, which is before its lanes open."""
+
+    def slow_builder(s: Settings) -> EngineBuilder:
+        time.sleep(1.0)
+        return engine_builder(s)
+
+    monkeypatch.setattr(factory, "engine_builder", slow_builder)
+    room = FakeRoom()
+    settings = Settings(engine="passthrough", playout_cushion_ms=60, metrics_port=0)
+    meeting = Meeting(settings, room, "held-speech", lane_change_interval=0.0, playout_clock=FakeClock())
+    runner = asyncio.create_task(meeting.run())
+    try:
+        await room.queue.put(PeerChanged(member("a", "Alice", "en")))
+        await room.queue.put(PeerChanged(member("b", "Beatriz", "es")))
+        # The track is read as fast as it gives frames: the whole utterance is heard before the lanes open.
+        track = SpeakerTrack(read_pcm(utterance("u1-en")))
+        await room.queue.put(PeerAudio("a", track))
+        await wait_for(lambda: bool(meeting.lanes) and bool(meeting.frames_heard.get("a")))
+        assert track._pos >= len(track._mono), "the speech must be over before the lane opens"
+        lane = meeting.lanes[LaneKey("a", "es")]
+        await wait_for(lambda: bool(lane.latencies), 10)
+        heard = await drain(room.feed_for("b").track, 250)
+    finally:
+        meeting.stop()
+        await asyncio.wait_for(runner, 5)
+        await meeting.aclose()
+    voiced = np.flatnonzero(np.abs(heard) > 300)
+    assert voiced.size, "Beatriz heard nothing of what Alice said while the engine loaded"

@@ -18,6 +18,7 @@ No participant can break the meeting for the others:
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import time
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from translator_bot.audio.clock import Clock
+from translator_bot.audio.formats import BYTES_PER_SAMPLE, MODEL_RATE
 from translator_bot.audio.playout import PlayoutKey, PlayoutTrack
 from translator_bot.engine.base import EngineSession, LaneSpec
 from translator_bot.engine.factory import MeetingEngines
@@ -61,11 +63,29 @@ from translator_bot.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
+# Speech heard while the engine loads (start-up), given to the lanes when they open: as much as an engine
+# sends again to a new model connection at once (engine.intake.MAX_REPLAY_MS).
+HELD_SPEECH_S = 10.0
 LANE_CHANGE_INTERVAL_S = 1.0  # a lane is opened, closed or re-configured at most this often
 SUPERVISE_INTERVAL_S = 0.25  # how often due restarts, re-publishes and held-back changes are looked at
 
 # Builds a lane's session at once (tests); by default the meeting's MeetingEngines, loaded first.
 EngineFactory = Callable[[Settings, LaneSpec], EngineSession]
+
+
+class HeldAudio:
+    """The latest `max_bytes` of a speaker's audio, in the chunks it came in."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self._max_bytes = max_bytes
+        self._bytes = 0
+
+    def append(self, pcm: bytes) -> None:
+        self.chunks.append(pcm)
+        self._bytes += len(pcm)
+        while self._bytes > self._max_bytes:
+            self._bytes -= len(self.chunks.popleft())
 
 
 class Meeting(LaneRouter):
@@ -101,6 +121,7 @@ class Meeting(LaneRouter):
         self._plans: dict[LaneKey, LanePlan] = {}
         self._pending: dict[LaneKey, LanePlan] = {}  # planned, opened once the engine is loaded
         self._load_error: Exception | None = None
+        self._held: dict[str, HeldAudio] = {}  # per speaker of a pending lane, until it opens
         self._wanted_feeds: dict[str, FeedPlan] = {}
         self._limiter = ChangeLimiter(lane_change_interval, settings.max_lanes)
         self._replan_at: float | None = None
@@ -194,8 +215,12 @@ class Meeting(LaneRouter):
             return
         async with self._reconcile_lock:
             pending, self._pending = self._pending, {}
+            held, self._held = self._held, {}
             for plan in pending.values():
                 self._open_lane(plan)
+                lane = self.lanes[plan.key]
+                for pcm in held[plan.speaker.id].chunks if plan.speaker.id in held else ():
+                    lane.push_audio(pcm)
             LANES.set(len(self.lanes))
 
     def _fatal_error(self, exc: ProviderError) -> None:
@@ -251,6 +276,11 @@ class Meeting(LaneRouter):
         for lane in self.lanes.values():
             if lane.plan.speaker.id == pid:
                 lane.push_audio(pcm)
+        if self._pending and any(plan.speaker.id == pid for plan in self._pending.values()):
+            held = self._held.get(pid)
+            if held is None:
+                held = self._held[pid] = HeldAudio(int(HELD_SPEECH_S * MODEL_RATE) * BYTES_PER_SAMPLE)
+            held.append(pcm)
 
     def _member_name(self, pid: str) -> str:
         return self.members[pid].name if pid in self.members else pid
