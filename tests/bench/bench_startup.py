@@ -9,7 +9,8 @@ For each source tree (this checkout, and with --baseline-ref a temporary `git wo
   model server); then `translator-bot join` is exec'd (the console script, as a user runs it) and the
   bench notes, from the exec: the "joined meeting" log line, the "publishing ... as participant" line of the
   first interpreter feed, the first audio frame of the interpreter feed at a listener (the feed is
-  flowing), and the bot hearing every participant with every lane connected (ready to interpret);
+  flowing) and at the last listener (every feed flowing), and the bot hearing every participant with
+  every lane connected (ready to interpret);
 - peak RSS: VmHWM of the bot after both people talk in turns for --talk-seconds (what a container's
   memory limit must hold for one two-party meeting);
 - imports: a separate run of the same join under PYTHONPROFILEIMPORTTIME (timings only mean something
@@ -49,7 +50,7 @@ REPO = Path(__file__).resolve().parents[2]
 PEOPLE = (("Alice", "en"), ("Beatriz", "es"))
 SENTENCES = ("u1", "u2", "u3", "u4")
 IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
-MARKS = ("joined meeting", "feed published", "feed flowing", "ready to interpret")
+MARKS = ("joined meeting", "feed published", "feed flowing", "every feed flowing", "ready to interpret")
 TIMEOUT_S = 30.0
 
 
@@ -139,6 +140,7 @@ class Meeting:
             recorder = await listening.wait_track(TIMEOUT_S)
             await recorder.wait_first_frame(TIMEOUT_S)
             marks.setdefault("feed flowing", time.monotonic() - started)
+            marks["every feed flowing"] = time.monotonic() - started
 
         await asyncio.gather(
             line("joined meeting", r"joined meeting"),
