@@ -130,6 +130,7 @@ async def test_an_engine_that_cannot_load_stops_the_meeting_with_its_error(
     runner = asyncio.create_task(meeting.run())
     try:
         await room.queue.put(PeerChanged(member("1", "Alice", "en")))
+        await room.queue.put(PeerChanged(member("2", "Beatriz", "es")))
         with pytest.raises(GlossaryError, match="no such file"):
             await asyncio.wait_for(runner, 5)
     finally:

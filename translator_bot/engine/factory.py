@@ -3,8 +3,8 @@
 The model engines speak the Realtime protocol with the `openai` SDK's event models: importing them costs
 about half a second of CPU (the SDK imports every one of its API's types) and building their options
 reads the glossary file. Neither belongs on the event loop, nor before the bot's feeds are in the room:
-`MeetingEngines.load()` does both once per meeting in a worker thread, which the meeting starts as soon
-as it runs; the listeners' feeds are published meanwhile and the lanes open once it is done. Nothing
+`MeetingEngines.load()` does both once per meeting in a worker thread, which the meeting starts when the
+first lanes are planned and their listeners' feeds are in the room; the lanes open once it is done. Nothing
 here imports an engine at module level (a test checks that `join` starts without them).
 """
 

@@ -121,6 +121,7 @@ class Meeting(LaneRouter):
         self._plans: dict[LaneKey, LanePlan] = {}
         self._pending: dict[LaneKey, LanePlan] = {}  # planned, opened once the engine is loaded
         self._load_error: Exception | None = None
+        self._load_started = False
         self._held: dict[str, HeldAudio] = {}  # per speaker of a pending lane, until it opens
         self._wanted_feeds: dict[str, FeedPlan] = {}
         self._limiter = ChangeLimiter(lane_change_interval, settings.max_lanes)
@@ -153,8 +154,6 @@ class Meeting(LaneRouter):
             return
         self._following = asyncio.current_task()
         supervisor = self._tasks.spawn(self._supervise(), name="meeting supervisor")
-        if not self._engines_ready():
-            self._tasks.spawn(self._load_engines(), name="loading the engine")
         try:
             await self._follow_room()
         except asyncio.CancelledError:
@@ -323,6 +322,11 @@ class Meeting(LaneRouter):
                 forget_lane(str(lane.key))
             LANES.set(len(self.lanes))
             await self._reconcile_feeds()
+            if self._pending and not self._load_started:
+                # Loaded once the feeds are in the room: the import (a worker thread, but it holds the
+                # GIL) does not slow down their negotiation, and a bot alone in a room loads nothing.
+                self._load_started = True
+                self._tasks.spawn(self._load_engines(), name="loading the engine")
             if self._on_change is not None:
                 self._on_change()
 
