@@ -95,7 +95,6 @@ class Meeting(LaneRouter):
         room: RoomPort,
         meeting_id: str,
         *,
-        engines: MeetingEngines | None = None,
         engine_factory: EngineFactory | None = None,
         clock: Callable[[], float] = time.monotonic,
         playout_clock: Clock | None = None,
@@ -106,7 +105,7 @@ class Meeting(LaneRouter):
     ) -> None:
         self._settings = settings
         self._room = room
-        self._engines = engines if engines is not None else MeetingEngines(settings)
+        self._engines = MeetingEngines(settings)
         self._engine_factory = engine_factory
         self._clock = clock
         self._playout_clock = playout_clock
