@@ -220,6 +220,8 @@ class Meeting(LaneRouter):
                 for pcm in held[plan.speaker.id].chunks if plan.speaker.id in held else ():
                     lane.push_audio(pcm)
             LANES.set(len(self.lanes))
+        if self._on_change is not None:
+            self._on_change()
 
     def _fatal_error(self, exc: ProviderError) -> None:
         if self._fatal is None:
@@ -268,7 +270,10 @@ class Meeting(LaneRouter):
                 self._stop_requested = True
 
     def _speaks_into_a_lane(self, pid: str) -> bool:
-        return any(lane.plan.speaker.id == pid for lane in self.lanes.values())
+        """Open, or waiting for the engine (what they say meanwhile is held for it)."""
+        return any(lane.plan.speaker.id == pid for lane in self.lanes.values()) or any(
+            plan.speaker.id == pid for plan in self._pending.values()
+        )
 
     def _speaker_audio(self, pid: str, pcm: bytes) -> None:
         for lane in self.lanes.values():
