@@ -7,8 +7,11 @@ for display and for the translation endpoint.
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
+from pathlib import Path
 
 import langcodes
 from langcodes.tag_parser import LanguageTagError
@@ -57,8 +60,8 @@ def parse_language(value: str) -> Language:
     return Language(
         tag=str(normal),
         base=base,
-        name=langcodes.Language.get(base).display_name("en"),
-        display=normal.display_name("en"),
+        name=english_display(langcodes.Language.get(base)),
+        display=english_display(normal),
     )
 
 
@@ -76,4 +79,61 @@ def _find_by_name(text: str, original: str) -> langcodes.Language:
 
 
 def _has_name(lang: langcodes.Language) -> bool:
-    return not lang.language_name("en").startswith("Unknown language")
+    return not english_name("language", lang.language).startswith("Unknown language")
+
+
+# --- English names ---------------------------------------------------------------------------------
+# langcodes' `display_name("en")` loads the names of every subtag in every language (language_data's
+# 4.6 MB name module: ~17 MiB and ~80 ms per bot) to pick the English ones. The same English names
+# come from a table generated from langcodes itself (scripts/english-language-names.py; a unit test
+# checks it against the installed libraries), composed the way langcodes composes them in English.
+
+NAMES_PATH = Path(__file__).with_name("language_names_en.json")
+_KINDS = {  # subtag kind -> (its shape, the code langcodes names an unknown subtag of that kind after)
+    "language": (re.compile(r"[a-z]{2,8}"), "und"),
+    "script": (re.compile(r"[A-Z][a-z]{3}"), "Zzzz"),
+    "territory": (re.compile(r"[A-Z]{2}|[0-9]{3}"), "ZZ"),
+}
+
+
+@cache
+def _names() -> dict[str, dict[str, str]]:
+    names: dict[str, dict[str, str]] = json.loads(NAMES_PATH.read_text(encoding="utf-8"))
+    return names
+
+
+def english_name(kind: str, code: str | None) -> str:
+    """The English name of one subtag, as langcodes gives it (`Unknown language [xx]` if it has none)."""
+    table = _names()[kind]
+    placeholder = _KINDS[kind][1]
+    code = placeholder if code is None and kind == "language" else code
+    if code in table:
+        return table[code]
+    return f"{table[placeholder]} [{code}]"
+
+
+def english_display(lang: langcodes.Language) -> str:
+    """`lang.display_name("en")` without loading every language's names: "Serbian (Latin, Serbia)"."""
+    reduced = lang.simplify_script()
+    extras = [english_name("script", reduced.script)] if reduced.script is not None else []
+    if reduced.territory is not None:
+        extras.append(english_name("territory", reduced.territory))
+    name = english_name("language", reduced.language)
+    return f"{name} ({', '.join(extras)})" if extras else name
+
+
+def build_name_table() -> dict[str, dict[str, str]]:
+    """Every subtag language_data names, named in English by langcodes (for NAMES_PATH)."""
+    from language_data.name_data import CODE_TO_NAMES  # the 4.6 MB module the table avoids
+
+    namers = {
+        "language": lambda code: langcodes.Language.make(language=code).language_name("en"),
+        "script": lambda code: langcodes.Language.make(script=code).script_name("en"),
+        "territory": lambda code: langcodes.Language.make(territory=code).territory_name("en"),
+    }
+    table: dict[str, dict[str, str]] = {kind: {} for kind in _KINDS}
+    for code in CODE_TO_NAMES:
+        for kind, (shape, _) in _KINDS.items():
+            if shape.fullmatch(code):
+                table[kind][code] = namers[kind](code)
+    return table

@@ -3,6 +3,8 @@ takes away degrades its listener only and is published again after its back-off.
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.unit.test_meeting import FakePublication, FakeRoom, member
 from translator_bot.audio.clock import FakeClock
 from translator_bot.audio.playout import PlayoutTrack
@@ -99,4 +101,33 @@ async def test_a_feed_the_room_took_away_is_noticed_and_published_again() -> Non
     now[0] = 1.0
     await feeds.repair()
     assert kicked.closed and room.feed_for("b") is not kicked and feeds.degraded() == []
+    await feeds.aclose()
+
+
+class SlowRoom(FakeRoom):
+    """Every publication takes a while (the room server's negotiation): counts how many overlap."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.publishing = self.most_at_once = 0
+
+    async def publish_feed(self, track, *, for_id, lang):
+        self.publishing += 1
+        self.most_at_once = max(self.most_at_once, self.publishing)
+        try:
+            await asyncio.sleep(0.05)
+            return await super().publish_feed(track, for_id=for_id, lang=lang)  # type: ignore[no-untyped-call]
+        finally:
+            self.publishing -= 1
+
+
+async def test_new_feeds_are_published_at_once_not_one_after_another() -> None:
+    """At start-up every listener's feed is new: the last listener must not wait for all the others."""
+    room, now = SlowRoom(), [0.0]
+    feeds = new_feed_set(room, now)
+    listeners = {f"l{i}": (LaneKey("s", "es"),) for i in range(4)}
+    await feeds.reconcile(listeners, lambda feed_id: "es")
+    assert sorted(p.for_id for p in room.publications) == sorted(listeners)
+    assert room.most_at_once == len(listeners)
+    assert all(feed.live for feed in feeds.feeds.values())
     await feeds.aclose()

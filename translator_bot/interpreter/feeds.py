@@ -8,6 +8,7 @@ whom it is labelled for is decided by `plan.plan_feeds`; this module applies tha
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -112,11 +113,13 @@ class FeedSet:
             if feed.publication is not None:
                 with contextlib.suppress(Exception):
                     await feed.publication.aclose()
+        new: list[Feed] = []
         for feed_id, lanes in wanted.items():
             lang, audience = language_of(feed_id), audience_of(feed_id)
             existing = self.feeds.get(feed_id)
             if existing is None:
-                await self._publish(feed_id, lanes, lang, audience)
+                new.append(feed := Feed(feed_id, self._new_track(), None, lanes, lang, audience))
+                self.feeds[feed_id] = feed
                 continue
             existing.lanes = lanes
             if (existing.lang, existing.audience) != (lang, audience):
@@ -128,6 +131,7 @@ class FeedSet:
                         await existing.publication.relabel(lang, audience)
                     except RoomError as exc:
                         self._failed(existing, "lost", f"relabelling failed: {exc}")
+        await self._publish_all(new)
         await self.repair()
 
     async def repair(self) -> None:
@@ -166,10 +170,15 @@ class FeedSet:
             if feed.problem is not None
         ]
 
-    async def _publish(self, feed_id: str, lanes: tuple[LaneKey, ...], lang: str, audience: Audience) -> None:
-        feed = Feed(feed_id, self._new_track(), None, lanes, lang, audience)
-        self.feeds[feed_id] = feed
-        await self._publish_feed(feed)
+    async def _publish_all(self, feeds: list[Feed]) -> None:
+        """Publish new feeds side by side: each is its own negotiation with the room server, and at
+        start-up every listener's feed is new; the last listener does not wait for all the others."""
+        if len(feeds) == 1:
+            await self._publish_feed(feeds[0])
+            return
+        async with asyncio.TaskGroup() as group:
+            for feed in feeds:
+                group.create_task(self._publish_feed(feed), name=f"publishing the feed for {feed.feed_id}")
 
     async def _publish_feed(self, feed: Feed) -> None:
         """Publish (or publish again) `feed`; a refusal degrades this listener only."""

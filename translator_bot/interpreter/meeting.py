@@ -18,6 +18,7 @@ No participant can break the meeting for the others:
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import time
@@ -25,9 +26,10 @@ from collections.abc import Callable
 from typing import Any
 
 from translator_bot.audio.clock import Clock
+from translator_bot.audio.formats import BYTES_PER_SAMPLE, MODEL_RATE
 from translator_bot.audio.playout import PlayoutKey, PlayoutTrack
 from translator_bot.engine.base import EngineSession, LaneSpec
-from translator_bot.engine.factory import create_engine
+from translator_bot.engine.factory import MeetingEngines
 from translator_bot.errors import ProviderError, RoomError
 from translator_bot.interpreter.audio_in import AudioIn
 from translator_bot.interpreter.cost import CostMeter
@@ -61,10 +63,29 @@ from translator_bot.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
+# Speech heard while the engine loads (start-up), given to the lanes when they open: as much as an engine
+# sends again to a new model connection at once (engine.intake.MAX_REPLAY_MS).
+HELD_SPEECH_S = 10.0
 LANE_CHANGE_INTERVAL_S = 1.0  # a lane is opened, closed or re-configured at most this often
 SUPERVISE_INTERVAL_S = 0.25  # how often due restarts, re-publishes and held-back changes are looked at
 
+# Builds a lane's session at once (tests); by default the meeting's MeetingEngines, loaded first.
 EngineFactory = Callable[[Settings, LaneSpec], EngineSession]
+
+
+class HeldAudio:
+    """The latest `max_bytes` of a speaker's audio, in the chunks it came in."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self._max_bytes = max_bytes
+        self._bytes = 0
+
+    def append(self, pcm: bytes) -> None:
+        self.chunks.append(pcm)
+        self._bytes += len(pcm)
+        while self._bytes > self._max_bytes:
+            self._bytes -= len(self.chunks.popleft())
 
 
 class Meeting(LaneRouter):
@@ -74,7 +95,7 @@ class Meeting(LaneRouter):
         room: RoomPort,
         meeting_id: str,
         *,
-        engine_factory: EngineFactory = create_engine,
+        engine_factory: EngineFactory | None = None,
         clock: Callable[[], float] = time.monotonic,
         playout_clock: Clock | None = None,
         lane_change_interval: float = LANE_CHANGE_INTERVAL_S,
@@ -84,6 +105,7 @@ class Meeting(LaneRouter):
     ) -> None:
         self._settings = settings
         self._room = room
+        self._engines = MeetingEngines(settings)
         self._engine_factory = engine_factory
         self._clock = clock
         self._playout_clock = playout_clock
@@ -96,6 +118,10 @@ class Meeting(LaneRouter):
         self.lanes: dict[LaneKey, Lane] = {}
         self._closing: set[Lane] = set()  # taken out of `lanes`, being closed
         self._plans: dict[LaneKey, LanePlan] = {}
+        self._pending: dict[LaneKey, LanePlan] = {}  # planned, opened once the engine is loaded
+        self._load_error: Exception | None = None
+        self._load_started = False
+        self._held: dict[str, HeldAudio] = {}  # per speaker of a pending lane, until it opens
         self._wanted_feeds: dict[str, FeedPlan] = {}
         self._limiter = ChangeLimiter(lane_change_interval, settings.max_lanes)
         self._replan_at: float | None = None
@@ -138,6 +164,8 @@ class Meeting(LaneRouter):
             await self._tasks.cancel(supervisor)
         if self._fatal is not None:
             raise self._fatal
+        if self._load_error is not None:
+            raise self._load_error
 
     async def _follow_room(self) -> None:
         async for event in self._room.events():
@@ -171,6 +199,29 @@ class Meeting(LaneRouter):
         LANES.set(0)
         LANES_UNSERVED.set(0)
         await self._feed_set.aclose()
+
+    async def _load_engines(self) -> None:
+        """Load the engine (in a worker thread) while the meeting follows the room and publishes the
+        listeners' feeds, then open the lanes planned meanwhile. A failure (the glossary file gone
+        since start-up) stops the meeting: run() raises it."""
+        try:
+            await self._engines.load()
+        except Exception as exc:
+            log.error("cannot load the %s engine: %s", self._settings.effective_engine, exc)
+            self._load_error = exc
+            self.stop()
+            return
+        async with self._reconcile_lock:
+            pending, self._pending = self._pending, {}
+            held, self._held = self._held, {}
+            for plan in pending.values():
+                self._open_lane(plan)
+                lane = self.lanes[plan.key]
+                for pcm in held[plan.speaker.id].chunks if plan.speaker.id in held else ():
+                    lane.push_audio(pcm)
+            LANES.set(len(self.lanes))
+        if self._on_change is not None:
+            self._on_change()
 
     def _fatal_error(self, exc: ProviderError) -> None:
         if self._fatal is None:
@@ -219,12 +270,20 @@ class Meeting(LaneRouter):
                 self._stop_requested = True
 
     def _speaks_into_a_lane(self, pid: str) -> bool:
-        return any(lane.plan.speaker.id == pid for lane in self.lanes.values())
+        """Open, or waiting for the engine (what they say meanwhile is held for it)."""
+        return any(lane.plan.speaker.id == pid for lane in self.lanes.values()) or any(
+            plan.speaker.id == pid for plan in self._pending.values()
+        )
 
     def _speaker_audio(self, pid: str, pcm: bytes) -> None:
         for lane in self.lanes.values():
             if lane.plan.speaker.id == pid:
                 lane.push_audio(pcm)
+        if self._pending and any(plan.speaker.id == pid for plan in self._pending.values()):
+            held = self._held.get(pid)
+            if held is None:
+                held = self._held[pid] = HeldAudio(int(HELD_SPEECH_S * MODEL_RATE) * BYTES_PER_SAMPLE)
+            held.append(pcm)
 
     def _member_name(self, pid: str) -> str:
         return self.members[pid].name if pid in self.members else pid
@@ -246,25 +305,48 @@ class Meeting(LaneRouter):
             closing = [lane for key in step.changes.closed if (lane := self.lanes.pop(key, None)) is not None]
             self._closing.update(closing)  # closed by aclose() if the meeting is stopped meanwhile
             for key in step.changes.closed:
+                self._pending.pop(key, None)
                 self._lane_restarts.pop(key, None)
                 self._lane_retry_at.pop(key, None)
             for plan in step.changes.changed:
-                if plan.key in self.lanes:
+                if plan.key in self._pending:
+                    self._pending[plan.key] = plan
+                elif plan.key in self.lanes:
                     log.info("re-configuring lane %s -> %s", plan.key, plan.target.tag)
                     self.lanes[plan.key].update(plan)
             for plan in step.changes.opened:
-                self._open_lane(plan)
+                if self._engines_ready():
+                    self._open_lane(plan)
+                else:  # at start-up: the feeds go into the room (silent) while the engine loads
+                    self._pending[plan.key] = plan
             for lane in closing:
                 # Translations already queued still play: they were said and are on their way.
                 log.info("closing lane %s", lane.key)
                 await self._close_lane(lane)
                 forget_lane(str(lane.key))
             LANES.set(len(self.lanes))
-            wanted = self._wanted_feeds = plan_feeds(self._plans, self._settings.output_mode)
-            lanes = {feed_id: feed.lanes for feed_id, feed in wanted.items()}
-            await self._feed_set.reconcile(lanes, self._feed_language, lambda fid: wanted[fid].audience)
+            await self._reconcile_feeds()
+            if self._pending and not self._load_started:
+                # Loaded once the feeds are in the room: the import (a worker thread, but it holds the
+                # GIL) does not slow down their negotiation, and a bot alone in a room loads nothing.
+                self._load_started = True
+                self._tasks.spawn(self._load_engines(), name="loading the engine")
             if self._on_change is not None:
                 self._on_change()
+
+    async def _reconcile_feeds(self) -> None:
+        """Publish, relabel and withdraw feeds to match the planned lanes (open or not yet)."""
+        wanted = self._wanted_feeds = plan_feeds(self._plans, self._settings.output_mode)
+        lanes = {feed_id: feed.lanes for feed_id, feed in wanted.items()}
+        await self._feed_set.reconcile(lanes, self._feed_language, lambda fid: wanted[fid].audience)
+
+    def _engines_ready(self) -> bool:
+        return self._engine_factory is not None or self._engines.loaded
+
+    def _new_engine(self, spec: LaneSpec) -> EngineSession:
+        if self._engine_factory is not None:
+            return self._engine_factory(self._settings, spec)
+        return self._engines.create(spec)
 
     def _note_unserved(self, left_out: tuple[LanePlan, ...]) -> None:
         keys = tuple(plan.key for plan in left_out)
@@ -292,7 +374,7 @@ class Meeting(LaneRouter):
             plan.target.tag,
             ", ".join(m.name for m in plan.listeners),
         )
-        engine = self._engine_factory(self._settings, spec_for(plan))
+        engine = self._new_engine(spec_for(plan))
         lane = Lane(
             plan,
             engine,

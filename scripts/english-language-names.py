@@ -1,0 +1,32 @@
+#!/usr/bin/env python3
+"""Write translator_bot/language_names_en.json: the English name of every language, script and region
+subtag, exactly as langcodes names them (from the installed language_data).
+
+The bot names languages only in English; langcodes' own lookup loads the names of every subtag in
+every language (a 4.6 MB module: ~17 MiB of memory and ~80 ms for each bot). This table holds just
+the English ones. Run it after upgrading langcodes or language_data; tests/unit/test_languages_names.py
+fails while the table and the installed libraries disagree.
+
+    python scripts/english-language-names.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from translator_bot.languages import NAMES_PATH, build_name_table
+
+
+def main() -> None:
+    table = build_name_table()
+    NAMES_PATH.write_text(json.dumps(table, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n")
+    sizes = ", ".join(f"{len(names)} {kind} names" for kind, names in table.items())
+    print(f"wrote {NAMES_PATH}: {sizes}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""What `translator-bot join` imports before it is in the room: the modules its first feed needs, not the
+model engines (the `openai` SDK alone is about half a second of CPU), which load in a worker thread."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+# Loaded by MeetingEngines.load() in a worker thread, never on join's start-up path.
+ENGINE_ONLY = ("openai", "httpx", "httpx2", "anyio", "translator_bot.engine.protocol")
+
+
+def join_imports(tmp_path: Path) -> list[str]:
+    """The modules a real `join` imports until it gives up on an unreachable room server."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("TRANSLATOR_", "OPENAI_", "AZURE_OPENAI_"))
+    }
+    env |= {
+        "OPENAI_API_KEY": "sk-test-not-used",
+        "TRANSLATOR_JANUS_URL": f"ws://127.0.0.1:{closed_port}/",
+        "TRANSLATOR_TRANSCRIPT_DIR": str(tmp_path / "transcripts"),
+        "TRANSLATOR_METRICS_PORT": "0",
+        "TRANSLATOR_ROOM_RECONNECT_SECONDS": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "translator_bot", "join", "1234"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 3, (
+        f"expected the room error exit 3, got {done.returncode}: {done.stderr[-2000:]}"
+    )
+    imported = re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s+(\S+)", done.stderr, re.M)
+    assert "translator_bot.interpreter.meeting" in imported, done.stderr[-3000:]
+    return imported
+
+
+def test_join_starts_without_the_model_engines(tmp_path: Path) -> None:
+    imported = join_imports(tmp_path)
+    loaded = sorted(
+        {
+            name
+            for name in imported
+            for prefix in ENGINE_ONLY
+            if name == prefix or name.startswith(prefix + ".")
+        }
+    )
+    assert not loaded, f"join imported on its start-up path: {loaded}"
