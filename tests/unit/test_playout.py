@@ -285,6 +285,42 @@ async def test_real_clock_drift_under_1ms_over_5s() -> None:
     assert abs(drift) < 0.001, f"drift {drift * 1000:.2f} ms over 5 s"
 
 
+async def test_the_real_clock_yields_to_the_loop_on_a_deadline_already_past() -> None:
+    clock = MonotonicClock()
+    ran: list[bool] = []
+    asyncio.get_running_loop().call_soon(ran.append, True)
+    await clock.sleep_until(clock.now() - 1.0)
+    assert ran == [True]
+
+
+async def test_catching_up_after_a_stall_lets_audio_that_arrived_meanwhile_in() -> None:
+    """The event loop stalls (on purpose, time.sleep) while the track waits for its next frame; the
+    model's audio that arrived meanwhile needs a few loop passes to reach the queue (socket read,
+    parse, the engine's task). The frames caught up after the stall must let those passes run, as
+    the sender's worker-thread encode used to do by accident, or the queue runs dry mid-item."""
+    track = PlayoutTrack(clock=MonotonicClock(), cushion_ms=0)
+    track.enqueue(pcm_tone(140), key("a"))  # frames 0-6
+    frames = [await track.next_frame() for _ in range(2)]
+
+    async def consume() -> None:
+        frames.extend([await track.next_frame() for _ in range(13)])
+
+    async def deliver(pcm: bytes, passes: int) -> None:
+        for _ in range(passes):
+            await asyncio.sleep(0)
+        track.enqueue(pcm, key("a"))
+
+    consumer = asyncio.create_task(consume())
+    await asyncio.sleep(0)  # the consumer now waits for frame 2's deadline
+    time.sleep(0.25)  # noqa: ASYNC251 - the stall under test: 12 frame slots go by
+    delivery = asyncio.create_task(deliver(pcm_tone(400), passes=3))
+    await consumer
+    await delivery
+    track.end_item(key("a"))
+    assert [audible(f) for f in frames] == [True] * 15
+    assert track.underruns == 0
+
+
 async def test_upsampler_failure_drops_the_chunk_and_recovers(monkeypatch: pytest.MonkeyPatch) -> None:
     class Broken:
         def __init__(self, rate: int) -> None:
