@@ -27,6 +27,9 @@ the first speech frame after any length of silence then decodes as it would afte
 silent frame (tests/unit/test_opus_out.py compares the two). The encoder is primed with silence when
 it is made, so a feed's first packets are cached silence too.
 
+What is given up: aiortc adds the RTP audio-level header extension only to frames it encodes, so the
+feeds carry none; Janus's "talking" events for them (`audiolevel_event`, off by default) stay silent.
+
 Not thread-safe; each feed has its own encoder (Opus encoders carry state from frame to frame).
 """
 
