@@ -1,12 +1,16 @@
-"""Audio path benchmark: inbound conversion cost and quality, playout cost, real-time pacing drift.
+"""Audio path benchmark: inbound conversion cost and quality, playout and output cost, pacing drift.
 
-    .venv/bin/python -m tests.bench.bench_audio [--pacing-seconds 60] [--passes 10]
+    .venv/bin/python -m tests.bench.bench_audio [--pacing-seconds 60] [--passes 10] [--output-passes 7]
 
 Conversion is measured on the 48 kHz stereo speech fixture cut into the 20 ms frames aiortc delivers,
 for this project's stateful converter and, in the same run and interleaved pass by pass, for the naive
 per-frame `librosa.to_mono` + `librosa.resample`. SNR is against one offline whole-file soxr VHQ resample.
+Output: CPU per 20 ms frame of getting a feed's frame onto the wire as aiortc's sender does it, for the
+path of an `av.AudioFrame` (the baseline: a stereo frame, aiortc's pure-Python audio level on the loop,
+its Opus encoder in a worker thread) and for the track's own Opus packets (encoded on the loop, or the
+cached silence packet, then aiortc's `pack`), speech and silence apart; passes interleaved, medians.
 Pacing runs a playout track against the real monotonic clock for --pacing-seconds, with a consumer that
-does aiortc's per-frame audio-level work, next to a `sleep(0.02)` loop in the same event loop.
+does aiortc's per-packet work, next to a `sleep(0.02)` loop in the same event loop.
 """
 
 from __future__ import annotations
@@ -16,17 +20,20 @@ import asyncio
 import contextlib
 import fractions
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import av
 import librosa
 import numpy as np
 import soxr
+from aiortc.codecs.opus import OpusEncoder
 from aiortc.rtp import compute_audio_level_dbov
 
 from translator_bot.audio.clock import MonotonicClock
 from translator_bot.audio.inbound import InboundConverter
+from translator_bot.audio.opus_out import OpusFeedEncoder
 from translator_bot.audio.playout import PlayoutKey, PlayoutTrack
+from translator_bot.audio.playout_upsample import ItemUpsampler
 from translator_bot.fixtures import fixtures_dir, load_manifest, read_pcm, read_wav
 
 STEREO_FIXTURE = "u1-en-48k-stereo.wav"
@@ -187,20 +194,100 @@ async def bench_playout_cost() -> None:
         t0 = time.perf_counter()
         await track.recv()
         recv_times.append(time.perf_counter() - t0)
-    level_times = []
-    frame = await track.recv()
-    for _ in range(200):
+    idle = PlayoutTrack(clock=FakeClock())  # nothing queued: silence
+    idle_times = []
+    for _ in range(1_000):
         t0 = time.perf_counter()
-        compute_audio_level_dbov(frame)
-        level_times.append(time.perf_counter() - t0)
+        await idle.recv()
+        idle_times.append(time.perf_counter() - t0)
     print("\nPlayout cost (event-loop time)")
     print(f"{'step':52} {'median us':>10} {'p99 us':>9}")
     for name, values in (
         ("enqueue 200 ms chunk (24 -> 48 kHz, stateful)", enqueue_times),
-        ("recv() one 20 ms 48 kHz stereo frame (fake clock)", recv_times),
-        ("aiortc audio level of that frame (for comparison)", level_times),
+        ("recv(): speech frame -> Opus packet (fake clock)", recv_times),
+        ("recv(): idle frame -> cached silence (fake clock)", idle_times),
     ):
         print(f"{name:52} {np.median(values) * 1e6:10.1f} {np.percentile(values, 99) * 1e6:9.1f}")
+
+
+# ---- output path: frame -> what aiortc's sender puts in an RTP packet ---------------------------
+
+
+def speech_frames48k() -> list[np.ndarray]:
+    """The fixture speech as the playout queue hands it out: 48 kHz mono int16, 20 ms frames."""
+    upsampler = ItemUpsampler()
+    pcm = np.concatenate(
+        [upsampler.upsample(read_pcm(u).astype(np.int16)) for u in load_manifest()] + [upsampler.flush()]
+    )
+    return list(pcm[: pcm.size // 960 * 960].reshape(-1, 960))
+
+
+def baseline_frame(mono: np.ndarray, pts: int) -> av.AudioFrame:
+    """The frame the baseline's track returned: 48 kHz stereo s16 (perf-baseline's _stereo_frame)."""
+    frame = av.AudioFrame.from_ndarray(np.repeat(mono, 2).reshape(1, -1), format="s16", layout="stereo")
+    frame.sample_rate = 48_000
+    frame.pts = pts
+    frame.time_base = fractions.Fraction(1, 48_000)
+    return frame
+
+
+async def baseline_output(frames: list[np.ndarray]) -> float:
+    """Process CPU per frame of the baseline: build the frame, then what aiortc's sender does with an
+    AudioFrame (audio level on the loop, encode in the default executor)."""
+    loop = asyncio.get_running_loop()
+    encoder = OpusEncoder()
+    t0 = time.process_time()
+    for n, mono in enumerate(frames):
+        frame = baseline_frame(mono, n * 960)
+        compute_audio_level_dbov(frame)
+        await loop.run_in_executor(None, encoder.encode, frame, False)
+    return (time.process_time() - t0) / len(frames)
+
+
+async def packet_output(frames: list[np.ndarray], *, threaded: bool = False) -> float:
+    """Process CPU per frame of the track's path: its own Opus packet (silence from the cache), then
+    what aiortc's sender does with a packet (`pack`). `threaded` encodes in the default executor."""
+    loop = asyncio.get_running_loop()
+    encoder = OpusFeedEncoder()
+    packer = OpusEncoder()
+    t0 = time.process_time()
+    for n, mono in enumerate(frames):
+        if threaded:
+            packet = await loop.run_in_executor(None, encoder.encode, mono, n * 960)
+        else:
+            packet = encoder.encode(mono, n * 960)
+        packer.pack(packet)
+    return (time.process_time() - t0) / len(frames)
+
+
+async def bench_output(passes: int) -> dict[str, float]:
+    speech = speech_frames48k()
+    silence = [np.zeros(960, dtype=np.int16)] * len(speech)
+    cases: dict[str, Callable[[], Awaitable[float]]] = {
+        "baseline: AudioFrame, speech": lambda: baseline_output(speech),
+        "baseline: AudioFrame, silence": lambda: baseline_output(silence),
+        "own Opus on the loop, speech": lambda: packet_output(speech),
+        "own Opus in a worker thread, speech": lambda: packet_output(speech, threaded=True),
+        "cached silence packet": lambda: packet_output(silence),
+    }
+    results: dict[str, list[float]] = {name: [] for name in cases}
+    for case in cases.values():  # warm-up: imports, the executor's thread
+        await case()
+    for _ in range(passes):  # interleaved, so that a busy spell of the machine hits all alike
+        for name, case in cases.items():
+            results[name].append(await case() * 1e6)
+    print(f"\nOutput path: process CPU per 20 ms frame ({len(speech)} frames x {passes} passes)")
+    print(f"{'path':40} {'median us':>10} {'min us':>8} {'max us':>8}")
+    for name, values in results.items():
+        print(f"{name:40} {np.median(values):10.1f} {min(values):8.1f} {max(values):8.1f}")
+    medians = {name: float(np.median(values)) for name, values in results.items()}
+    print(
+        "speech: "
+        f"{medians['baseline: AudioFrame, speech'] / medians['own Opus on the loop, speech']:.1f}x cheaper; "
+        "silence: "
+        f"{medians['baseline: AudioFrame, silence'] / medians['cached silence packet']:.1f}x cheaper"
+    )
+    return medians
 
 
 # ---- real-time pacing --------------------------------------------------------------------------
@@ -251,10 +338,11 @@ async def bench_pacing(seconds: float) -> dict[str, float]:
         await track.recv()
         anchor = time.monotonic()
         lateness[0] = 0.0
+        packer = OpusEncoder()
         for n in range(1, frames):
-            frame = await track.recv()
+            packet = await track.recv()
             lateness[n] = time.monotonic() - anchor - n * 0.02
-            compute_audio_level_dbov(frame)  # what aiortc's sender does per frame on the loop
+            packer.pack(packet)  # what aiortc's sender does with a packet on the loop
         # Nobody plays the track from here on: stop feeding it before waiting for the slower loop.
         feeder.cancel()
         await naive
@@ -296,9 +384,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--pacing-seconds", type=float, default=60.0, help="real-time pacing run (0 skips)")
     parser.add_argument("--passes", type=int, default=10, help="passes over the speech fixture")
+    parser.add_argument("--output-passes", type=int, default=7, help="passes of the output-path comparison")
+    parser.add_argument("--only-output", action="store_true", help="run the output-path comparison alone")
     args = parser.parse_args()
+    if args.only_output:
+        asyncio.run(bench_output(args.output_passes))
+        return
     bench_conversion(args.passes)
     asyncio.run(bench_playout_cost())
+    asyncio.run(bench_output(args.output_passes))
     if args.pacing_seconds > 0:
         asyncio.run(bench_pacing(args.pacing_seconds))
 

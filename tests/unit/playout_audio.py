@@ -1,13 +1,15 @@
-"""Helpers for the playout track's tests: model audio, frames pulled, what they hold."""
+"""Helpers for the playout track's tests: model audio, frames pulled, what they hold.
+
+Frames are pulled with `next_frame()`: the track's paced schedule as the PCM it then encodes, so these
+tests pin the samples exactly; what the Opus packets of `recv()` decode to is test_opus_out.py's."""
 
 from __future__ import annotations
 
-import av
 import numpy as np
 
 from translator_bot import metrics
 from translator_bot.audio.clock import FakeClock
-from translator_bot.audio.playout import PlayoutKey, PlayoutTrack
+from translator_bot.audio.playout import OutFrame, PlayoutKey, PlayoutTrack
 
 MS = 24  # 24 kHz samples per millisecond
 
@@ -25,19 +27,17 @@ def pcm_const(ms: float, value: int) -> bytes:
     return np.full(round(ms * MS), value, dtype="<i2").tobytes()
 
 
-async def pull(track: PlayoutTrack, frames: int) -> list[av.AudioFrame]:
-    return [await track.recv() for _ in range(frames)]
+async def pull(track: PlayoutTrack, frames: int) -> list[OutFrame]:
+    return [await track.next_frame() for _ in range(frames)]
 
 
-def mono(frames: list[av.AudioFrame]) -> np.ndarray:
-    """The left channel of the frames, checking on the way that right == left."""
-    stereo = np.concatenate([f.to_ndarray().reshape(-1, 2) for f in frames])
-    assert np.array_equal(stereo[:, 0], stereo[:, 1])
-    return stereo[:, 0].astype(np.float64)
+def mono(frames: list[OutFrame]) -> np.ndarray:
+    """The samples of the frames, one after the other."""
+    return np.concatenate([f.pcm for f in frames]).astype(np.float64)
 
 
-def audible(frame: av.AudioFrame) -> bool:
-    return bool(np.abs(frame.to_ndarray()).max() > 0)
+def audible(frame: OutFrame) -> bool:
+    return bool(np.abs(frame.pcm).max() > 0)
 
 
 def counter(counter: object, **labels: str) -> float:

@@ -101,11 +101,14 @@ def member(pid: str, name: str, lang: str) -> Member:
 
 
 async def drain(track: MediaStreamTrack, frames: int) -> np.ndarray:
+    """What a listener hears of `frames` of the feed: its Opus packets decoded (left channel)."""
+    decoder = av.CodecContext.create("libopus", "r")
     out = []
     for _ in range(frames):
-        frame = await track.recv()
-        assert isinstance(frame, av.AudioFrame)
-        out.append(frame.to_ndarray().reshape(-1, 2)[:, 0])
+        packet = await track.recv()
+        assert isinstance(packet, av.Packet)
+        for frame in decoder.decode(packet):
+            out.append(frame.to_ndarray().reshape(-1, frame.layout.nb_channels)[:, 0])
     return np.concatenate(out)
 
 

@@ -22,7 +22,7 @@ async def test_a_new_item_waits_for_its_cushion() -> None:
     assert not any(audible(f) for f in frames)
     assert track.underruns == 0  # waiting to start is not an underrun
     track.enqueue(pcm_tone(40), key("a"))
-    frame = await track.recv()
+    frame = await track.next_frame()
     assert audible(frame)
 
 
@@ -65,10 +65,10 @@ async def test_underrun_in_the_middle_of_an_item_is_counted_and_rebuffers() -> N
     assert [audible(f) for f in frames] == [True, True, True, True, False, False]
     assert track.underruns == 3
     track.enqueue(pcm_const(40, 5000), key("a"))  # less than the cushion: still rebuffering
-    assert not audible(await track.recv())
+    assert not audible(await track.next_frame())
     assert track.underruns == 4
     track.enqueue(pcm_const(40, 5000), key("a"))
-    assert audible(await track.recv())
+    assert audible(await track.next_frame())
     track.end_item(key("a"))
     await pull(track, 10)
     assert track.underruns == 4
@@ -146,12 +146,12 @@ async def test_clear_stops_now_and_reports_played_samples() -> None:
     assert dropped == [(key("a"), 7 * 480), (key("b"), 0)]
     assert track.queued_ms() == 0
     assert counter(metrics.PLAYOUT_DROPPED_SECONDS, reason="clear") - before == pytest.approx(1.36, abs=0.003)
-    assert not audible(await track.recv())
+    assert not audible(await track.next_frame())
     track.enqueue(pcm_tone(100), key("a"))  # still in flight when we cut it: not played
-    assert not audible(await track.recv())
+    assert not audible(await track.next_frame())
     assert track.played_samples(key("a")) == 7 * 480
     track.enqueue(pcm_tone(100), key("c"))
-    assert audible(await track.recv())
+    assert audible(await track.next_frame())
 
 
 async def test_clear_discards_the_resampler_state() -> None:
@@ -245,7 +245,7 @@ async def test_a_new_track_starts_at_the_fixed_cushion() -> None:
     track, _ = new_track(cushion_ms=60)
     assert track.start_hold_ms() == 0
     track.enqueue(pcm_const(100, 3000), key("a"))
-    assert audible(await track.recv())  # nothing learnt yet: the first delta plays at once
+    assert audible(await track.next_frame())  # nothing learnt yet: the first delta plays at once
 
 
 async def test_after_running_dry_the_item_waits_the_learnt_hold_from_its_refill() -> None:
@@ -257,7 +257,7 @@ async def test_after_running_dry_the_item_waits_the_learnt_hold_from_its_refill(
     assert track.start_hold_ms() == pytest.approx(170)
     frames = await pull(track, 14)  # frames 7..20, due up to 100.40: held (refilled at 100.25, + 0.17)
     assert not any(audible(f) for f in frames)
-    assert audible(await track.recv())  # frame 21, due at 100.42
+    assert audible(await track.next_frame())  # frame 21, due at 100.42
     assert track.gaps(key("a")) == 1
 
 

@@ -33,8 +33,10 @@ class MonotonicClock:
         delay = t - time.monotonic()
         # asyncio's default loop times its timers with time.monotonic() too, so this wakes at or just
         # after `t` (epoll rounds its timeout up to the next millisecond), never before it.
-        if delay > 0:
-            await asyncio.sleep(delay)
+        # A deadline already past still yields once (sleep(0)): a paced loop catching up after a
+        # stall must let the loop read its sockets between frames, or it plays out the audio queued
+        # before the stall and then silence for the audio that is waiting unread in a socket.
+        await asyncio.sleep(max(delay, 0.0))
 
 
 class FakeClock:

@@ -4,12 +4,11 @@ The queue (playout_queue.py) decides what each 20 ms frame holds: items in order
 hold, stalled items, the lag bound, what was heard of each item. This track only paces the frames and
 packs them for aiortc.
 
-Output format: 48 kHz stereo s16, 960 samples (20 ms) per frame, for speech and silence alike. That is
-exactly what aiortc's Opus encoder works in, so its own resampler has nothing to convert: no extra
-20 ms of buffering, and no -3 dB mono-to-stereo upmix (both happen when it is handed 24 kHz or 48 kHz
-mono frames). The 24 -> 48 kHz upsampling is done by the queue as each chunk is pushed
-(playout_upsample.py), so `recv()` only copies. The price is a stereo frame for aiortc's per-frame
-audio-level loop (~0.1 ms more per frame than mono).
+Output: an Opus packet per 20 ms frame (opus_out.py), which aiortc's sender only packs into RTP: no
+encode in its worker thread, no audio-level loop. The queue gives 48 kHz mono s16 (the 24 -> 48 kHz
+upsampling is done as each chunk is pushed, playout_upsample.py), so `recv()` encodes what it pulls,
+or sends the cached silence packet while the feed is idle. `next_frame()` is the same paced schedule
+as PCM, before encoding.
 
 Pacing: frame n is released at `start + n * 20 ms` on a monotonic clock anchored at the first
 `recv()`. Deadlines are absolute, so a late wake-up is caught up by the next frames instead of
@@ -26,9 +25,9 @@ Not thread-safe: enqueue, end_item, clear and recv run on the event loop.
 
 from __future__ import annotations
 
-import fractions
 import logging
 from collections.abc import Callable
+from typing import NamedTuple
 
 import av
 import numpy as np
@@ -37,18 +36,17 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from translator_bot import metrics
 from translator_bot.audio.clock import Clock, MonotonicClock
 from translator_bot.audio.jitter import JitterConfig
+from translator_bot.audio.opus_out import OPUS_TIME_BASE, OpusFeedEncoder, OpusPacket
 from translator_bot.audio.pcm import Int16Array
 from translator_bot.audio.playout_queue import FRAME_SAMPLES, PlayoutQueue
 from translator_bot.audio.playout_types import PlayoutKey
 from translator_bot.audio.playout_upsample import OUT_RATE
 
-__all__ = ["FRAME_SAMPLES", "FRAME_SECONDS", "CutShortCallback", "PlayoutKey", "PlayoutTrack"]
+__all__ = ["FRAME_SAMPLES", "FRAME_SECONDS", "CutShortCallback", "OutFrame", "PlayoutKey", "PlayoutTrack"]
 
 log = logging.getLogger(__name__)
 
-OUT_LAYOUT = "stereo"
 FRAME_SECONDS = FRAME_SAMPLES / OUT_RATE
-_TIME_BASE = fractions.Fraction(1, OUT_RATE)
 
 # After a wake-up this late (a suspended process, a stalled loop) the missed frame slots are skipped
 # instead of bursting every missed frame at once.
@@ -61,6 +59,13 @@ _CONSUMER_GONE_SECONDS = 0.2
 
 # The listener did not hear the rest of this item: (its key, the 24 kHz samples that were heard).
 CutShortCallback = Callable[[PlayoutKey, int], None]
+
+
+class OutFrame(NamedTuple):
+    """One 20 ms slot of the feed before encoding: its pts (in 1/48000 s) and 48 kHz mono samples."""
+
+    pts: int
+    pcm: Int16Array
 
 
 class PlayoutTrack(MediaStreamTrack):
@@ -93,6 +98,7 @@ class PlayoutTrack(MediaStreamTrack):
         self._start: float | None = None
         self._sent = 0  # frame slots of the schedule used (sent or skipped); frame n has pts n * 960
         self._returned_at: float | None = None  # when recv() last handed out a frame
+        self._encoder = OpusFeedEncoder()
         self.frames_sent = 0
 
     # ---- the queue, at the clock's time --------------------------------------------------------
@@ -135,7 +141,26 @@ class PlayoutTrack(MediaStreamTrack):
 
     # ---- playing -------------------------------------------------------------------------------
 
-    async def recv(self) -> av.AudioFrame:
+    async def recv(self) -> OpusPacket:
+        """The next frame as an Opus packet, when it is due (what aiortc's sender calls)."""
+        frame = await self.next_frame()
+        try:
+            return self._encoder.encode(frame.pcm, frame.pts)
+        except Exception as exc:
+            self._report.warning(
+                "internal_error", f"encoding failed ({type(exc).__name__}: {exc}); sent silence"
+            )
+            packet = av.Packet(self._encoder.silence_payload)
+            packet.pts = frame.pts
+            packet.time_base = OPUS_TIME_BASE
+            return packet
+
+    @property
+    def encoder(self) -> OpusFeedEncoder:
+        return self._encoder
+
+    async def next_frame(self) -> OutFrame:
+        """The next frame's samples, when it is due: the paced schedule `recv()` encodes."""
         if self.readyState != "live":
             raise MediaStreamError
         clock = self._clock
@@ -169,7 +194,7 @@ class PlayoutTrack(MediaStreamTrack):
                 "internal_error", f"playout failed ({type(exc).__name__}: {exc}); sent silence"
             )
             mono = np.zeros(FRAME_SAMPLES, dtype=np.int16)
-        frame = _stereo_frame(mono, pts=self._sent * FRAME_SAMPLES)
+        frame = OutFrame(self._sent * FRAME_SAMPLES, mono)
         self._sent += 1
         self.frames_sent += 1
         metrics.FRAMES_OUT.inc()
@@ -224,12 +249,3 @@ class _MetricsReport:
             self._on_cut_short(key, heard_samples)
         except Exception:
             log.exception("on_cut_short callback failed for item %s", key)
-
-
-def _stereo_frame(mono: Int16Array, *, pts: int) -> av.AudioFrame:
-    stereo = np.repeat(mono, 2).reshape(1, -1)
-    frame = av.AudioFrame.from_ndarray(stereo, format="s16", layout=OUT_LAYOUT)
-    frame.sample_rate = OUT_RATE
-    frame.pts = pts
-    frame.time_base = _TIME_BASE
-    return frame

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Protocol
 
-from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection
+from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection, RTCRtpCodecCapability, RTCRtpSender
 from aiortc.mediastreams import MediaStreamError
 
 from translator_bot.errors import RoomError
@@ -36,6 +36,11 @@ log = logging.getLogger("translator_bot.room.session")
 
 def as_language(value: Language | str) -> Language:
     return value if isinstance(value, Language) else parse_language(value)
+
+
+def opus_only() -> list[RTCRtpCodecCapability]:
+    codecs = RTCRtpSender.getCapabilities("audio").codecs
+    return [c for c in codecs if c.mimeType.lower() == "audio/opus"]
 
 
 class FeedHost(Protocol):
@@ -177,7 +182,11 @@ class PublishedFeed:
         relay = FeedRelay(self.track)
         pc = new_peer_connection(self._host.ice)
         try:
-            pc.addTransceiver(relay, direction="sendonly")
+            transceiver = pc.addTransceiver(relay, direction="sendonly")
+            # The playout track hands its sender ready-made Opus packets, which are sent as they are
+            # whatever codec was negotiated: offer Opus alone, so that a room that cannot take it
+            # refuses the feed instead of forwarding Opus bytes labelled as another codec.
+            transceiver.setCodecPreferences(opus_only())
             channel = pc.createDataChannel("captions") if self._data else None
             mids = await negotiation.publish(handle, pc, display=labels[0], descriptions=[labels[1]])
         except BaseException:

@@ -114,6 +114,9 @@ class SimParticipant:
         self.tracks_spoken: list[ScheduleTrack] = []
         self.publishers: dict[ParticipantId, videoroom.PublisherInfo] = {}
         self.events: list[tuple[float, videoroom.VideoRoomEvent]] = []
+        # Publishers an event told about while the join request was in flight: newer than the join
+        # answer's list, which must not overwrite them.
+        self._announced_while_joining: set[ParticipantId] = set()
         self.joined_at: float | None = None
         self.media_up = asyncio.Event()
         self._session: JanusSession | None = None
@@ -168,8 +171,10 @@ class SimParticipant:
             if isinstance(event, videoroom.PublishersAnnounced):
                 for pub in event.publishers:
                     self.publishers[pub.id] = pub
+                    self._announced_while_joining.add(pub.id)
             elif isinstance(event, (videoroom.FeedUnpublished, videoroom.ParticipantLeaving)):
                 self.publishers.pop(event.id, None)
+                self._announced_while_joining.add(event.id)
         self._changed.set()
 
     async def wait_for_publisher(
@@ -195,11 +200,15 @@ class SimParticipant:
     async def join(self) -> ParticipantId:
         self._session = await JanusSession.connect(self.url, api_secret=self.api_secret)
         self._handle = await self._session.attach(videoroom.PLUGIN, self._on_event)
+        self._announced_while_joining.clear()
         joined = await videoroom.join_publisher(self._handle, self.room, self.display)
         self.joined_at = time.monotonic()
         self.id, self.private_id = joined.id, joined.private_id
+        # An event that arrived with the join answer (a feed relabelled for this very participant, say)
+        # is handled before this coroutine resumes: the answer's older list only fills in the rest.
         for pub in joined.publishers:
-            self.publishers[pub.id] = pub
+            if pub.id not in self._announced_while_joining:
+                self.publishers[pub.id] = pub
         if self.publish_audio:
             await self._publish()
         return joined.id
