@@ -64,6 +64,25 @@ def model_delay_ms() -> int:
     return round(statistics.median(costs))
 
 
+def stage_split(rig: InterpreterRig, end: float, arrival: float) -> tuple[float, float, float] | None:
+    """One sentence's latency in three (seconds), from the fake's marks (the same monotonic clock):
+    the input side (speech end at the speaker -> the model finds the end of the turn or sentence:
+    Janus, the bot's intake and appends, the model's turn detection), the model (-> its first
+    translated audio leaves) and the output side (-> first audio at the listener: the bot's
+    receive, playout hold and frame grid, encode, Janus, the listener's jitter buffer)."""
+    if rig.fake is None:
+        return None
+    ends = [t for r in rig.fake.state.sessions for t in r.turn_ends_at if end - 1.0 <= t <= arrival]
+    if not ends:
+        return None
+    found = max(ends)
+    sent = [t for r in rig.fake.state.sessions for t in r.first_audio_at if found <= t <= arrival]
+    if not sent:
+        return None
+    first = min(sent)
+    return found - end, first - found, arrival - first
+
+
 async def measure_engine(
     janus: JanusServer, engine: str, count: int, workdir: Path, env: dict[str, str] | None = None
 ) -> dict[str, object]:
@@ -71,6 +90,7 @@ async def measure_engine(
         janus, engine, workdir / engine, fake_options=FakeOptions(heartbeat_ms=1000), env=env or {}
     )
     latencies: list[float] = []
+    stages: list[tuple[float, float, float]] = []
     missing = 0
     try:
         await rig.start([("Alice", "en"), ("Beatriz", "es")])
@@ -88,6 +108,9 @@ async def measure_engine(
                 missing += 1
             else:
                 latencies.append(arrival - end)
+                split = stage_split(rig, end, arrival)
+                if split is not None:
+                    stages.append(split)
         metrics = await rig.metrics()
         await rig.stop_bot()
     finally:
@@ -96,6 +119,7 @@ async def measure_engine(
         "engine": engine,
         "latencies": latencies,
         "missing": missing,
+        "stages": stages,
         "underruns": metrics.get(UNDERRUNS, float("nan")),
     }
 
@@ -137,7 +161,21 @@ async def latency(args: argparse.Namespace) -> None:
             f"{result['missing']:>8} {result['underruns']:>10.0f}"
         )
     print("(+ columns: added over the pass-through baseline measured in the same run; target +p95 <= 40 ms)")
+    print_stages(results)
     plot_latencies(results, args.utterances, args.plot)
+
+
+def print_stages(results: list[dict[str, object]]) -> None:
+    """Where each model engine's latency goes (medians over the sentences, ms)."""
+    print("\nmedian ms per stage: input (speech end -> model finds the turn end), model (-> its first")
+    print("audio leaves), output (-> first audio at the listener: bot receive + playout + encode + Janus)")
+    print(f"{'engine':<12} {'input':>8} {'model':>8} {'output':>8} {'sentences':>10}")
+    for result in results:
+        stages = result.get("stages")
+        if not isinstance(stages, list) or not stages:
+            continue
+        medians = [statistics.median(s[i] for s in stages) * 1000 for i in range(3)]
+        print(f"{result['engine']:<12} " + " ".join(f"{m:8.0f}" for m in medians) + f" {len(stages):>10}")
 
 
 def plot_latencies(results: list[dict[str, object]], utterances: int, path: Path) -> None:

@@ -228,6 +228,8 @@ class TranslationSession(BaseSession):
                     await asyncio.sleep(delay_ms / 1000)
                 reply = pending.reply
                 self.record.translation_waits_ms.append(round((loop.time() - pending.ended_at) * 1000))
+                self.record.turn_ends_at.append(pending.ended_at)
+                self.record.first_audio_at.append(loop.time())
                 text = " " + reply.text if self._spoken_any else reply.text
                 self._spoken_any = True
                 await self._stream(self.ctx.catalog.pcm(reply.id).tobytes(), text)
