@@ -1,4 +1,5 @@
-"""When the deltas of one response leave the fake: the `stream_pace` fault control.
+"""When the fake's translated audio leaves: the `stream_pace` fault control for a response's deltas,
+and `translation_start` for when the translate endpoint starts speaking the next sentence.
 
 By default the fake streams a response `FakeOptions.realtime_speed` times faster than real time, one
 delta after another. The real service has slower days: a model that streams at about real time, each
