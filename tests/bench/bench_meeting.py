@@ -1,13 +1,16 @@
 """Meeting-level figures through real Janus, the bot as a process and the fake model server.
 
-    python -m tests.bench.bench_meeting latency  [--utterances 8]
+    python -m tests.bench.bench_meeting latency  [--utterances 8] [--rounds 3] [--before DIR]
     python -m tests.bench.bench_meeting capacity [--max-meetings 4] [--seconds 40]
 
 `latency`: from the end of each source utterance at the speaker to the first translated audio at the
 listener, for the pass-through engine (same room path, the input returned unchanged after the same
 turn detection) and for both model engines against the fake, measured in the same run; prints p50 /
 p95 and what each engine adds over the pass-through baseline, plus playout underruns, and writes
-their distribution to --plot (default demo-output/bench-meeting-latency.png; the plots extra).
+their distribution to --plot (default demo-output/bench-meeting-latency.png; the plots extra), and
+where the time goes: the median input, model and output stage of each engine (from the fake's marks).
+--before DIR runs the bot of another source tree too (e.g. `git archive perf-baseline | tar -x -C
+DIR`), against the same fake, interleaved with this tree's; --rounds N prints medians over N rounds.
 `capacity`: N two-party meetings in one Janus, both people talking in turns; prints each bot's CPU
 (percent of one core) and the underruns, for N = 1.. until underruns appear or --max-meetings.
 Needs root (or user namespaces) for the private network namespace, like the tests.
@@ -127,42 +130,97 @@ async def measure_engine(
 async def latency(args: argparse.Namespace) -> None:
     delay = model_delay_ms()
     print(f"model (fake recogniser) delay per turn: {delay} ms; the pass-through baseline waits as long")
+    trees: list[tuple[str, dict[str, str]]] = [("", {})]
+    if args.before is not None:
+        # The bot of another tree (e.g. `git archive perf-baseline | tar -x -C DIR`), run against the
+        # same fake, Janus and participants, interleaved with this tree's, round after round.
+        trees.insert(0, (" before", {"PYTHONPATH": str(args.before.resolve())}))
+    rounds: list[list[dict[str, object]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         async with JanusServer() as janus:
-            results = [
-                await measure_engine(
-                    janus,
-                    "passthrough",
-                    args.utterances,
-                    Path(tmp),
-                    {"TRANSLATOR_PASSTHROUGH_DELAY_MS": str(delay)},
-                )
-            ]
-            for engine in ("translate", "realtime"):
-                results.append(await measure_engine(janus, engine, args.utterances, Path(tmp)))
-    base = results[0]["latencies"]
-    assert isinstance(base, list)
-    print(
-        f"\nspeech end at the speaker -> first translated audio at the listener ({args.utterances} sentences)"
-    )
+            for index in range(args.rounds):
+                results = []
+                for engine in ("passthrough", "translate", "realtime"):
+                    for label, tree_env in trees:
+                        env = dict(tree_env)
+                        if engine == "passthrough":
+                            env["TRANSLATOR_PASSTHROUGH_DELAY_MS"] = str(delay)
+                        workdir = Path(tmp) / f"{index}{label.strip()}"
+                        result = await measure_engine(janus, engine, args.utterances, workdir, env)
+                        result["engine"] = engine + label
+                        results.append(result)
+                rounds.append(results)
+                print_round(results, trees, f"round {index + 1}/{args.rounds}", args.utterances)
+    if args.rounds > 1:
+        print_medians(rounds, trees)
+    pooled = pool(rounds)
+    print_stages(pooled)
+    plot_latencies(pooled, args.utterances, args.plot)
+
+
+def added(results: list[dict[str, object]], result: dict[str, object], q: float) -> float:
+    """What `result` adds at percentile `q` over the pass-through baseline of the same bot tree."""
+    label = str(result["engine"]).partition(" ")[2]
+    name = "passthrough" + (f" {label}" if label else "")
+    base = next(r["latencies"] for r in results if r["engine"] == name)
+    values = result["latencies"]
+    assert isinstance(base, list) and isinstance(values, list)
+    if not base or not values:
+        return float("nan")
+    return (percentile(values, q) - percentile(base, q)) * 1000
+
+
+def print_round(
+    results: list[dict[str, object]], trees: list[tuple[str, dict[str, str]]], title: str, utterances: int
+) -> None:
+    what = "speech end at the speaker -> first translated audio at the listener"
+    print(f"\n{title}: {what} ({utterances} sentences)")
     header = ("engine", "p50 ms", "p95 ms", "+p50 ms", "+p95 ms", "missing", "underruns")
-    print(f"{header[0]:<12} " + " ".join(f"{h:>8}" for h in header[1:]))
+    print(f"{header[0]:<19} " + " ".join(f"{h:>8}" for h in header[1:]))
     for result in results:
         values = result["latencies"]
         assert isinstance(values, list)
         if not values:
-            print(f"{result['engine']:<12} no translated audio arrived")
+            print(f"{result['engine']:<19} no translated audio arrived")
             continue
         p50, p95 = percentile(values, 50) * 1000, percentile(values, 95) * 1000
-        add50 = p50 - percentile(base, 50) * 1000 if base else float("nan")
-        add95 = p95 - percentile(base, 95) * 1000 if base else float("nan")
         print(
-            f"{result['engine']:<12} {p50:8.0f} {p95:8.0f} {add50:+8.0f} {add95:+8.0f} "
-            f"{result['missing']:>8} {result['underruns']:>10.0f}"
+            f"{result['engine']:<19} {p50:8.0f} {p95:8.0f} {added(results, result, 50):+8.0f} "
+            f"{added(results, result, 95):+8.0f} {result['missing']:>8} {result['underruns']:>10.0f}"
         )
-    print("(+ columns: added over the pass-through baseline measured in the same run; target +p95 <= 40 ms)")
-    print_stages(results)
-    plot_latencies(results, args.utterances, args.plot)
+    baseline = "each bot's own pass-through" if len(trees) > 1 else "the pass-through baseline"
+    print(f"(+ columns: added over {baseline}, measured in the same round; target +p95 <= 40 ms)")
+
+
+def print_medians(rounds: list[list[dict[str, object]]], trees: list[tuple[str, dict[str, str]]]) -> None:
+    """Medians over the rounds of each round's figures: the noisy machine's spread averaged out."""
+    print(f"\nmedians over {len(rounds)} rounds")
+    print(f"{'engine':<19} {'p50 ms':>8} {'p95 ms':>8} {'+p50 ms':>8} {'+p95 ms':>8}")
+    for position, result in enumerate(rounds[0]):
+        same = [results[position] for results in rounds]
+        done = [(results, r) for results, r in zip(rounds, same, strict=True) if r["latencies"]]
+        if not done:
+            continue
+        p50 = statistics.median(percentile(r["latencies"], 50) for _, r in done) * 1000  # type: ignore[arg-type]
+        p95 = statistics.median(percentile(r["latencies"], 95) for _, r in done) * 1000  # type: ignore[arg-type]
+        add50 = statistics.median(added(results, r, 50) for results, r in done)
+        add95 = statistics.median(added(results, r, 95) for results, r in done)
+        print(f"{result['engine']:<19} {p50:8.0f} {p95:8.0f} {add50:+8.0f} {add95:+8.0f}")
+
+
+def pool(rounds: list[list[dict[str, object]]]) -> list[dict[str, object]]:
+    """Every round's sentences together, per engine (for the stage medians and the plot)."""
+    pooled: dict[str, dict[str, object]] = {}
+    for results in rounds:
+        for result in results:
+            into = pooled.setdefault(
+                str(result["engine"]), {"engine": result["engine"], "latencies": [], "stages": []}
+            )
+            for field in ("latencies", "stages"):
+                target, source = into[field], result[field]
+                assert isinstance(target, list) and isinstance(source, list)
+                target.extend(source)
+    return list(pooled.values())
 
 
 def print_stages(results: list[dict[str, object]]) -> None:
@@ -270,6 +328,12 @@ def main() -> None:
     sub = parser.add_subparsers(dest="what", required=True)
     lat = sub.add_parser("latency")
     lat.add_argument("--utterances", type=int, default=8)
+    lat.add_argument("--rounds", type=int, default=1, help="repeat, and print the medians over rounds")
+    lat.add_argument(
+        "--before",
+        type=Path,
+        help="also run the bot from this source tree (same fake and Janus), interleaved: before/after",
+    )
     lat.add_argument("--plot", type=Path, default=Path("demo-output/bench-meeting-latency.png"))
     cap = sub.add_parser("capacity")
     cap.add_argument("--max-meetings", type=int, default=4)
