@@ -265,9 +265,10 @@ class Settings(BaseSettings):
 
     @property
     def effective_hold_ms(self) -> int:
-        """The translate endpoint streams in real time, one ~200 ms delta per 200 ms: a new utterance
-        waits a little after its first delta to absorb the next one's arrival jitter. Models that send
-        faster than real time build their own cushion and need no hold."""
+        """The playout's hold before it has measured the deltas' lateness (then the learnt hold
+        replaces it). The translate endpoint streams in real time, one ~200 ms delta per 200 ms: its
+        first utterance waits a little after its first delta to absorb the next one's arrival
+        jitter. Models that send faster than real time build their own cushion and need no hold."""
         if self.playout_hold_ms is not None:
             return self.playout_hold_ms
         return 80 if self.effective_engine == "translate" else 0

@@ -135,15 +135,17 @@ async def simulate(
     return SimResult(list(results.values()))
 
 
-async def run(model: StreamModel, seed: int, *, adaptive: bool, items: int = 20) -> SimResult:
+async def run(
+    model: StreamModel, seed: int, *, adaptive: bool, items: int = 20, hold_ms: float = 0
+) -> SimResult:
     """One lane's translations through a track set up as the realtime engine's feeds are (60 ms
-    cushion, no fixed hold, the default 8 s lag bound)."""
+    cushion, no fixed hold, the default 8 s lag bound); `hold_ms=80` as the translate engine's."""
     arrivals, media = meeting_arrivals(model, random.Random(seed), items=items)
     clock = FakeClock(0.0)
     dropped: list[str] = []
     track = PlayoutTrack(
         cushion_ms=60,
-        hold_ms=0,
+        hold_ms=hold_ms,
         max_lag_ms=8000,
         adaptive=adaptive,
         clock=clock,

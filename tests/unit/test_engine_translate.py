@@ -80,7 +80,7 @@ async def test_streams_100ms_chunks_groups_items_and_drops_heartbeats() -> None:
     assert conn.path == "/v1/realtime/translations" and conn.query == {"model": "gpt-realtime-translate"}
     assert conn.sent_of("session.update")[0].session.audio.output.language == "es-MX"
     appends = conn.sent_of("session.input_audio_buffer.append")
-    assert appends and all(len(base64.b64decode(a.audio)) == 4800 for a in appends)
+    assert appends and all(len(base64.b64decode(a.audio)) == 1920 for a in appends)  # 40 ms each
     assert conn.violations == []
     assert isinstance(out[0], SpeechStarted)
     audio_events = [e for e in out if isinstance(e, TranslatedAudio)]

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from translator_bot.fake.events import EventSink
+from translator_bot.fake.pacing import translation_start
 from translator_bot.fake.probe import ProbeClient, types
 from translator_bot.fake.server import FakeRealtimeServer
 from translator_bot.fake.state import FakeOptions
@@ -194,3 +195,31 @@ async def test_translated_audio_keeps_pace_with_real_time_even_when_sending_take
     late_s = arrivals[-1] - arrivals[0] - due_s
     print(f"\nlast chunk {late_s * 1000:.0f} ms behind its due time ({len(arrivals)} chunks)")
     assert late_s < send_s * 4, late_s  # sleeping a chunk's length after each send: 13 x 15 ms behind
+
+
+def test_translations_longer_than_their_originals_do_not_push_later_sentences_back() -> None:
+    """English sentences 2.1-2.6 s long, 5 s apart, whose Spanish translations are 2.3-3.5 s: each
+    translation starts as soon as its sentence is understood, however long the previous one was."""
+    sources = [2.63, 2.68, 2.12, 2.68] * 3  # voiced length of each original
+    translations = [2.96, 2.95, 2.25, 3.48] * 3
+    understood_after, pause = 0.3, 5.0
+    spoken_from, previous_end = 0.0, None
+    lags = []
+    for source, translation in zip(sources, translations, strict=True):
+        ended = spoken_from + source
+        ready = ended + understood_after
+        start = translation_start(ready, previous_end, pause, 0.3)
+        lags.append(start - ended)
+        previous_end = start + translation
+        spoken_from = ended + pause
+    assert lags == pytest.approx([understood_after] * len(sources))
+
+
+def test_translations_keep_a_sentence_break_and_the_speakers_shorter_pause() -> None:
+    # Behind (the previous translation ends after this one is ready): a 300 ms break at most.
+    assert translation_start(10.0, 10.5, 0.45, 0.3) == pytest.approx(10.8)
+    # A shorter pause of the speaker is kept as it was.
+    assert translation_start(10.0, 10.5, 0.2, 0.3) == pytest.approx(10.7)
+    # Not behind: at once.
+    assert translation_start(10.0, 8.0, 0.45, 0.3) == 10.0
+    assert translation_start(10.0, None, 0.45, 0.3) == 10.0

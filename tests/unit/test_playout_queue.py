@@ -153,6 +153,35 @@ def test_a_late_delta_teaches_the_hold_for_the_next_item() -> None:
     assert queue.start_hold_s() == pytest.approx(0.12)  # the lateness plus a frame of margin
 
 
+def test_the_configured_hold_is_a_guess_until_lateness_is_measured_not_a_floor() -> None:
+    """A stream that turns out smooth stops paying the hold guessed for a real-time source."""
+    queue, _ = new_queue(cushion_ms=60, hold_ms=80)
+    assert queue.start_hold_s() == pytest.approx(0.08)  # nothing measured: the guess
+    for index in range(5):  # 200 ms deltas, each exactly on its real-time schedule
+        queue.push(key("x"), pcm_const(200, 3000), index * 0.2)
+    assert queue.start_hold_s() == pytest.approx(0.02)  # no lateness: a frame of margin only
+    queue.push(key("y"), pcm_const(300, 3000), 1.5)
+    queue.push(key("y"), pcm_const(300, 3000), 2.0)  # due at 1.8: 200 ms late
+    assert queue.start_hold_s() == pytest.approx(0.22)  # jitter makes it grow again
+
+
+def test_a_smooth_real_time_stream_starts_its_next_item_a_frame_after_its_first_audio() -> None:
+    queue, _ = new_queue(cushion_ms=60, hold_ms=80)
+    player = Player(queue)
+    for index in range(3):  # the first item, at real time: held 80 ms (nothing known yet)
+        queue.push(key("a"), pcm_const(200, 3000), index * 0.2)
+        if index == 0:
+            assert player.audible(5) == [False, False, False, False, True]
+        player.pull(10 if index else 5)
+    queue.end(key("a"))
+    player.pull(15)
+    assert not any(player.audible(2))
+    queue.push(key("b"), pcm_const(200, 3000), player.time)
+    # The learnt hold is one frame of margin: b is heard from the second frame, not after 80 ms.
+    assert player.audible(3) == [False, True, True]
+    assert queue.gaps(key("a")) == queue.gaps(key("b")) == 0
+
+
 def test_a_fixed_queue_learns_nothing() -> None:
     queue, _ = new_queue(cushion_ms=60, hold_ms=30, adaptive=False)
     queue.push(key("x"), pcm_const(100, 3000), 0.0)

@@ -124,8 +124,8 @@ class PlayoutTrack(MediaStreamTrack):
         return self._queue.gaps(key)
 
     def start_hold_ms(self) -> float:
-        """How long a new item now waits after its first audio (the larger of `hold_ms` and the
-        learnt jitter hold)."""
+        """How long a new item now waits after its first audio (the learnt jitter hold; `hold_ms`
+        until something is learnt)."""
         return self._queue.start_hold_s() * 1000
 
     def queued_ms(self) -> float:

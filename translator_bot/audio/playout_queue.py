@@ -8,8 +8,10 @@ are passed in (nothing here reads a clock, sleeps or knows aiortc) and what happ
 Adaptive start: a new item waits until `cushion_ms` of it are queued and, after its first audio, for
 the hold a per-feed `ArrivalJitterEstimator` has learnt from how late the model's deltas arrive
 (0 while they come ahead of real time, so a fast stream pays nothing; about the jitter when the
-model streams at real time). An item that runs dry waits the same hold after its next audio before
-resuming, so one late delta does not become a stutter. Why: a fixed 60 ms cushion is enough for a
+model streams at real time). `hold_ms` is the hold until the first lateness is measured: a guess
+for the first translation of a feed, never a floor under what was learnt. An item that runs dry
+waits the same hold after its next audio before resuming, so one late delta does not become a
+stutter. Why: a fixed 60 ms cushion is enough for a
 model that streams 4x faster than real time, and far too little for one at real time with 0-150 ms
 of delay before each delta, where every late delta became a gap in the middle of a sentence.
 
@@ -102,6 +104,8 @@ class PlayoutQueue:
         # A source that streams in real time (one delta per its own length) never builds a cushion
         # larger than one delta; holding a new item briefly after its first audio absorbs the arrival
         # jitter of the next delta at a cost of `hold_ms`, instead of a whole delta's worth of cushion.
+        # Adaptive, it is only the guess for the feed's first items: once the estimator has measured
+        # how late the deltas really come, its hold replaces it, so a smooth stream stops paying it.
         self._hold = hold_ms / 1000
         self._max_lag = round(max_lag_ms * SAMPLES_PER_MS)
         self._stall = stall_ms / 1000
@@ -174,10 +178,12 @@ class PlayoutQueue:
         return remembered.gaps if remembered is not None else 0
 
     def start_hold_s(self) -> float:
-        """How long a new item now waits after its first audio (the larger of `hold_ms` and the
-        learnt jitter hold)."""
-        learnt = self._jitter.hold_s() if self._jitter is not None else 0.0
-        return max(self._hold, learnt)
+        """How long a new item now waits after its first audio: the learnt jitter hold once the
+        feed's deltas have shown how late they come, `hold_ms` until then (and always, when not
+        adaptive)."""
+        if self._jitter is None or self._jitter.peak_s() is None:
+            return self._hold
+        return self._jitter.hold_s()
 
     def queued_ms(self) -> float:
         return self._queued / SAMPLES_PER_MS

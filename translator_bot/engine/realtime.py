@@ -105,7 +105,9 @@ class RealtimeEngine:
     """The `/v1/realtime` protocol for one lane; every method is a pure step on a socket's state."""
 
     name = "realtime"
-    chunk_ms = 40  # small appends keep server VAD responsive: a turn ends at most 40 ms late
+    # One room frame per append: the server VAD hears the end of a turn as soon as the bot does
+    # (40 ms appends held every other frame back, 10 ms on average). ~10 us of JSON and base64 each.
+    chunk_ms = 20
 
     def __init__(self, options: EngineOptions, *, context_items: int | None = DEFAULT_CONTEXT_ITEMS) -> None:
         if context_items is not None and context_items < 2:

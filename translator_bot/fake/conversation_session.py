@@ -12,6 +12,7 @@ created.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -182,6 +183,7 @@ class ConversationSession(BaseSession):
             await self.responses.cancel_active("turn_detected")
 
     async def _speech_stopped(self, audio_end_ms: int) -> None:
+        self.record.turn_ends_at.append(asyncio.get_running_loop().time())
         item_id = self._speech_item_id or new_id("item")
         self._speech_item_id = None
         await self.sink.send(

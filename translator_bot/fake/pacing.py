@@ -1,4 +1,5 @@
-"""When the deltas of one response leave the fake: the `stream_pace` fault control.
+"""When the fake's translated audio leaves: the `stream_pace` fault control for a response's deltas,
+and `translation_start` for when the translate endpoint starts speaking the next sentence.
 
 By default the fake streams a response `FakeOptions.realtime_speed` times faster than real time, one
 delta after another. The real service has slower days: a model that streams at about real time, each
@@ -43,3 +44,21 @@ class DeltaSchedule:
         self._media_s += media_s
         self._last = max(self._last, due + self._rng.uniform(0, self._pace.jitter_ms / 1000))
         return self._last
+
+
+def translation_start(ready_at: float, previous_end: float | None, pause_s: float, break_s: float) -> float:
+    """When the translate endpoint starts speaking a sentence's translation (times in seconds).
+
+    `ready_at`: when it could (the sentence was heard and understood); `previous_end`: when the
+    previous translation's audio ended (None: none yet); `pause_s`: the speaker's pause before this
+    sentence. Translations never overlap and are separated by the speaker's pause, but by at most
+    `break_s` (a sentence break) when the output is behind. The endpoint speaks on its input's
+    clock (each output delta carries the `elapsed_ms` of the input frame it was produced in; silence
+    is input time like speech), so a translation longer than its original runs into the pause after
+    it rather than pushing every later sentence back: the output's lag behind the speaker stays
+    bounded. Keeping the whole pause after such a translation would add the difference to the lag of
+    every later sentence, seconds after a few.
+    """
+    if previous_end is None:
+        return ready_at
+    return max(ready_at, previous_end + min(pause_s, break_s))

@@ -180,6 +180,8 @@ class ResponseRunner:
                 )
                 await self._sink.send({**_part_ids(active), "type": kind, "delta": text})
             if audio:
+                if not item.audio:
+                    self._record.first_audio_at.append(loop.time())
                 item.audio.extend(audio)
                 self.audio_sent = True
                 await self._sink.send(

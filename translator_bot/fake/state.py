@@ -73,6 +73,11 @@ class SessionRecord:
     # Per translated sentence: from finding its end to its first audio (recognition, the wait for
     # the previous translation and the speaker's pause, first_audio_delay_ms)
     translation_waits_ms: list[int] = field(default_factory=list)
+    # Monotonic times (the loop's clock) at which a turn's or sentence's end was found, and at which
+    # the first translated audio of each answer left: where a latency benchmark splits the input
+    # side (transport, appends, turn detection) from the model and from the output side.
+    turn_ends_at: list[float] = field(default_factory=list)
+    first_audio_at: list[float] = field(default_factory=list)
 
     @property
     def live(self) -> bool:

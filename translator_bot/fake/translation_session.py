@@ -6,8 +6,9 @@ interprets while the speaker is still talking: it cuts the input into sentences 
 input transcript at once, and streams that sentence's recording in the target language as ~200 ms
 `session.output_audio.delta` chunks with output transcript deltas. Translations go out one after
 another, never overlapping: a sentence that is ready while the previous one is still being spoken
-waits for it, and then for as long as the speaker paused between the two, so the listener hears the
-speaker's sentence breaks. The delay of each sentence is about `pause_ms` (300 ms) plus
+waits for it, and then for the speaker's pause between the two, at most `pause_ms`: the listener
+hears a sentence break, and a translation longer than the next original does not push every later
+one back (`pacing.translation_start`). The delay of each sentence is about `pause_ms` (300 ms) plus
 `first_audio_delay_ms` after the speaker finished it.
 
 Like the real endpoint it also sends all-zero "heartbeat" audio chunks while idle, which a client
@@ -31,6 +32,7 @@ from translator_bot.engine.protocol import TRANSLATION_CLIENT_EVENT_TYPES, TRANS
 from translator_bot.fake import session_config as cfg
 from translator_bot.fake.base_session import UNRECOGNISED_TRANSCRIPT, BaseSession
 from translator_bot.fake.events import spread, transcript_pieces
+from translator_bot.fake.pacing import translation_start
 from translator_bot.fake.sentences import SentenceConfig, split_sentences
 from translator_bot.fixtures import RecordedUtterance
 
@@ -218,16 +220,22 @@ class TranslationSession(BaseSession):
                 await self.ws.close()
                 return
             try:
-                if spoken_until is not None:
-                    pause_s = pending.pause_before_ms / 1000 / self.ctx.options.translation_speed
-                    wait_s = spoken_until + pause_s - loop.time()
-                    if wait_s > 0:
-                        await asyncio.sleep(wait_s)
+                speed = self.ctx.options.translation_speed
+                start = translation_start(
+                    loop.time(),
+                    spoken_until,
+                    pending.pause_before_ms / 1000 / speed,
+                    self.sentence_config.pause_ms / 1000 / speed,
+                )
+                if start > loop.time():
+                    await asyncio.sleep(start - loop.time())
                 delay_ms = self.ctx.faults.first_audio_delay_ms
                 if delay_ms > 0:
                     await asyncio.sleep(delay_ms / 1000)
                 reply = pending.reply
                 self.record.translation_waits_ms.append(round((loop.time() - pending.ended_at) * 1000))
+                self.record.turn_ends_at.append(pending.ended_at)
+                self.record.first_audio_at.append(loop.time())
                 text = " " + reply.text if self._spoken_any else reply.text
                 self._spoken_any = True
                 await self._stream(self.ctx.catalog.pcm(reply.id).tobytes(), text)
