@@ -31,24 +31,27 @@ class SpeechEndTracker:
 
     def feed(self, pcm: bytes, now: float) -> None:
         """`now` is the clock time at which the END of `pcm` was captured."""
-        data = self._carry + pcm
-        usable = len(data) - len(data) % 2
-        self._carry = data[usable:]
-        examined = self._detector.position
-        events = self._detector.feed(np.frombuffer(data[:usable], dtype="<i2"))
-        received = self._detector.received
-
-        def captured_at(position: int) -> float:
-            return now - (received - position) / MODEL_RATE
-
+        if self._carry or len(pcm) % 2:
+            data = self._carry + pcm
+            usable = len(data) - len(data) % 2
+            self._carry = data[usable:]
+            samples = np.frombuffer(data, dtype="<i2", count=usable // 2)
+        else:  # the usual chunk of whole samples: read in place, not copied
+            samples = np.frombuffer(pcm, dtype="<i2")
+        detector = self._detector
+        examined = detector.position
+        events = detector.feed(samples)
+        received = detector.received
         for event in events:
             if isinstance(event, VoiceStopped):
                 # A voiced frame of an earlier chunk was captured at that chunk's clock time.
                 ended = event.end > examined
-                self.last_speech_end = captured_at(event.end) if ended else self._last_voiced_at
-        last_voiced = self._detector.last_voiced_end
+                self.last_speech_end = (
+                    now - (received - event.end) / MODEL_RATE if ended else self._last_voiced_at
+                )
+        last_voiced = detector.last_voiced_end
         if last_voiced is not None and last_voiced > examined:
-            self._last_voiced_at = captured_at(last_voiced)
+            self._last_voiced_at = now - (received - last_voiced) / MODEL_RATE
 
     @property
     def speaking(self) -> bool:
