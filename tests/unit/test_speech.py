@@ -59,3 +59,21 @@ def test_chunks_read_in_place_and_carried_bytes_give_the_same_speech_end():
     assert abs(in_place.last_speech_end - 0.8) < 0.021
     assert abs(carried.last_speech_end - in_place.last_speech_end) < 1e-3
     assert not in_place.speaking and not carried.speaking
+
+
+def test_a_view_from_any_chunk_says_what_a_tracker_started_there_would():
+    # A lane opened at any moment (mid-speech, in a pause, in the hangover) shares its speaker's
+    # tracker: at every later chunk the view must equal the lane's own tracker fed from that chunk.
+    pattern = [silence(60), tone(300), silence(100), tone(200), silence(300), tone(80), silence(500)]
+    data = b"".join(pattern) * 2
+    chunks = [data[start : start + 960] for start in range(0, len(data), 960)]
+    times = [(i + 1) * 0.02 for i in range(len(chunks))]
+    for opened in range(len(chunks)):
+        shared = SpeechEndTracker()
+        for chunk, now in zip(chunks[:opened], times[:opened], strict=True):
+            shared.feed(chunk, now)
+        view, own = shared.since_now(), SpeechEndTracker()
+        for chunk, now in zip(chunks[opened:], times[opened:], strict=True):
+            shared.feed(chunk, now)
+            own.feed(chunk, now)
+            assert (view.last_speech_end, view.speaking) == (own.last_speech_end, own.speaking), opened
