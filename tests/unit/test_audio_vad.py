@@ -12,6 +12,7 @@ from translator_bot.audio.vad import (
     VoiceEvent,
     VoiceStarted,
     VoiceStopped,
+    _frame_power,
     amplitude_dbfs,
     frame_levels,
     server_vad_level_dbfs,
@@ -149,3 +150,21 @@ def test_reset_forgets_speech_without_an_event_and_frames_cannot_change():
         pass
     else:
         raise AssertionError("a running detector must refuse another frame size")
+
+
+def test_frame_power_is_the_mean_square_bit_for_bit() -> None:
+    # The detector's threshold compares with this power: the cheaper sum must not move any frame
+    # across it, so it is the very float32 value np.mean gives.
+    samples = (np.random.default_rng(7).standard_normal(48_000) * 3000).astype(np.int16)
+    frames = samples.astype(np.float32).reshape(-1, 480)
+    assert np.array_equal(_frame_power(samples, 480), np.mean(frames * frames, axis=1))
+
+
+def test_whole_frame_chunks_carry_nothing_and_partial_ones_still_do() -> None:
+    detector = VoiceActivityDetector(VoiceActivityConfig(frame_ms=20, min_speech_ms=20))
+    detector.feed(np.zeros(480, dtype=np.int16))
+    assert detector.received == detector.position == 480
+    detector.feed(np.full(300, 5000, dtype=np.int16))
+    assert (detector.position, detector.received) == (480, 780)
+    events = detector.feed(np.full(180, 5000, dtype=np.int16))
+    assert detector.received == detector.position == 960 and len(events) == 1

@@ -38,3 +38,42 @@ def test_odd_sized_chunks_and_quiet_noise():
     quiet = SpeechEndTracker()
     quiet.feed(tone(500, amplitude=0.001), 0.5)
     assert not quiet.speaking
+
+
+def test_chunks_read_in_place_and_carried_bytes_give_the_same_speech_end():
+    # The usual 20 ms chunk is read in place; a chunk that splits a sample goes through the carry.
+    data = silence(100) + tone(700) + silence(400)
+    in_place, carried = SpeechEndTracker(), SpeechEndTracker()
+    now = 0.0
+    for start in range(0, len(data), 960):
+        chunk = data[start : start + 960]
+        now += len(chunk) / 48_000
+        in_place.feed(chunk, now)
+    carried.feed(data[:1], 1 / 48_000)
+    now = 1 / 48_000
+    for start in range(1, len(data), 960):
+        chunk = data[start : start + 960]
+        now += len(chunk) / 48_000
+        carried.feed(chunk, now)
+    assert in_place.last_speech_end is not None and carried.last_speech_end is not None
+    assert abs(in_place.last_speech_end - 0.8) < 0.021
+    assert abs(carried.last_speech_end - in_place.last_speech_end) < 1e-3
+    assert not in_place.speaking and not carried.speaking
+
+
+def test_a_view_from_any_chunk_says_what_a_tracker_started_there_would():
+    # A lane opened at any moment (mid-speech, in a pause, in the hangover) shares its speaker's
+    # tracker: at every later chunk the view must equal the lane's own tracker fed from that chunk.
+    pattern = [silence(60), tone(300), silence(100), tone(200), silence(300), tone(80), silence(500)]
+    data = b"".join(pattern) * 2
+    chunks = [data[start : start + 960] for start in range(0, len(data), 960)]
+    times = [(i + 1) * 0.02 for i in range(len(chunks))]
+    for opened in range(len(chunks)):
+        shared = SpeechEndTracker()
+        for chunk, now in zip(chunks[:opened], times[:opened], strict=True):
+            shared.feed(chunk, now)
+        view, own = shared.since_now(), SpeechEndTracker()
+        for chunk, now in zip(chunks[opened:], times[opened:], strict=True):
+            shared.feed(chunk, now)
+            own.feed(chunk, now)
+            assert (view.last_speech_end, view.speaking) == (own.last_speech_end, own.speaking), opened

@@ -23,6 +23,8 @@ from translator_bot.audio.formats import MODEL_RATE
 
 _FULL_SCALE = 32768.0
 _POWER_FLOOR = 1e-12  # -120 dBFS: the level of digital silence, instead of log(0)
+_NO_SAMPLES: npt.NDArray[np.int16] = np.zeros(0, dtype=np.int16)
+_NO_SAMPLES.flags.writeable = False  # shared by every detector with nothing carried over
 
 
 def amplitude_dbfs(rms: float) -> float:
@@ -43,7 +45,9 @@ def _frame_power(samples: npt.NDArray[np.int16], frame_samples: int) -> npt.NDAr
     the detector compares this with its threshold as a power, with no logarithm per frame."""
     whole = len(samples) // frame_samples * frame_samples
     frames = samples[:whole].astype(np.float32).reshape(-1, frame_samples)
-    power: npt.NDArray[np.float32] = np.mean(frames * frames, axis=1)
+    # The sum over the count is what np.mean computes (the same float32 pairwise sum), without its
+    # argument handling, which cost more than the arithmetic on a 20 ms frame.
+    power: npt.NDArray[np.float32] = (frames * frames).sum(axis=1) / np.float32(frame_samples)
     return power
 
 
@@ -133,7 +137,7 @@ class VoiceActivityDetector:
         self._rate = rate
         self._frame = rate * config.frame_ms // 1000
         self._origin = origin  # where the first sample fed sits on the caller's sample clock
-        self._carry = np.zeros(0, dtype=np.int16)
+        self._carry = _NO_SAMPLES
         self._frames = 0  # whole frames examined
         self._in_speech = False
         self._run_start: int | None = None  # first frame of the voiced run not yet long enough
@@ -177,8 +181,11 @@ class VoiceActivityDetector:
     def feed(self, samples: npt.NDArray[np.int16]) -> list[VoiceEvent]:
         data = samples if not len(self._carry) else np.concatenate([self._carry, samples])
         whole = len(data) // self._frame * self._frame
-        self._carry = data[whole:].astype(np.int16)  # a copy: the caller's buffer may change
+        # A copy (the caller's buffer may change); none for the usual chunk of whole frames.
+        self._carry = data[whole:].astype(np.int16) if whole < len(data) else _NO_SAMPLES
         events: list[VoiceEvent] = []
+        if not whole:
+            return events
         for voiced in (_frame_power(data[:whole], self._frame) >= self._min_power).tolist():
             event = self._step(voiced)
             if event is not None:

@@ -26,7 +26,7 @@ from translator_bot.engine.base import (
 )
 from translator_bot.errors import ProviderError
 from translator_bot.interpreter.plan import LaneKey, LanePlan
-from translator_bot.interpreter.speech import SpeechEndTracker
+from translator_bot.interpreter.speech import SpeechEndTracker, SpeechSince
 from translator_bot.interpreter.transcript import LaneInfo, Transcript
 from translator_bot.metrics import ENGINE_TOKENS, TRANSLATION_LATENCY
 from translator_bot.tasks import TaskSet
@@ -76,7 +76,10 @@ class Lane:
         on_fatal: Callable[[ProviderError], None],
         on_stopped: Callable[[Lane, str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        speech: SpeechSince | None = None,
     ) -> None:
+        """`speech`: the speaker's tracker as this lane sees it, fed by the owner (one per speaker, not
+        per lane); without it the lane tracks the audio it is pushed itself."""
         self.plan = plan
         self.engine = engine
         self._router = router
@@ -85,7 +88,11 @@ class Lane:
         self._on_stopped = on_stopped
         self.stopped_reason: str | None = None  # set when the lane's task ended by itself
         self._clock = clock
-        self._speech = SpeechEndTracker()
+        self._own_speech: SpeechEndTracker | None = None
+        if speech is None:
+            self._own_speech = SpeechEndTracker()
+            speech = self._own_speech.since_now()
+        self._speech = speech
         self._measured_end: float | None = None
         self._items_started: set[str] = set()
         self._tasks = TaskSet(f"lane {plan.key}", logger=log)
@@ -102,7 +109,8 @@ class Lane:
         self._tasks.spawn(self._run(), name=f"lane {self.key}")
 
     def push_audio(self, pcm: bytes) -> None:
-        self._speech.feed(pcm, self._clock())
+        if self._own_speech is not None:
+            self._own_speech.feed(pcm, self._clock())
         self.engine.send_audio(pcm)
 
     def update(self, plan: LanePlan) -> None:

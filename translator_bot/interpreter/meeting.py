@@ -56,6 +56,7 @@ from translator_bot.interpreter.port import (
     RoomEvent,
     RoomPort,
 )
+from translator_bot.interpreter.speech import SpeechEndTracker
 from translator_bot.interpreter.transcript import Transcript
 from translator_bot.metrics import LANE_RESTARTS, LANES, LANES_UNSERVED, forget_lane
 from translator_bot.settings import Settings
@@ -122,6 +123,9 @@ class Meeting(LaneRouter):
         self._load_error: Exception | None = None
         self._load_started = False
         self._held: dict[str, HeldAudio] = {}  # per speaker of a pending lane, until it opens
+        # Per speaker with an open lane: every lane of a speaker hears the same audio, so the speech-end
+        # tracker runs once per chunk, not once per lane (each lane sees it from its opening on).
+        self._speech: dict[str, SpeechEndTracker] = {}
         self._wanted_feeds: dict[str, FeedPlan] = {}
         self._limiter = ChangeLimiter(lane_change_interval, settings.max_lanes)
         self._replan_at: float | None = None
@@ -193,6 +197,7 @@ class Meeting(LaneRouter):
         await self._audio_in.aclose()
         lanes = [*self.lanes.values(), *self._closing]
         self.lanes, self._closing = {}, set()
+        self._speech = {}
         await asyncio.gather(*(lane.aclose() for lane in lanes), return_exceptions=True)
         for lane in lanes:
             forget_lane(str(lane.key))
@@ -216,9 +221,9 @@ class Meeting(LaneRouter):
             held, self._held = self._held, {}
             for plan in pending.values():
                 self._open_lane(plan)
-                lane = self.lanes[plan.key]
-                for pcm in held[plan.speaker.id].chunks if plan.speaker.id in held else ():
-                    lane.push_audio(pcm)
+            for pid, audio in held.items():
+                for pcm in audio.chunks:
+                    self._speaker_audio(pid, pcm)
             LANES.set(len(self.lanes))
         if self._on_change is not None:
             self._on_change()
@@ -276,6 +281,9 @@ class Meeting(LaneRouter):
         )
 
     def _speaker_audio(self, pid: str, pcm: bytes) -> None:
+        speech = self._speech.get(pid)
+        if speech is not None:
+            speech.feed(pcm, self._clock())
         for lane in self.lanes.values():
             if lane.plan.speaker.id == pid:
                 lane.push_audio(pcm)
@@ -319,6 +327,8 @@ class Meeting(LaneRouter):
                     self._open_lane(plan)
                 else:  # at start-up: the feeds go into the room (silent) while the engine loads
                     self._pending[plan.key] = plan
+            speakers = {lane.plan.speaker.id for lane in self.lanes.values()}
+            self._speech = {pid: t for pid, t in self._speech.items() if pid in speakers}
             for lane in closing:
                 # Translations already queued still play: they were said and are on their way.
                 log.info("closing lane %s", lane.key)
@@ -375,6 +385,9 @@ class Meeting(LaneRouter):
             ", ".join(m.name for m in plan.listeners),
         )
         engine = self._new_engine(spec_for(plan))
+        speech = self._speech.get(plan.speaker.id)
+        if speech is None:
+            speech = self._speech[plan.speaker.id] = SpeechEndTracker()
         lane = Lane(
             plan,
             engine,
@@ -383,6 +396,7 @@ class Meeting(LaneRouter):
             on_fatal=self._fatal_error,
             on_stopped=self._lane_stopped,
             clock=self._clock,
+            speech=speech.since_now(),
         )
         lane.start()
         self.lanes[plan.key] = lane
