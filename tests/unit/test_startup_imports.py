@@ -57,3 +57,28 @@ def test_join_starts_without_the_model_engines(tmp_path: Path) -> None:
         }
     )
     assert not loaded, f"join imported on its start-up path: {loaded}"
+
+
+def run_python(code: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_join_modules_do_not_look_up_the_package_version() -> None:
+    """The version is read from the installed distribution's metadata only when someone asks:
+    `--version`, a metrics scrape, `translator_bot.__version__`."""
+    out = run_python(
+        "import translator_bot, translator_bot.cli, translator_bot.app, translator_bot.metrics\n"
+        "print('__version__' in vars(translator_bot))\n"
+        "print(translator_bot.__version__)\n"
+        "from translator_bot import __version__\n"
+        "print(__version__ == translator_bot.__version__ == translator_bot.metrics.package_version())\n"
+    )
+    looked_up_at_import, version, consistent = out.split()
+    assert looked_up_at_import == "False"
+    assert version != "0.0.0+unknown" and version[0].isdigit(), version
+    assert consistent == "True"
+
