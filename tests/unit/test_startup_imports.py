@@ -12,6 +12,8 @@ from pathlib import Path
 
 # Loaded by MeetingEngines.load() in a worker thread, never on join's start-up path.
 ENGINE_ONLY = ("openai", "httpx", "httpx2", "anyio", "translator_bot.engine.protocol")
+# Needed by other subcommands only; `join` builds their parsers, so they load when those run.
+OTHER_COMMANDS_ONLY = ("shtab",)
 
 
 def join_imports(tmp_path: Path) -> list[str]:
@@ -57,6 +59,12 @@ def test_join_starts_without_the_model_engines(tmp_path: Path) -> None:
         }
     )
     assert not loaded, f"join imported on its start-up path: {loaded}"
+
+
+def test_join_does_not_load_what_only_other_commands_use(tmp_path: Path) -> None:
+    imported = set(join_imports(tmp_path))
+    loaded = sorted(name for name in OTHER_COMMANDS_ONLY if name in imported)
+    assert not loaded, f"join imported for other subcommands: {loaded}"
 
 
 def run_python(code: str) -> str:
