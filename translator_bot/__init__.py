@@ -2,18 +2,14 @@
 
 The public API is importable from here (`translator_bot.Interpreter`, `translator_bot.Caption`, ...);
 it is loaded on first use, so `import translator_bot` (and `translator-bot --version`) stays fast.
+`__version__` is read from the distribution's metadata on first use too, so importing the package
+alone does not import `importlib.metadata` (~30 ms of a bare `import translator_bot`).
 """
 
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
-
-try:
-    __version__ = version("translator-bot")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
 
 # public name -> the module that defines it
 _PUBLIC = {
@@ -90,6 +86,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    __version__: str
+
     from translator_bot.api import (
         Caption,
         Ended,
@@ -129,6 +127,11 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from translator_bot.distribution import package_version
+
+        globals()["__version__"] = found = package_version()
+        return found
     module = _PUBLIC.get(name)
     if module is None:
         raise AttributeError(f"module 'translator_bot' has no attribute {name!r}")
@@ -138,4 +141,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_PUBLIC])
+    return sorted({*globals(), *_PUBLIC, "__version__"})

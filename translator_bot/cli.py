@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from translator_bot import __version__
+from translator_bot.distribution import package_version
 from translator_bot.errors import ExitCode, TranslatorBotError
 from translator_bot.extras import require_demo_extra
 from translator_bot.logs import configure_logging_for, protect_output
@@ -44,6 +44,19 @@ exit codes: 0 left cleanly, 1 other failure, 2 usage or settings error,
 """
 
 
+class _VersionAction(argparse.Action):
+    """`--version`, with the version looked up only when asked (it costs `importlib.metadata`)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **_: object) -> None:
+        super().__init__(
+            option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, help="show the version and exit"
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        sys.stdout.write(f"translator-bot {package_version()}\n")  # stdout, as argparse's own
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="translator-bot",
@@ -51,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"translator-bot {__version__}")
+    parser.add_argument("--version", action=_VersionAction)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     join = commands.add_parser(

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 
-import shtab
-
 SHELLS = ("bash", "zsh", "fish", "tcsh")
 DESCRIPTION = """\
 Print a shell completion script for translator-bot. Install it, for example:
@@ -25,4 +23,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def script(parser: argparse.ArgumentParser, shell: str) -> str:
     """The completion script for `parser` (the CLI's whole parser, passed in by the CLI)."""
+    import shtab  # here, not at import: every start builds this command's parser
+
     return str(shtab.complete(parser, shell=shell))

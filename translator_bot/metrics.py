@@ -10,7 +10,7 @@ Label values are bounded (reasons, engine names, lane ids of one meeting), never
 from __future__ import annotations
 
 import contextlib
-from importlib.metadata import PackageNotFoundError, version
+from collections.abc import Iterable
 
 from prometheus_client import (
     CollectorRegistry,
@@ -18,10 +18,13 @@ from prometheus_client import (
     Gauge,
     GCCollector,
     Histogram,
-    Info,
     PlatformCollector,
     ProcessCollector,
 )
+from prometheus_client.core import InfoMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from translator_bot.distribution import package_version as package_version  # re-exported
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 # What every Python exporter shows: process_* (CPU seconds, resident memory, open fds, start time),
@@ -31,16 +34,23 @@ GCCollector(registry=REGISTRY)
 PlatformCollector(registry=REGISTRY)
 
 
-def package_version() -> str:
-    """The installed distribution's version (the same as `translator_bot.__version__`)."""
-    try:
-        return version("translator-bot")
-    except PackageNotFoundError:
-        return "0.0.0+unknown"
+class _BuildInfo(Collector):
+    """`translator_build_info{version=...}`, the version looked up at the first scrape rather than at
+    import (see translator_bot.distribution)."""
+
+    _NAME = "translator_build"
+    _DOC = "The running translator-bot's version"
+
+    def describe(self) -> Iterable[Metric]:
+        return [InfoMetricFamily(self._NAME, self._DOC)]
+
+    def collect(self) -> Iterable[Metric]:
+        family = InfoMetricFamily(self._NAME, self._DOC)
+        family.add_metric([], {"version": package_version()})
+        return [family]
 
 
-BUILD_INFO = Info("translator_build", "The running translator-bot's version", registry=REGISTRY)
-BUILD_INFO.info({"version": package_version()})
+REGISTRY.register(_BuildInfo())
 
 # audio in
 AUDIO_INPUT_WARNINGS = Counter(

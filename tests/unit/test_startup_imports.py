@@ -12,6 +12,8 @@ from pathlib import Path
 
 # Loaded by MeetingEngines.load() in a worker thread, never on join's start-up path.
 ENGINE_ONLY = ("openai", "httpx", "httpx2", "anyio", "translator_bot.engine.protocol")
+# Needed by other subcommands only; `join` builds their parsers, so they load when those run.
+OTHER_COMMANDS_ONLY = ("shtab",)
 
 
 def join_imports(tmp_path: Path) -> list[str]:
@@ -57,3 +59,55 @@ def test_join_starts_without_the_model_engines(tmp_path: Path) -> None:
         }
     )
     assert not loaded, f"join imported on its start-up path: {loaded}"
+
+
+def test_join_does_not_load_what_only_other_commands_use(tmp_path: Path) -> None:
+    imported = set(join_imports(tmp_path))
+    loaded = sorted(name for name in OTHER_COMMANDS_ONLY if name in imported)
+    assert not loaded, f"join imported for other subcommands: {loaded}"
+
+
+def run_python(code: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_join_modules_do_not_look_up_the_package_version() -> None:
+    """The version is read from the installed distribution's metadata only when someone asks:
+    `--version`, a metrics scrape, `translator_bot.__version__`."""
+    out = run_python(
+        "import translator_bot, translator_bot.cli, translator_bot.app, translator_bot.metrics\n"
+        "print('__version__' in vars(translator_bot))\n"
+        "print(translator_bot.__version__)\n"
+        "from translator_bot import __version__\n"
+        "print(__version__ == translator_bot.__version__ == translator_bot.metrics.package_version())\n"
+    )
+    looked_up_at_import, version, consistent = out.split()
+    assert looked_up_at_import == "False"
+    assert version != "0.0.0+unknown" and version[0].isdigit(), version
+    assert consistent == "True"
+
+
+def test_an_engine_builds_only_the_event_validator_it_uses() -> None:
+    """The protocol's four discriminated unions cost ~32 ms of CPU to build; the realtime engine parses
+    server events only, the translate engine translation server events only."""
+    out = run_python(
+        "import pydantic\n"
+        "built = []\n"
+        "class Counting(pydantic.TypeAdapter):\n"
+        "    def __init__(self, *a, **k):\n"
+        "        built.append(1)\n"
+        "        super().__init__(*a, **k)\n"
+        "pydantic.TypeAdapter = Counting\n"
+        "from translator_bot.engine import protocol\n"
+        "print(len(built))\n"
+        'event = \'{"type": "input_audio_buffer.cleared", "event_id": "e1"}\'\n'
+        "for _ in range(3):\n"
+        "    protocol.parse_server_event(event)\n"
+        "print(len(built))\n"
+    )
+    at_import, after_parsing = out.split()
+    assert (at_import, after_parsing) == ("0", "1")

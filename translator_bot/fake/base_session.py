@@ -58,8 +58,12 @@ class SessionContext:
 class BaseSession:
     """One WebSocket connection. Subclasses implement `open()` and `dispatch()`."""
 
-    client_adapter: TypeAdapter[Any]
     client_types: frozenset[str]
+
+    @property
+    def client_adapter(self) -> TypeAdapter[Any]:
+        """The validator of what the client may send (built on first use, see engine.protocol)."""
+        raise NotImplementedError
 
     def __init__(
         self,

@@ -17,11 +17,11 @@ import logging
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from translator_bot.audio.formats import MODEL_BYTES_PER_MS, MODEL_RATE
 from translator_bot.audio.vad import VoiceActivityDetector, VoiceStarted, VoiceStopped
-from translator_bot.engine.protocol import CLIENT_EVENT_TYPES, CLIENT_EVENTS
+from translator_bot.engine.protocol import CLIENT_EVENT_TYPES, client_events
 from translator_bot.fake import session_config as cfg
 from translator_bot.fake.base_session import BaseSession
 from translator_bot.fake.conversation import Conversation, Item
@@ -39,8 +39,11 @@ class ConversationSession(BaseSession):
     """One `/v1/realtime` connection: its session configuration, input audio buffer and turn detection,
     and conversation items; responses are run by its `ResponseRunner`."""
 
-    client_adapter = CLIENT_EVENTS
     client_types = CLIENT_EVENT_TYPES
+
+    @property
+    def client_adapter(self) -> TypeAdapter[Any]:
+        return client_events()
 
     def setup(self) -> None:
         self.session = cfg.default_realtime_session(self.record.id, self.record.model)

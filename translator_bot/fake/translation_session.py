@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from translator_bot.audio.formats import BYTES_PER_SAMPLE, MODEL_BYTES_PER_MS, MODEL_RATE
-from translator_bot.engine.protocol import TRANSLATION_CLIENT_EVENT_TYPES, TRANSLATION_CLIENT_EVENTS
+from translator_bot.engine.protocol import TRANSLATION_CLIENT_EVENT_TYPES, translation_client_events
 from translator_bot.fake import session_config as cfg
 from translator_bot.fake.base_session import UNRECOGNISED_TRANSCRIPT, BaseSession
 from translator_bot.fake.events import spread, transcript_pieces
@@ -62,8 +62,11 @@ class PendingTranslation:
 
 
 class TranslationSession(BaseSession):
-    client_adapter = TRANSLATION_CLIENT_EVENTS
     client_types = TRANSLATION_CLIENT_EVENT_TYPES
+
+    @property
+    def client_adapter(self) -> TypeAdapter[Any]:
+        return translation_client_events()
 
     def setup(self) -> None:
         self.session = cfg.default_translation_session(self.record.id, self.record.model)
