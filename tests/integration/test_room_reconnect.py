@@ -77,10 +77,13 @@ async def test_interpretation_survives_the_janus_socket_being_cut(
         assert beatriz.listening is not None
         listenings.append(beatriz.listening)
         feed_before = beatriz.listening.feed
-        sessions_before = rig.fake.state.opened
 
         rig.say("Alice", "u1-en")
         await settle(rig)
+        # The lanes open once the engine has loaded, which may be after the feeds flow: count the
+        # model sessions after a sentence went through, when both lanes are surely open.
+        sessions_before = rig.fake.state.opened
+        assert sessions_before == 2, rig.fake.state.snapshot()
 
         assert proxy.cut() == 1, "the bot's only connection to Janus goes through the proxy"
         cut_at = time.monotonic()
