@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import tomllib
@@ -15,6 +14,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from tests.unit.test_startup_imports import join_imports
 from translator_bot.extras import DEMO_MODULES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,33 +70,8 @@ def test_join_imports_nothing_of_the_demo_extra() -> None:
 def test_a_real_join_run_loads_nothing_of_the_demo_extra(tmp_path: Path) -> None:
     """`translator-bot join` run for real until it gives up on an unreachable room server, with
     -X importtime listing every module it imported."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed_port = sock.getsockname()[1]
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("TRANSLATOR_", "OPENAI_", "AZURE_OPENAI_"))
-    }
-    env |= {
-        "OPENAI_API_KEY": "sk-test-not-used",
-        "TRANSLATOR_JANUS_URL": f"ws://127.0.0.1:{closed_port}/",
-        "TRANSLATOR_TRANSCRIPT_DIR": str(tmp_path / "transcripts"),
-        "TRANSLATOR_METRICS_PORT": "0",
-        "TRANSLATOR_ROOM_RECONNECT_SECONDS": "1",
-    }
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "translator_bot", "join", "1234"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-        env=env,
-        cwd=tmp_path,
-    )
-    imported = re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s+(\S+)", done.stderr, re.M)
-    assert "translator_bot.app" in imported, done.stderr[-3000:]
-    assert done.returncode == 3, (
-        f"expected the room error exit 3, got {done.returncode}: {done.stderr[-2000:]}"
-    )
+    imported = join_imports(tmp_path)
+    assert "translator_bot.app" in imported
     heavy = sorted({name.split(".")[0] for name in imported if name.split(".")[0] in HEAVY})
     assert not heavy, f"join imported {heavy}"
 
