@@ -1,12 +1,13 @@
 """What the model engines' wire layer costs: loading an engine, and parsing or building one event.
 
-    python -m tests.bench.bench_wire [--runs 7] [--baseline-ref perf-baseline]
+    python -m tests.bench.bench_wire [--runs 7] [--baseline-ref 06e1c12]
 
 - engine load: in a fresh process that has imported what `join` imports before its engine loads, the
   CPU time and the resident memory added by `MeetingEngines.load()`'s work (import the engine, build its
   options, make a lane's session) and the first parse of a server event (which built the SDK's union
   validator, before the engines had their own models). Per engine, per tree (this checkout and, with
-  --baseline-ref, that commit in a temporary worktree), alternating the trees run by run; medians.
+  --baseline-ref, that commit in a temporary worktree), alternating the trees run by run; medians. A tree
+  older than `MeetingEngines` (perf-baseline) imported its engines at start-up: bench_startup compares it.
 - per event: the engines' wire models against the SDK's models (`engine.protocol`, which the engines
   used before) on the same frames, in this process: parse a server event, build and encode an append.
   Medians of 7 repeats.
@@ -40,13 +41,15 @@ def rss_mib():
 import translator_bot.app, translator_bot.cli, translator_bot.interpreter.meeting
 from pydantic import SecretStr
 from translator_bot.engine.base import LaneSpec
-from translator_bot.engine.factory import engine_builder
+from translator_bot.engine import factory
 from translator_bot.languages import parse_language
 from translator_bot.settings import Settings
 settings = Settings(openai_api_key=SecretStr("sk-bench"), engine=sys.argv[1])
 spec = LaneSpec("ana->es", "Ana", parse_language("en"), "Bruno", parse_language("es"))
 rss, cpu = rss_mib(), time.process_time()
-session = engine_builder(settings)(spec)
+if not hasattr(factory, "engine_builder"):
+    sys.exit(3)  # a tree from before the engines loaded apart from start-up (perf-baseline)
+session = factory.engine_builder(settings)(spec)
 session._engine.parse('{"type": "error", "event_id": "e", "error": {"type": "server_error", "message": "m"}}')
 print((time.process_time() - cpu) * 1000, rss_mib() - rss)
 """
@@ -62,6 +65,11 @@ def load_once(tree: SourceTree, engine: str) -> tuple[float, float]:
         env={**os.environ, **tree.bot_env()},
         cwd=tempfile.gettempdir(),
     )
+    if done.returncode == 3:
+        raise SystemExit(
+            f"{tree.describe} imports its engines on join's start-up path, not in a load of their own: "
+            "compare with a tree that has MeetingEngines (06e1c12 or later)"
+        )
     if done.returncode != 0:
         raise SystemExit(f"{tree.describe}: the engine load failed: {done.stderr[-2000:]}")
     cpu_ms, mib = map(float, done.stdout.split())
