@@ -24,9 +24,10 @@ from translator_bot.engine.base import (
 )
 from translator_bot.engine.feed import AudioFeed
 from translator_bot.engine.options import EngineOptions
-from translator_bot.engine.protocol import encode_event, parse_server_event
 from translator_bot.engine.realtime import RealtimeEngine, RealtimeLinkState
 from translator_bot.engine.step import At, Step
+from translator_bot.engine.wire import encode_event
+from translator_bot.engine.wire_realtime import parse_server_event
 from translator_bot.languages import parse_language
 
 SPEC = LaneSpec("ana->es", "Ana", parse_language("en"), "Bruno", parse_language("es"))

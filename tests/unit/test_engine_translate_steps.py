@@ -22,9 +22,10 @@ from translator_bot.engine.base import (
 )
 from translator_bot.engine.feed import AudioFeed
 from translator_bot.engine.options import EngineOptions
-from translator_bot.engine.protocol import encode_event, parse_translation_server_event
 from translator_bot.engine.step import At, Step
 from translator_bot.engine.translate import ITEM_IDLE_S, TranslateEngine, TranslateLinkState
+from translator_bot.engine.wire import encode_event
+from translator_bot.engine.wire_translate import parse_server_event as parse_translation_server_event
 from translator_bot.languages import parse_language
 
 SPEC = LaneSpec("ana->es", "Ana", None, "Bruno", parse_language("es-MX"))

@@ -1,7 +1,7 @@
 """One WebSocket to the model provider: authenticated handshake, typed events out, typed events in.
 
-Outgoing events are SDK models serialised with `encode_event`; incoming frames are parsed into SDK
-models by the engine's parser. A frame that is unknown or malformed is logged, counted and skipped:
+Outgoing events are wire models (`engine.wire`) serialised with `encode_event`; incoming frames are parsed
+into them by the engine's parser. A frame that is unknown or malformed is logged, counted and skipped:
 a newer server or a glitch must never end the session.
 """
 
@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from translator_bot.engine.endpoint import Endpoint
 from translator_bot.engine.lifetime import RetryableError, error_for_status, fatal_message, is_fatal
-from translator_bot.engine.protocol import MalformedEventError, UnknownEventError, encode_event
+from translator_bot.engine.wire import MalformedEventError, UnknownEventError, encode_event
 from translator_bot.errors import ProviderFatalError
 from translator_bot.metrics import ENGINE_UNKNOWN_EVENTS
 from translator_bot.redact import mask_urls

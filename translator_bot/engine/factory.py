@@ -1,11 +1,11 @@
 """Which engine session a lane gets, and loading the engines off the start-up path.
 
-The model engines speak the Realtime protocol with the `openai` SDK's event models: importing them costs
-about half a second of CPU (the SDK imports every one of its API's types) and building their options
-reads the glossary file. Neither belongs on the event loop, nor before the bot's feeds are in the room:
-`MeetingEngines.load()` does both once per meeting in a worker thread, which the meeting starts when the
-first lanes are planned and their listeners' feeds are in the room; the lanes open once it is done. Nothing
-here imports an engine at module level (a test checks that `join` starts without them).
+Importing a model engine (its session machinery and wire models, ~20-50 ms of CPU) and building its
+options (which reads the glossary file) belong neither on the event loop nor before the bot's feeds are
+in the room: `MeetingEngines.load()` does both once per meeting in a worker thread, which the meeting
+starts when the first lanes are planned and their listeners' feeds are in the room; the lanes open once
+it is done. Nothing here imports an engine at module level (a test checks that `join` starts without
+them), and no engine imports the `openai` SDK (another test runs a session of each).
 """
 
 from __future__ import annotations

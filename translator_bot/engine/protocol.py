@@ -1,4 +1,7 @@
-"""Wire events of the Realtime protocol, validated with the official `openai` SDK's pydantic models.
+"""Wire events of the Realtime protocol, validated with the official `openai` SDK's pydantic models: the
+fake server's side (it must be the faithful other end) and the tests' reference. A running bot does not
+import this module: its engines speak through their own models (`engine.wire`, held to these by
+tests/unit/test_wire_contract.py).
 
 The SDK's unions carry their discriminator in `PropertyInfo`, which pydantic ignores (smart-union
 mode, 80+ errors for one bad event, and unknown types silently coerced). We re-wrap the same member
@@ -6,8 +9,7 @@ classes as real discriminated unions: a bad event is rejected with one precise e
 `type` is reported as unknown rather than guessed.
 
 Each union's validator is built on first use and kept: the four cost ~32 ms of CPU and ~1 MiB
-together (the realtime server union ~18 ms of it), and a bot's engine needs one of them (the fake
-server needs the client ones).
+together (the realtime server union ~18 ms of it); the fake server needs the client ones.
 """
 
 from __future__ import annotations
@@ -23,6 +25,27 @@ from openai.types.realtime import (
     RealtimeTranslationServerEvent,
 )
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from translator_bot.engine.wire import MalformedEventError, UnknownEventError, encode_event, first_error
+
+__all__ = [
+    "CLIENT_EVENT_TYPES",
+    "SERVER_EVENT_TYPES",
+    "TRANSLATION_CLIENT_EVENT_TYPES",
+    "TRANSLATION_SERVER_EVENT_TYPES",
+    "MalformedEventError",
+    "UnknownEventError",
+    "client_events",
+    "encode_event",
+    "parse_client_event",
+    "parse_event",
+    "parse_server_event",
+    "parse_translation_client_event",
+    "parse_translation_server_event",
+    "server_events",
+    "translation_client_events",
+    "translation_server_events",
+]
 
 
 def _strict(sdk_union: Any) -> TypeAdapter[Any]:
@@ -68,18 +91,6 @@ TRANSLATION_SERVER_EVENT_TYPES = _types_of(RealtimeTranslationServerEvent)
 TRANSLATION_CLIENT_EVENT_TYPES = _types_of(RealtimeTranslationClientEvent)
 
 
-class UnknownEventError(ValueError):
-    """The event's `type` is not one this protocol defines (e.g. a newer server): log, count, skip."""
-
-    def __init__(self, event_type: str) -> None:
-        super().__init__(f"unknown event type {event_type!r}")
-        self.event_type = event_type
-
-
-class MalformedEventError(ValueError):
-    """Not JSON, not an object, or a known type whose fields do not match the SDK's model."""
-
-
 def parse_event(raw: str | bytes, adapter: TypeAdapter[Any], known_types: frozenset[str]) -> BaseModel:
     """Parse one WebSocket text frame into the SDK's typed event, or raise Unknown/Malformed."""
     try:
@@ -93,15 +104,8 @@ def parse_event(raw: str | bytes, adapter: TypeAdapter[Any], known_types: frozen
     try:
         event: BaseModel = adapter.validate_python(data)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise MalformedEventError(f"{data['type']}: {where}: {first.get('msg')}") from None
+        raise MalformedEventError(f"{data['type']}: {first_error(exc)}") from None
     return event
-
-
-def encode_event(event: BaseModel) -> str:
-    """Serialise a typed event for the wire (unset optional fields are left out, as the SDK does)."""
-    return event.model_dump_json(exclude_none=True)
 
 
 def parse_server_event(raw: str | bytes) -> BaseModel:

@@ -19,30 +19,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from openai.types.realtime import (
-    ConversationItemAdded,
-    ConversationItemCreatedEvent,
-    ConversationItemDeletedEvent,
-    ConversationItemDeleteEvent,
-    ConversationItemInputAudioTranscriptionCompletedEvent,
-    ConversationItemInputAudioTranscriptionDeltaEvent,
-    ConversationItemInputAudioTranscriptionFailedEvent,
-    ConversationItemTruncateEvent,
-    InputAudioBufferAppendEvent,
-    InputAudioBufferClearEvent,
-    InputAudioBufferCommittedEvent,
-    InputAudioBufferSpeechStartedEvent,
-    InputAudioBufferSpeechStoppedEvent,
-    RealtimeErrorEvent,
-    ResponseAudioDeltaEvent,
-    ResponseAudioDoneEvent,
-    ResponseAudioTranscriptDeltaEvent,
-    ResponseAudioTranscriptDoneEvent,
-    ResponseCreatedEvent,
-    ResponseCreateEvent,
-    ResponseDoneEvent,
-    SessionUpdateEvent,
-)
 from pydantic import BaseModel
 
 from translator_bot.audio.formats import BYTES_PER_SAMPLE, MODEL_RATE
@@ -62,10 +38,34 @@ from translator_bot.engine.endpoint import Endpoint
 from translator_bot.engine.feed import AudioFeed, samples_to_ms
 from translator_bot.engine.lifetime import is_retryable
 from translator_bot.engine.options import EngineOptions
-from translator_bot.engine.protocol import parse_server_event
 from translator_bot.engine.realtime_config import session_config
 from translator_bot.engine.step import NOTHING, At, Step, error_step
 from translator_bot.engine.supervisor import HEALTHY_AFTER_S, SupervisedSession
+from translator_bot.engine.wire import ErrorEvent
+from translator_bot.engine.wire_realtime import (
+    InputAudioAppend,
+    InputAudioClear,
+    InputCommitted,
+    InputTranscriptCompleted,
+    InputTranscriptDelta,
+    InputTranscriptFailed,
+    ItemAdded,
+    ItemCreated,
+    ItemDelete,
+    ItemDeleted,
+    ItemTruncate,
+    OutputAudioDelta,
+    OutputAudioDone,
+    OutputTranscriptDelta,
+    OutputTranscriptDone,
+    ResponseCreate,
+    ResponseCreated,
+    ResponseDone,
+    SessionUpdate,
+    parse_server_event,
+)
+from translator_bot.engine.wire_realtime import SpeechStarted as ServerSpeechStarted
+from translator_bot.engine.wire_realtime import SpeechStopped as ServerSpeechStopped
 
 log = logging.getLogger(__name__)
 
@@ -123,14 +123,10 @@ class RealtimeEngine:
 
     # --- configuration ---------------------------------------------------------------------------
     def session_update(self, spec: LaneSpec, event_id: str) -> BaseModel:
-        return SessionUpdateEvent(
-            type="session.update", event_id=event_id, session=session_config(self.options, spec)
-        )
+        return SessionUpdate(event_id=event_id, session=session_config(self.options, spec))
 
     def append(self, pcm: bytes) -> BaseModel:
-        return InputAudioBufferAppendEvent(
-            type="input_audio_buffer.append", audio=base64.b64encode(pcm).decode("ascii")
-        )
+        return InputAudioAppend(audio=base64.b64encode(pcm).decode("ascii"))
 
     # --- cut short -------------------------------------------------------------------------------
     def owns_item(self, state: RealtimeLinkState, item_id: str) -> bool:
@@ -154,9 +150,7 @@ class RealtimeEngine:
         if previous is not None and previous <= end_ms:
             return NOTHING
         st.truncated[item_id] = end_ms
-        truncate = ConversationItemTruncateEvent(
-            type="conversation.item.truncate", item_id=item_id, content_index=0, audio_end_ms=end_ms
-        )
+        truncate = ItemTruncate(item_id=item_id, content_index=0, audio_end_ms=end_ms)
         return Step(sends=[truncate])
 
     # --- moving between sockets ------------------------------------------------------------------
@@ -218,7 +212,7 @@ class RealtimeEngine:
             return NOTHING
         # The new socket hears this speech again from its start; the old one must not answer half of it.
         state.speech_open = None
-        return Step(sends=[InputAudioBufferClearEvent(type="input_audio_buffer.clear")])
+        return Step(sends=[InputAudioClear()])
 
     def on_tick(self, state: RealtimeLinkState, at: At, *, finished: bool) -> Step:
         return NOTHING
@@ -229,48 +223,48 @@ class RealtimeEngine:
     # --- server events ---------------------------------------------------------------------------
     def on_server_event(self, state: RealtimeLinkState, event: BaseModel, at: At) -> Step:
         st = state
-        if isinstance(event, ResponseAudioDeltaEvent):
+        if isinstance(event, OutputAudioDelta):
             return self._on_audio(st, event, at)
-        if isinstance(event, ResponseAudioTranscriptDeltaEvent):
+        if isinstance(event, OutputTranscriptDelta):
             st.texts[event.item_id] = st.texts.get(event.item_id, "") + event.delta
             return Step([TranslationTranscript(event.item_id, event.delta, final=False)])
-        if isinstance(event, ResponseAudioTranscriptDoneEvent):
+        if isinstance(event, OutputTranscriptDone):
             st.texts.pop(event.item_id, None)
             return Step([TranslationTranscript(event.item_id, event.transcript, final=True)])
-        if isinstance(event, ResponseAudioDoneEvent):
+        if isinstance(event, OutputAudioDone):
             return self._item_audio_done(st, event.item_id)
-        if isinstance(event, InputAudioBufferSpeechStartedEvent):
+        if isinstance(event, ServerSpeechStarted):
             start = at.origin + _samples(event.audio_start_ms)
             st.speech_open = start
             st.speech_starts.append(start)
             return Step([SpeechStarted(at.clock())])
-        if isinstance(event, InputAudioBufferSpeechStoppedEvent):
+        if isinstance(event, ServerSpeechStopped):
             st.speech_open = None
             st.last_speech_end = at.origin + _samples(event.audio_end_ms)
             return Step([SpeechStopped(at.clock())])
-        if isinstance(event, InputAudioBufferCommittedEvent):
+        if isinstance(event, InputCommitted):
             st.committed_end = max(st.committed_end, st.last_speech_end, 1)
-        elif isinstance(event, ConversationItemAdded | ConversationItemCreatedEvent):
+        elif isinstance(event, ItemAdded | ItemCreated):
             item_id = event.item.id
             if item_id and item_id not in st.items:
                 st.items.append(item_id)
-        elif isinstance(event, ConversationItemDeletedEvent):
+        elif isinstance(event, ItemDeleted):
             if event.item_id in st.items:
                 st.items.remove(event.item_id)
-        elif isinstance(event, ConversationItemInputAudioTranscriptionDeltaEvent):
+        elif isinstance(event, InputTranscriptDelta):
             if event.delta:
                 return Step([SourceTranscript(event.item_id, event.delta, final=False)])
-        elif isinstance(event, ConversationItemInputAudioTranscriptionCompletedEvent):
+        elif isinstance(event, InputTranscriptCompleted):
             return Step([SourceTranscript(event.item_id, event.transcript, final=True)])
-        elif isinstance(event, ConversationItemInputAudioTranscriptionFailedEvent):
+        elif isinstance(event, InputTranscriptFailed):
             log.info("lane %s: transcription of %s failed: %s", at.lane_id, event.item_id, event.error.code)
-        elif isinstance(event, ResponseCreatedEvent):
+        elif isinstance(event, ResponseCreated):
             if event.response.id:
                 st.active.add(event.response.id)
                 st.covers[event.response.id] = st.committed_end
-        elif isinstance(event, ResponseDoneEvent):
+        elif isinstance(event, ResponseDone):
             return self._on_response_done(st, event, at)
-        elif isinstance(event, RealtimeErrorEvent):
+        elif isinstance(event, ErrorEvent):
             err = event.error
             if err.code == "conversation_already_has_active_response" and (err.event_id or "").startswith(
                 "retry"
@@ -279,7 +273,7 @@ class RealtimeEngine:
             return error_step(err.type, err.code, err.message, at)
         return NOTHING
 
-    def _on_audio(self, st: RealtimeLinkState, event: ResponseAudioDeltaEvent, at: At) -> Step:
+    def _on_audio(self, st: RealtimeLinkState, event: OutputAudioDelta, at: At) -> Step:
         try:
             pcm = base64.b64decode(event.delta, validate=True)
         except (binascii.Error, ValueError):
@@ -305,7 +299,7 @@ class RealtimeEngine:
             step += self._truncate(st, item_id, heard)
         return step
 
-    def _on_response_done(self, st: RealtimeLinkState, event: ResponseDoneEvent, at: At) -> Step:
+    def _on_response_done(self, st: RealtimeLinkState, event: ResponseDone, at: At) -> Step:
         resp = event.response
         rid = resp.id or ""
         st.active.discard(rid)
@@ -346,7 +340,7 @@ class RealtimeEngine:
         st.catch_ups += 1
         log.info("lane %s: translating a sentence that ended during the previous one", at.lane_id)
         event_id = f"retry_turn_{at.serial}_{st.catch_ups}"
-        return Step(sends=[ResponseCreateEvent(type="response.create", event_id=event_id)])
+        return Step(sends=[ResponseCreate(event_id=event_id)])
 
     def retry_failed(self, st: RealtimeLinkState, details: object, at: At) -> Step:
         error = getattr(details, "error", None)
@@ -357,7 +351,7 @@ class RealtimeEngine:
         st.retries += 1
         log.info("lane %s: retrying a response that failed (%s/%s)", at.lane_id, etype, code)
         event_id = f"retry_{at.serial}_{st.retries}"
-        return Step(sends=[ResponseCreateEvent(type="response.create", event_id=event_id)])
+        return Step(sends=[ResponseCreate(event_id=event_id)])
 
     def bound_context(self, st: RealtimeLinkState) -> Step:
         if self.context_items is None:
@@ -368,7 +362,7 @@ class RealtimeEngine:
             if victim in st.received and victim not in st.audio_done:
                 break  # still being spoken
             st.items.pop(0)
-            deletes.append(ConversationItemDeleteEvent(type="conversation.item.delete", item_id=victim))
+            deletes.append(ItemDelete(item_id=victim))
             st.received.pop(victim, None)
             st.audio_done.discard(victim)
             st.truncated.pop(victim, None)

@@ -8,28 +8,24 @@ cancel the translation of the previous sentence because the speaker went on talk
 
 from __future__ import annotations
 
-from openai.types.realtime import (
-    AudioTranscription,
-    RealtimeAudioConfig,
-    RealtimeAudioConfigInput,
-    RealtimeAudioConfigOutput,
-    RealtimeSessionCreateRequest,
-)
-from openai.types.realtime.realtime_audio_formats import AudioPCM
-from openai.types.realtime.realtime_audio_input_turn_detection import (
-    RealtimeAudioInputTurnDetection,
-    SemanticVad,
-    ServerVad,
-)
-
 from translator_bot.engine.base import LaneSpec
 from translator_bot.engine.instructions import build_instructions
 from translator_bot.engine.options import EngineOptions
+from translator_bot.engine.wire_realtime import (
+    AudioConfig,
+    AudioInputConfig,
+    AudioOutputConfig,
+    PcmFormat,
+    SemanticVad,
+    ServerVad,
+    SessionConfig,
+    Transcription,
+)
 
-_PCM = AudioPCM(type="audio/pcm", rate=24000)  # audio.formats.MODEL_RATE; the SDK's type admits only this
+_PCM = PcmFormat(type="audio/pcm", rate=24000)  # audio.formats.MODEL_RATE; the protocol admits only this
 
 
-def turn_detection(options: EngineOptions) -> RealtimeAudioInputTurnDetection:
+def turn_detection(options: EngineOptions) -> ServerVad | SemanticVad:
     if options.vad_type == "semantic_vad":
         return SemanticVad(type="semantic_vad", create_response=True, interrupt_response=False)
     return ServerVad(
@@ -42,19 +38,19 @@ def turn_detection(options: EngineOptions) -> RealtimeAudioInputTurnDetection:
     )
 
 
-def session_config(options: EngineOptions, spec: LaneSpec) -> RealtimeSessionCreateRequest:
-    transcription = AudioTranscription(
+def session_config(options: EngineOptions, spec: LaneSpec) -> SessionConfig:
+    transcription = Transcription(
         model=options.transcription_for("realtime"),
         language=spec.source.base if spec.source is not None else None,
     )
-    return RealtimeSessionCreateRequest(
+    return SessionConfig(
         type="realtime",
         instructions=build_instructions(spec, options.glossary),
         output_modalities=["audio"],
-        audio=RealtimeAudioConfig(
-            input=RealtimeAudioConfigInput(
+        audio=AudioConfig(
+            input=AudioInputConfig(
                 format=_PCM, transcription=transcription, turn_detection=turn_detection(options)
             ),
-            output=RealtimeAudioConfigOutput(format=_PCM, voice=options.voice),
+            output=AudioOutputConfig(format=_PCM, voice=options.voice),
         ),
     )

@@ -27,23 +27,6 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from openai.types.realtime import (
-    RealtimeErrorEvent,
-    RealtimeTranslationInputAudioBufferAppendEvent,
-    RealtimeTranslationInputTranscriptDeltaEvent,
-    RealtimeTranslationOutputAudioDeltaEvent,
-    RealtimeTranslationOutputTranscriptDeltaEvent,
-    RealtimeTranslationSessionClosedEvent,
-    RealtimeTranslationSessionCloseEvent,
-    RealtimeTranslationSessionUpdateEvent,
-)
-from openai.types.realtime.realtime_translation_session_update_request import (
-    Audio,
-    AudioInput,
-    AudioInputTranscription,
-    AudioOutput,
-    RealtimeTranslationSessionUpdateRequest,
-)
 from pydantic import BaseModel
 
 from translator_bot.audio.formats import BYTES_PER_SAMPLE, MODEL_RATE
@@ -61,9 +44,24 @@ from translator_bot.engine.base import (
 from translator_bot.engine.endpoint import Endpoint
 from translator_bot.engine.feed import AudioFeed
 from translator_bot.engine.options import EngineOptions
-from translator_bot.engine.protocol import parse_translation_server_event
 from translator_bot.engine.step import NOTHING, At, Step, error_step
 from translator_bot.engine.supervisor import HEALTHY_AFTER_S, SupervisedSession
+from translator_bot.engine.wire import ErrorEvent
+from translator_bot.engine.wire_translate import (
+    Audio,
+    AudioInput,
+    AudioOutput,
+    InputAudioAppend,
+    InputTranscriptDelta,
+    InputTranscription,
+    OutputAudioDelta,
+    OutputTranscriptDelta,
+    SessionClose,
+    SessionClosed,
+    SessionConfig,
+    SessionUpdate,
+    parse_server_event,
+)
 from translator_bot.glossary import warn_unused_once
 from translator_bot.metrics import ENGINE_UNKNOWN_EVENTS
 
@@ -148,32 +146,28 @@ class TranslateEngine:
         self.heard_run: int | None = None
 
     def parse(self, raw: str | bytes) -> BaseModel:
-        return parse_translation_server_event(raw)
+        return parse_server_event(raw)
 
     def new_state(self) -> TranslateLinkState:
         return TranslateLinkState()
 
-    def session_config(self, spec: LaneSpec) -> RealtimeTranslationSessionUpdateRequest:
+    def session_config(self, spec: LaneSpec) -> SessionConfig:
         if self.options.glossary is not None:
             warn_unused_once(self.name)
-        return RealtimeTranslationSessionUpdateRequest(
+        return SessionConfig(
             audio=Audio(
                 input=AudioInput(
-                    transcription=AudioInputTranscription(model=self.options.transcription_for("translate"))
+                    transcription=InputTranscription(model=self.options.transcription_for("translate"))
                 ),
                 output=AudioOutput(language=spec.target.tag),
             )
         )
 
     def session_update(self, spec: LaneSpec, event_id: str) -> BaseModel:
-        return RealtimeTranslationSessionUpdateEvent(
-            type="session.update", event_id=event_id, session=self.session_config(spec)
-        )
+        return SessionUpdate(event_id=event_id, session=self.session_config(spec))
 
     def append(self, pcm: bytes) -> BaseModel:
-        return RealtimeTranslationInputAudioBufferAppendEvent(
-            type="session.input_audio_buffer.append", audio=base64.b64encode(pcm).decode("ascii")
-        )
+        return InputAudioAppend(audio=base64.b64encode(pcm).decode("ascii"))
 
     # --- cut short: this endpoint keeps no conversation that could hold unheard text -------------
     def owns_item(self, state: TranslateLinkState, item_id: str) -> bool:
@@ -210,7 +204,7 @@ class TranslateEngine:
     def on_retire(self, state: TranslateLinkState, feed: AudioFeed) -> Step:
         # The server flushes what it still holds, sends session.closed, and we close the socket.
         state.close_sent = True
-        return Step(sends=[RealtimeTranslationSessionCloseEvent(type="session.close")])
+        return Step(sends=[SessionClose()])
 
     def on_tick(self, state: TranslateLinkState, at: At, *, finished: bool) -> Step:
         st = state
@@ -229,9 +223,9 @@ class TranslateEngine:
     # --- server events ---------------------------------------------------------------------------
     def on_server_event(self, state: TranslateLinkState, event: BaseModel, at: At) -> Step:
         st = state
-        if isinstance(event, RealtimeTranslationOutputAudioDeltaEvent):
+        if isinstance(event, OutputAudioDelta):
             return self._on_audio(st, event, at)
-        if isinstance(event, RealtimeTranslationOutputTranscriptDeltaEvent):
+        if isinstance(event, OutputTranscriptDelta):
             step = NOTHING
             front = st.items[0] if st.items else None
             if (
@@ -246,19 +240,17 @@ class TranslateEngine:
             item, opened = self._output_item(st, at)
             item.target_text += event.delta
             return step + opened + Step([TranslationTranscript(item.item_id, event.delta, final=False)])
-        if isinstance(event, RealtimeTranslationInputTranscriptDeltaEvent):
+        if isinstance(event, InputTranscriptDelta):
             return self._on_source(st, event, at)
-        if isinstance(event, RealtimeTranslationSessionClosedEvent):
+        if isinstance(event, SessionClosed):
             st.closed_by_server = True
             return self._close_all(st, at)
-        if isinstance(event, RealtimeErrorEvent):
+        if isinstance(event, ErrorEvent):
             err = event.error
             return error_step(err.type, err.code, err.message, at)
         return NOTHING
 
-    def _on_audio(
-        self, st: TranslateLinkState, event: RealtimeTranslationOutputAudioDeltaEvent, at: At
-    ) -> Step:
+    def _on_audio(self, st: TranslateLinkState, event: OutputAudioDelta, at: At) -> Step:
         if (event.sample_rate not in (None, MODEL_RATE)) or (event.channels not in (None, 1)):
             ENGINE_UNKNOWN_EVENTS.labels(engine=self.name, reason="audio_format").inc()
             log.warning(
@@ -290,9 +282,7 @@ class TranslateEngine:
         item.has_audio = True
         return opened + Step([TranslatedAudio(item.item_id, pcm)])
 
-    def _on_source(
-        self, st: TranslateLinkState, event: RealtimeTranslationInputTranscriptDeltaEvent, at: At
-    ) -> Step:
+    def _on_source(self, st: TranslateLinkState, event: InputTranscriptDelta, at: At) -> Step:
         now = at.now
         last = st.items[-1] if st.items else None
         if last is not None:
