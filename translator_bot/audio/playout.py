@@ -170,12 +170,10 @@ class PlayoutTrack(MediaStreamTrack):
             if self._dtx is not None:
                 quiet = self._queue.idle() and self._encoder.settled() and not frame.pcm.any()
                 send = self._dtx.decide(frame.pts // FRAME_SAMPLES, quiet=quiet)
-            if send is Send.FRAME:
+            if send is not Send.NOTHING:
                 self.packets_sent += 1
-                return self._encode(frame)
-            if send is Send.DTX:
-                self.packets_sent += 1
-                return self._encoder.dtx(frame.pts)
+                metrics.FRAMES_OUT.inc()
+                return self._encode(frame) if send is Send.FRAME else self._encoder.dtx(frame.pts)
             await self._idle_until_keepalive()
 
     def _encode(self, frame: OutFrame) -> OpusPacket:
@@ -262,7 +260,6 @@ class PlayoutTrack(MediaStreamTrack):
         frame = OutFrame(self._sent * FRAME_SAMPLES, mono)
         self._sent += 1
         self.frames_sent += 1
-        metrics.FRAMES_OUT.inc()
         self._returned_at = clock.now()
         return frame
 
