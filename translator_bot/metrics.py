@@ -68,7 +68,11 @@ PLAYOUT_WARNINGS = Counter(
     ["reason"],
     registry=REGISTRY,
 )
-FRAMES_OUT = Counter("translator_frames_out", "20 ms frames sent to the room", registry=REGISTRY)
+FRAMES_OUT = Counter(
+    "translator_frames_out",
+    "Opus packets sent to the room (one per 20 ms; one per 400 ms on an idle feed with DTX)",
+    registry=REGISTRY,
+)
 PLAYOUT_UNDERRUNS = Counter(
     "translator_playout_underruns",
     "Frames zero-filled because audio ran out in the middle of an utterance",

@@ -149,6 +149,10 @@ class Settings(BaseSettings):
     playout_cushion_ms: int = Field(default=60, ge=0, le=2000)
     playout_hold_ms: int | None = Field(default=None, ge=0, le=2000)  # None: chosen for the engine
     playout_max_lag_ms: int = Field(default=8000, ge=100, le=120000)
+    # Opus DTX on the bot's feeds: while a feed has nothing to play it sends a one-byte DTX frame every
+    # 400 ms instead of a silence packet every 20 ms (audio/dtx.py). Off: a packet in every 20 ms slot,
+    # for a receiver or middlebox that takes a pause in the packets for a lost stream.
+    playout_dtx: bool = True
 
     # --- operations ------------------------------------------------------------------------------
     metrics_host: str = "0.0.0.0"

@@ -1,6 +1,7 @@
 """Audio path benchmark: inbound conversion cost and quality, playout and output cost, pacing drift.
 
     .venv/bin/python -m tests.bench.bench_audio [--pacing-seconds 60] [--passes 10] [--output-passes 7]
+    .venv/bin/python -m tests.bench.bench_audio --only-idle-feeds [--idle-feeds 4] [--idle-runs 5]
 
 Conversion is measured on the 48 kHz stereo speech fixture cut into the 20 ms frames aiortc delivers,
 for this project's stateful converter and, in the same run and interleaved pass by pass, for the naive
@@ -9,6 +10,9 @@ Output: CPU per 20 ms frame of getting a feed's frame onto the wire as aiortc's 
 path of an `av.AudioFrame` (the baseline: a stereo frame, aiortc's pure-Python audio level on the loop,
 its Opus encoder in a worker thread) and for the track's own Opus packets (encoded on the loop, or the
 cached silence packet, then aiortc's `pack`), speech and silence apart; passes interleaved, medians.
+Idle feeds: the whole sending side of feeds with nothing to play, over real PeerConnections on
+loopback (aiortc's RTP sender, SRTP, DTLS, ICE, RTCP; the receiving peers run in a child process, so
+only the sender's CPU is counted), with Opus DTX and with a packet every 20 ms, runs interleaved.
 Pacing runs a playout track against the real monotonic clock for --pacing-seconds, with a consumer that
 does aiortc's per-packet work, next to a `sleep(0.02)` loop in the same event loop.
 """
@@ -19,14 +23,18 @@ import argparse
 import asyncio
 import contextlib
 import fractions
+import multiprocessing
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import av
 import librosa
 import numpy as np
 import soxr
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.codecs.opus import OpusEncoder
+from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import compute_audio_level_dbov
 
 from translator_bot.audio.clock import MonotonicClock
@@ -194,7 +202,7 @@ async def bench_playout_cost() -> None:
         t0 = time.perf_counter()
         await track.recv()
         recv_times.append(time.perf_counter() - t0)
-    idle = PlayoutTrack(clock=FakeClock())  # nothing queued: silence
+    idle = PlayoutTrack(clock=FakeClock(), dtx=False)  # nothing queued: silence in every slot
     idle_times = []
     for _ in range(1_000):
         t0 = time.perf_counter()
@@ -341,7 +349,7 @@ async def bench_pacing(seconds: float) -> dict[str, float]:
         packer = OpusEncoder()
         for n in range(1, frames):
             packet = await track.recv()
-            lateness[n] = time.monotonic() - anchor - n * 0.02
+            lateness[n] = time.monotonic() - anchor - (packet.pts or 0) / 48_000  # its slot (DTX skips some)
             packer.pack(packet)  # what aiortc's sender does with a packet on the loop
         # Nobody plays the track from here on: stop feeding it before waiting for the slower loop.
         feeder.cancel()
@@ -376,6 +384,106 @@ async def bench_pacing(seconds: float) -> dict[str, float]:
     return result
 
 
+# ---- idle feeds over real PeerConnections ------------------------------------------------------
+
+
+def _idle_receiver(conn: Any) -> None:
+    """Child process: answer each offer and read every track it gets (and drop the frames)."""
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        pcs: list[RTCPeerConnection] = []
+        readers: list[asyncio.Task[None]] = []
+
+        async def read(track: MediaStreamTrack) -> None:
+            with contextlib.suppress(MediaStreamError):
+                while True:
+                    await track.recv()
+
+        while True:
+            message = await loop.run_in_executor(None, conn.recv)
+            if message is None:
+                break
+            pc = RTCPeerConnection()
+            pc.on("track", lambda track: readers.append(asyncio.ensure_future(read(track))))
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=message, type="offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+            pcs.append(pc)
+            conn.send(pc.localDescription.sdp)
+        for task in readers:
+            task.cancel()
+        for pc in pcs:
+            await pc.close()
+        conn.send("closed")
+
+    asyncio.run(serve())
+
+
+async def idle_feeds_cpu(conn: Any, feeds: int, seconds: float, *, dtx: bool) -> tuple[float, float]:
+    """Process CPU (% of a core) per idle feed and packets per second per feed, with or without DTX."""
+    loop = asyncio.get_running_loop()
+    pcs: list[RTCPeerConnection] = []
+    tracks = [PlayoutTrack(clock=MonotonicClock(), dtx=dtx) for _ in range(feeds)]
+    try:
+        for track in tracks:
+            pc = RTCPeerConnection()
+            pcs.append(pc)
+            pc.addTransceiver(track, direction="sendonly")
+            await pc.setLocalDescription(await pc.createOffer())
+            conn.send(pc.localDescription.sdp)
+            answer = await loop.run_in_executor(None, conn.recv)
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        async with asyncio.timeout(20):
+            while not all(pc.connectionState == "connected" for pc in pcs):  # noqa: ASYNC110 - aiortc's state
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # past the DTX hangover and the connections' start-up
+        packets0 = sum(t.packets_sent for t in tracks)
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        await asyncio.sleep(seconds)
+        cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+        packets = sum(t.packets_sent for t in tracks) - packets0
+        return cpu / wall / feeds * 100, packets / wall / feeds
+    finally:
+        for track in tracks:
+            track.stop()
+        for pc in pcs:
+            await pc.close()
+
+
+async def bench_idle_feeds(feeds: int, seconds: float, runs: int) -> dict[str, float]:
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    receiver = context.Process(target=_idle_receiver, args=(child,), daemon=True)
+    receiver.start()
+    cpu: dict[bool, list[float]] = {True: [], False: []}
+    rate: dict[bool, list[float]] = {True: [], False: []}
+    try:
+        await idle_feeds_cpu(parent, feeds, 2.0, dtx=True)  # warm-up: imports, the child's first PCs
+        for run in range(runs):
+            for dtx in (True, False) if run % 2 == 0 else (False, True):  # A B, B A, ...
+                c, r = await idle_feeds_cpu(parent, feeds, seconds, dtx=dtx)
+                cpu[dtx].append(c)
+                rate[dtx].append(r)
+    finally:
+        parent.send(None)
+        await asyncio.get_running_loop().run_in_executor(None, parent.recv)
+        receiver.join(10)
+        if receiver.is_alive():
+            receiver.kill()
+    print(f"\nIdle feeds over real PeerConnections: {feeds} feeds, {seconds:.0f} s x {runs} runs per mode")
+    print("sender process CPU (% of a core) per idle feed, and packets per second per feed")
+    print(f"{'mode':34} {'median %':>9} {'min':>6} {'max':>6} {'packets/s':>10}")
+    result = {}
+    for dtx, name in ((False, "a packet every 20 ms (dtx off)"), (True, "Opus DTX (default)")):
+        print(
+            f"{name:34} {np.median(cpu[dtx]):9.2f} {min(cpu[dtx]):6.2f} {max(cpu[dtx]):6.2f} "
+            f"{np.median(rate[dtx]):10.1f}"
+        )
+        result["dtx" if dtx else "continuous"] = float(np.median(cpu[dtx]))
+    print(f"DTX: {result['continuous'] / result['dtx']:.1f}x less CPU per idle feed")
+    return result
+
+
 def mark(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
@@ -386,13 +494,22 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=10, help="passes over the speech fixture")
     parser.add_argument("--output-passes", type=int, default=7, help="passes of the output-path comparison")
     parser.add_argument("--only-output", action="store_true", help="run the output-path comparison alone")
+    parser.add_argument("--idle-feeds", type=int, default=4, help="idle feeds sent at once")
+    parser.add_argument("--idle-seconds", type=float, default=10.0, help="measured time per idle-feed run")
+    parser.add_argument("--idle-runs", type=int, default=5, help="idle-feed runs per mode (0 skips)")
+    parser.add_argument("--only-idle-feeds", action="store_true", help="run the idle-feed comparison alone")
     args = parser.parse_args()
+    if args.only_idle_feeds:
+        asyncio.run(bench_idle_feeds(args.idle_feeds, args.idle_seconds, args.idle_runs))
+        return
     if args.only_output:
         asyncio.run(bench_output(args.output_passes))
         return
     bench_conversion(args.passes)
     asyncio.run(bench_playout_cost())
     asyncio.run(bench_output(args.output_passes))
+    if args.idle_runs > 0:
+        asyncio.run(bench_idle_feeds(args.idle_feeds, args.idle_seconds, args.idle_runs))
     if args.pacing_seconds > 0:
         asyncio.run(bench_pacing(args.pacing_seconds))
 

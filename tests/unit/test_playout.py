@@ -62,7 +62,7 @@ class JitteryClock(FakeClock):
 
 async def test_late_wakeups_do_not_accumulate_into_drift() -> None:
     clock = JitteryClock()
-    track = PlayoutTrack(clock=clock)
+    track = PlayoutTrack(clock=clock, dtx=False)  # a packet per slot (DTX: the next test)
     sent_at: list[float] = []
     for _ in range(3000):  # 60 s of frames
         await track.recv()
@@ -74,6 +74,23 @@ async def test_late_wakeups_do_not_accumulate_into_drift() -> None:
     assert lateness.max() < 0.0081 * 2
     assert abs(np.median(lateness[-100:]) - np.median(lateness[:100])) < 0.002
     # A relative sleep(0.02) loop with the same wake-ups would be ~12 s behind here.
+
+
+async def test_late_wakeups_do_not_accumulate_into_drift_with_dtx_either() -> None:
+    """While idle with DTX, recv() sleeps 400 ms between keep-alives: each is still sent at most one
+    wake-up after its slot, and its pts is its slot's."""
+    clock = JitteryClock()
+    track = PlayoutTrack(clock=clock)
+    sent: list[tuple[float, int]] = []
+    for _ in range(300):  # 10 frames of hangover, then ~2 minutes of keep-alives
+        packet = await track.recv()
+        sent.append((clock.now(), packet.pts or 0))
+    assert track.encoder.dtx_frames == 290
+    lateness = np.array([at - pts / 48_000 for at, pts in sent])
+    assert lateness.min() >= 0
+    assert lateness.max() < 0.0081 * 2
+    gaps = np.diff([pts for _, pts in sent[10:]]) / 960
+    assert set(gaps.tolist()) <= {20.0, 21.0}  # 400 ms apart (a slot more after a late wake-up)
 
 
 async def test_catch_up_after_a_stall_then_back_on_schedule() -> None:

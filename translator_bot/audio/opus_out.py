@@ -27,6 +27,13 @@ the first speech frame after any length of silence then decodes as it would afte
 silent frame (tests/unit/test_opus_out.py compares the two). The encoder is primed with silence when
 it is made, so a feed's first packets are cached silence too.
 
+DTX (audio/dtx.py decides when): a DTX frame is this encoder's TOC byte alone, a one-byte packet, as
+libopus itself emits in DTX. A decoder given it conceals one frame, which after the silence frame is
+digital silence again (libopus as aiortc's receiver runs it: tests/unit/test_opus_out.py); WebRTC's NetEq
+takes any Opus payload of at most 2 bytes for DTX and plays comfort noise until the next packet. The
+encoder is not run for the slots that are not sent (it is settled, so running it on their silence would
+change nothing a decoder sees: the onset tests compare the two).
+
 What is given up: aiortc adds the RTP audio-level header extension only to frames it encodes, so the
 feeds carry none; Janus's "talking" events for them (`audiolevel_event`, off by default) stay silent.
 
@@ -85,10 +92,31 @@ class OpusFeedEncoder:
         self._settled = cache_silence
         self.encoded_frames = 0  # frames that went through the encoder (speech and its tail)
         self.silence_frames = 0  # frames answered with the cached silence packet
+        self.dtx_frames = 0  # DTX frames (the TOC byte alone) handed out
+        toc = self._silence[0]
+        if toc & 0b11:
+            raise RuntimeError(f"the Opus silence packet is not a single frame (TOC {toc:#04x})")
+        self._dtx = bytes([toc])
 
     @property
     def silence_payload(self) -> bytes:
         return self._silence
+
+    @property
+    def dtx_payload(self) -> bytes:
+        return self._dtx
+
+    def settled(self) -> bool:
+        """A silent frame now would be answered with the cached silence packet, encoder untouched."""
+        return self._settled
+
+    def dtx(self, pts: int) -> OpusPacket:
+        """A DTX frame at `pts`: the TOC byte of this encoder's frames with no frame data."""
+        packet = av.Packet(self._dtx)
+        packet.pts = pts
+        packet.time_base = OPUS_TIME_BASE
+        self.dtx_frames += 1
+        return packet
 
     def encode(self, mono: Int16Array, pts: int) -> OpusPacket:
         """The packet for one frame (FRAME_SAMPLES samples) at `pts` (in 1/48000 s)."""

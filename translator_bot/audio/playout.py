@@ -10,6 +10,16 @@ upsampling is done as each chunk is pushed, playout_upsample.py), so `recv()` en
 or sends the cached silence packet while the feed is idle. `next_frame()` is the same paced schedule
 as PCM, before encoding.
 
+Idle: with `dtx` (the default) a feed with nothing to play sends what audio/dtx.py decides: after the
+codec's tail and a 200 ms hangover, a one-byte DTX frame and then one every 400 ms, instead of a
+silence packet every 20 ms. Meanwhile `recv()` sleeps until the next keep-alive's slot, or until
+audio is queued (`enqueue` wakes it): that audio's first frame then goes out at the next 20 ms slot
+boundary, exactly when it would have without DTX, and the next ones at exact 20 ms pace. The slots
+not sent keep their pts (the RTP timestamps jump over the pause; aiortc numbers the packets it is
+handed, so sequence numbers stay contiguous). aiortc's sender sets the RTP marker bit on every
+audio packet, so the first of a talkspurt has it too (RFC 3551's talkspurt mark); nothing more is
+needed. `dtx=False` keeps a packet in every slot, for a path that needs continuous packets.
+
 Pacing: frame n is released at `start + n * 20 ms` on a monotonic clock anchored at the first
 `recv()`. Deadlines are absolute, so a late wake-up is caught up by the next frames instead of
 shifting all later ones (relative `sleep(0.02)` loops fall seconds behind per minute).
@@ -25,7 +35,9 @@ Not thread-safe: enqueue, end_item, clear and recv run on the event loop.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -35,6 +47,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from translator_bot import metrics
 from translator_bot.audio.clock import Clock, MonotonicClock
+from translator_bot.audio.dtx import DtxSchedule, Send
 from translator_bot.audio.jitter import JitterConfig
 from translator_bot.audio.opus_out import OPUS_TIME_BASE, OpusFeedEncoder, OpusPacket
 from translator_bot.audio.pcm import Int16Array
@@ -82,6 +95,7 @@ class PlayoutTrack(MediaStreamTrack):
         jitter: JitterConfig | None = None,
         clock: Clock | None = None,
         on_cut_short: CutShortCallback | None = None,
+        dtx: bool = True,
     ) -> None:
         super().__init__()
         self._report = _MetricsReport(on_cut_short)
@@ -99,13 +113,18 @@ class PlayoutTrack(MediaStreamTrack):
         self._sent = 0  # frame slots of the schedule used (sent or skipped); frame n has pts n * 960
         self._returned_at: float | None = None  # when recv() last handed out a frame
         self._encoder = OpusFeedEncoder()
-        self.frames_sent = 0
+        self._dtx = DtxSchedule() if dtx else None
+        # Set by enqueue (and stop) to end an idle wait between keep-alives.
+        self._wake = asyncio.Event()
+        self.frames_sent = 0  # frame slots played (sent, or held back as DTX)
+        self.packets_sent = 0  # packets handed to the sender
 
     # ---- the queue, at the clock's time --------------------------------------------------------
 
     def enqueue(self, pcm: bytes | bytearray | memoryview, key: PlayoutKey) -> None:
         """Queue 24 kHz mono s16le audio of `key` (any length, odd ones included). Never raises."""
         self._queue.push(key, pcm, self._clock.now())
+        self._wake.set()
 
     def end_item(self, key: PlayoutKey) -> None:
         """No more audio will come for `key`: play its tail, then move on without an underrun."""
@@ -138,12 +157,26 @@ class PlayoutTrack(MediaStreamTrack):
     def stop(self) -> None:
         self._queue.discard()
         super().stop()
+        self._wake.set()
 
     # ---- playing -------------------------------------------------------------------------------
 
     async def recv(self) -> OpusPacket:
-        """The next frame as an Opus packet, when it is due (what aiortc's sender calls)."""
-        frame = await self.next_frame()
+        """The next packet, when it is due (what aiortc's sender calls): an Opus frame per 20 ms slot
+        while there is audio, and while idle what the DTX schedule sends."""
+        while True:
+            frame = await self.next_frame()
+            send = Send.FRAME
+            if self._dtx is not None:
+                quiet = self._queue.idle() and self._encoder.settled() and not frame.pcm.any()
+                send = self._dtx.decide(frame.pts // FRAME_SAMPLES, quiet=quiet)
+            if send is not Send.NOTHING:
+                self.packets_sent += 1
+                metrics.FRAMES_OUT.inc()
+                return self._encode(frame) if send is Send.FRAME else self._encoder.dtx(frame.pts)
+            await self._idle_until_keepalive()
+
+    def _encode(self, frame: OutFrame) -> OpusPacket:
         try:
             return self._encoder.encode(frame.pcm, frame.pts)
         except Exception as exc:
@@ -154,6 +187,36 @@ class PlayoutTrack(MediaStreamTrack):
             packet.pts = frame.pts
             packet.time_base = OPUS_TIME_BASE
             return packet
+
+    async def _idle_until_keepalive(self) -> None:
+        """Sleep through the slots DTX does not send: until the next keep-alive's slot is due, or
+        until audio is queued (or the track stops); then the schedule moves on to the slot due next."""
+        assert self._dtx is not None and self._start is not None
+        keepalive = self._dtx.next_packet_slot()
+        if keepalive is None or not self._queue.idle():
+            return
+        self._wake.clear()
+        woken = True
+        if self.readyState == "live":
+            clock = self._clock
+            sleeper = asyncio.ensure_future(clock.sleep_until(self._start + keepalive * FRAME_SECONDS))
+            waker = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                woken = not sleeper.done()
+                sleeper.cancel()
+                waker.cancel()
+        now = self._clock.now()
+        if woken:
+            # Audio came mid-slot: its first frame is the next slot's, due at that slot's boundary,
+            # as without DTX (the queue is pulled at the same times, so latency and pacing are the
+            # continuous feed's; only the slots before it are not sent).
+            self._sent = max(self._sent, math.ceil((now - self._start) / FRAME_SECONDS - 1e-6))
+        else:
+            self._skip_missed_slots(now)  # the keep-alive's slot, or a later one after a late wake-up
+        # Still here: this wait was ours, not a consumer that went away (next_frame's check).
+        self._returned_at = now
 
     @property
     def encoder(self) -> OpusFeedEncoder:
@@ -197,7 +260,6 @@ class PlayoutTrack(MediaStreamTrack):
         frame = OutFrame(self._sent * FRAME_SAMPLES, mono)
         self._sent += 1
         self.frames_sent += 1
-        metrics.FRAMES_OUT.inc()
         self._returned_at = clock.now()
         return frame
 

@@ -188,6 +188,10 @@ class PlayoutQueue:
     def queued_ms(self) -> float:
         return self._queued / SAMPLES_PER_MS
 
+    def idle(self) -> bool:
+        """Nothing to play and nothing under way: no item queued, held, or waiting for more audio."""
+        return not self._items
+
     # ---- playing -------------------------------------------------------------------------------
 
     def pull(self, frame_time: float, now: float) -> Int16Array:

@@ -445,6 +445,7 @@ class Meeting(LaneRouter):
             max_lag_ms=self._settings.playout_max_lag_ms,
             clock=self._playout_clock,
             on_cut_short=self._on_cut_short,
+            dtx=self._settings.playout_dtx,
         )
 
     def _feeds_of(self, key: LaneKey) -> list[Feed]:

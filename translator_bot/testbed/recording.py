@@ -16,10 +16,21 @@ from aiortc.mediastreams import MediaStreamError
 from translator_bot.tasks import TaskSet
 from translator_bot.testbed.schedule import RATE, Pcm, upsample_24k_to_48k
 
+# A jump in the RTP timestamps longer than this is a new stream (a re-published feed starts its
+# timestamps afresh), not a pause to play out.
+_MAX_PAUSE_S = 60.0
+
 
 @dataclass
 class Recording:
-    """What one subscribed track delivered: mono 48 kHz samples and when each frame arrived."""
+    """What one subscribed track delivered, on its media timeline: mono 48 kHz samples and when each
+    frame arrived.
+
+    A sender using DTX (the bot's feeds, WebRTC's Opus DTX) sends nothing for most of a pause; its RTP
+    timestamps jump over it. A listener's playout (WebRTC's NetEq) plays the pause out as silence or
+    comfort noise for as long as the timestamps say, so the recording does too: the samples stay in
+    time with the sender's clock, and a frame count keeps measuring how long the feed has played.
+    """
 
     chunks: list[Pcm] = field(default_factory=list)
     arrivals: list[float] = field(default_factory=list)  # monotonic, one per frame
@@ -27,6 +38,8 @@ class Recording:
     layouts: set[str] = field(default_factory=set)
     frame_samples: set[int] = field(default_factory=set)
     ended: bool = False
+    paused_frames: int = 0  # frames of silence filled in for timestamp jumps (DTX pauses)
+    _next_pts: int | None = None  # the pts the next frame has if none is left out
 
     @property
     def frames(self) -> int:
@@ -36,6 +49,8 @@ class Recording:
         return np.concatenate(self.chunks) if self.chunks else np.zeros(0, dtype=np.int16)
 
     def add(self, frame: av.AudioFrame) -> None:
+        now = time.monotonic()
+        self._fill_pause(frame, now)
         data = frame.to_ndarray()
         channels = len(frame.layout.channels)
         if frame.format.is_planar:
@@ -43,10 +58,29 @@ class Recording:
         else:
             mono = data.reshape(-1, channels).astype(np.float32).mean(axis=1)
         self.chunks.append(np.clip(np.rint(mono), -32768, 32767).astype(np.int16))
-        self.arrivals.append(time.monotonic())
+        self.arrivals.append(now)
         self.rates.add(int(frame.sample_rate))
         self.layouts.add(frame.layout.name)
         self.frame_samples.add(int(frame.samples))
+
+    def _fill_pause(self, frame: av.AudioFrame, now: float) -> None:
+        """Silence for the frames a DTX pause left out (RTP timestamps are 32-bit and wrap)."""
+        pts, samples, rate = frame.pts, int(frame.samples), int(frame.sample_rate)
+        if pts is None or samples <= 0:
+            self._next_pts = None
+            return
+        expected, self._next_pts = self._next_pts, (pts + samples) % 2**32
+        if expected is None:
+            return
+        missing = (pts - expected) % 2**32 // samples
+        if not 0 < missing <= _MAX_PAUSE_S * rate / samples:
+            return
+        previous = self.arrivals[-1] if self.arrivals else now
+        for n in range(missing, 0, -1):
+            # Played while the pause lasted: stamped back from this frame at the frame rate.
+            self.arrivals.append(max(previous, now - n * samples / rate))
+            self.chunks.append(np.zeros(samples, dtype=np.int16))
+        self.paused_frames += missing
 
     def first_loud_arrival(self, threshold: float = 500.0) -> float | None:
         """Arrival time of the first frame whose RMS exceeds `threshold` (int16 units)."""
