@@ -63,13 +63,37 @@ def test_a_jittered_real_time_stream_learns_a_hold_that_covers_later_items(jitte
     rng = random.Random(11)
     estimator = ArrivalJitterEstimator()
     stream(estimator, "first", start=0.0, deltas=25, rtf=1.0, jitter=jitter, rng=rng)
-    assert jitter * 0.7 < estimator.hold_s() <= jitter + JitterConfig().margin_s
+    config = JitterConfig()
+    assert jitter * 0.7 < estimator.hold_s() <= jitter + config.margin_s + min(jitter, config.max_headroom_s)
     for index in range(40):
         hold = estimator.hold_s()
         arrivals = stream(
             estimator, f"i{index}", start=10.0 + 5 * index, deltas=25, rtf=1.0, jitter=jitter, rng=rng
         )
         assert needed_hold(arrivals) <= hold, index
+
+
+def test_a_stream_that_showed_jitter_is_held_for_more_of_it() -> None:
+    """Delays come in episodes, the next one often worse than any seen: a stream that has shown
+    lateness up to P is held for P of headroom more (at most `max_headroom_s`) besides the margin."""
+    config = JitterConfig()
+    estimator = ArrivalJitterEstimator(config)
+    stream(estimator, "a", start=0.0, deltas=5, rtf=1.0, delta_s=0.2)
+    estimator.observe("a", 1.0 + 0.024, 0.2)  # due at 1.0: 24 ms late
+    assert estimator.hold_s() == pytest.approx(0.024 + config.margin_s + 0.024)
+    # Episodes seen on a busy machine after a 24 ms peak came 40 ms late: inside the hold now, with
+    # a frame grid's worth (the margin) to spare.
+    assert estimator.hold_s() - config.margin_s >= 0.040
+    estimator.observe("a", 1.2 + 0.2, 0.2)  # 200 ms late: headroom stops growing at its bound
+    assert estimator.hold_s() == pytest.approx(0.2 + config.margin_s + config.max_headroom_s)
+
+
+def test_a_smooth_stream_pays_only_its_own_jitter_as_headroom() -> None:
+    config = JitterConfig()
+    estimator = ArrivalJitterEstimator(config)
+    stream(estimator, "a", start=0.0, deltas=10, rtf=1.0, delta_s=0.2)
+    estimator.observe("a", 2.0 + 0.002, 0.2)  # 2 ms late: what a quiet host shows
+    assert estimator.hold_s() == pytest.approx(config.margin_s + 0.004)
 
 
 def test_a_stream_slower_than_real_time_counts_its_drift() -> None:
@@ -123,4 +147,4 @@ def test_a_pause_inside_an_item_is_not_learnt_as_jitter() -> None:
     assert estimator.observe("a", 2.0 + 1.2, 0.2) is None  # due at 2.0: a 1.2 s pause
     # The schedule restarts after the pause: the next delta is measured against the resumed one.
     assert estimator.observe("a", 3.4 + 0.05, 0.2) == pytest.approx(0.05)
-    assert estimator.hold_s() == pytest.approx(0.05 + JitterConfig().margin_s)
+    assert estimator.hold_s() == pytest.approx(0.05 + JitterConfig().margin_s + 0.05)

@@ -14,6 +14,13 @@ peak of recent lateness (the next item may meet the worst delay seen) plus a fra
 the 20 ms frame grid and the 1.3 ms the upsampler holds back; never below 0, so a stream ahead of
 real time starts at once.
 
+Plus headroom as large as the peak itself (at most `max_headroom_s`): delays come in episodes (a
+loaded host, a congested link), and the next episode is often worse than any seen so far. A
+webinar's feeds on a busy machine, learnt peak -> the next episode's lateness: 24 -> 40 ms, 19 ->
+69 ms, 36 -> 100 ms; with the peak plus one frame as the hold each of those was a gap inside a
+sentence. A smooth stream (a peak of 1-3 ms) pays those few milliseconds, a stream ahead of real
+time nothing, a stream that showed jitter up to twice what it showed (a peak of 24 ms: 68 ms).
+
 A pause is not jitter: a delta that comes more than `pause_s` later than the one before it predicts
 (the speaker stopped mid-item, the model waits for more input) starts a new schedule for its item
 and is not counted, or one pause would hold every later translation for a second.
@@ -38,9 +45,11 @@ class JitterConfig:
     # Recent deltas the peak is taken over: ~30 s of a realtime model's 100 ms deltas. Older
     # conditions are forgotten, so a stream that became smooth stops paying for old jitter.
     window: int = 300
-    # Added to the measured peak: the 20 ms frame grid, the upsampler's delay, and delays a little
-    # beyond those seen so far.
+    # Added to the measured peak: the 20 ms frame grid and the upsampler's delay.
     margin_s: float = 0.020
+    # Also added: the peak itself, up to this much, for the next episode of delay being worse than
+    # the worst seen (a jittery stream gets room for more of it; a smooth one pays its own few ms).
+    max_headroom_s: float = 0.050
     # Never hold longer than this, whatever was measured (a stalled model is not jitter).
     max_hold_s: float = 1.0
     # A delta this much later than the previous one predicts ends a pause in the item's audio.
@@ -92,11 +101,14 @@ class ArrivalJitterEstimator:
 
     def hold_s(self) -> float:
         """How long after an item's first delta its playout should start: 0 with nothing learnt or
-        when deltas come ahead of real time, else the peak lateness plus a margin, capped."""
+        when deltas come ahead of real time, else the peak lateness plus a margin plus headroom
+        as large as the peak (bounded), capped."""
         peak = self.peak_s()
         if peak is None:
             return 0.0
-        return min(max(0.0, peak + self.config.margin_s), self.config.max_hold_s)
+        config = self.config
+        headroom = min(max(0.0, peak), config.max_headroom_s)
+        return min(max(0.0, peak + config.margin_s + headroom), config.max_hold_s)
 
     @property
     def tracked_items(self) -> int:
