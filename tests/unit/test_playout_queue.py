@@ -32,6 +32,7 @@ class Recorded:
         self.underruns = 0
         self.lags: list[float] = []
         self.cut: list[tuple[PlayoutKey, int]] = []
+        self.dry: list[tuple[PlayoutKey, float, float, float | None]] = []
 
     def warning(self, reason: str, message: str) -> None:
         self.warnings.append(reason)
@@ -41,6 +42,9 @@ class Recorded:
 
     def underrun(self) -> None:
         self.underruns += 1
+
+    def ran_dry(self, key: PlayoutKey, played_s: float, hold_s: float, peak_s: float | None) -> None:
+        self.dry.append((key, played_s, hold_s, peak_s))
 
     def queue_lag(self, seconds: float) -> None:
         self.lags.append(seconds)
@@ -129,6 +133,27 @@ def test_running_dry_mid_item_counts_an_underrun_and_a_gap_and_rebuffers() -> No
     queue.push(key("a"), pcm_const(40, 5000), player.time)
     assert player.audible() == [True]
     assert queue.gaps(key("a")) == 1
+    # Reported once, when it ran dry: which item, how far into it (its 70 ms but the upsampler's
+    # 1.3 ms look-ahead), against what hold.
+    [(dry_key, played_s, hold_s, peak_s)] = record.dry
+    assert (dry_key, hold_s, peak_s) == (key("a"), 0.0, None)
+    assert played_s == pytest.approx(0.07, abs=0.002)
+
+
+def test_running_dry_reports_the_hold_and_the_learnt_peak() -> None:
+    queue, record = new_queue(cushion_ms=60, hold_ms=80)
+    player = Player(queue)
+    queue.push(key("a"), pcm_const(200, 3000), 0.0)
+    player.pull(5)  # held 80 ms (nothing learnt), then 20 ms played
+    queue.push(key("a"), pcm_const(200, 3000), 0.205)  # 5 ms late: learnt
+    player.pull(18)  # plays on to 380 ms; the next delta, due at 0.4, does not come
+    assert record.dry == []
+    player.pull(1)  # the rest but the upsampler's 1.3 ms look-ahead, then dry
+    [(dry_key, played_s, hold_s, peak_s)] = record.dry
+    assert dry_key == key("a")
+    assert played_s == pytest.approx(0.4, abs=0.002)
+    assert peak_s == pytest.approx(0.005)
+    assert hold_s == pytest.approx(0.005 + 0.02 + 0.005)  # the peak, a frame of margin, the peak again
 
 
 # ---- hold ------------------------------------------------------------------------------------------
