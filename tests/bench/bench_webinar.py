@@ -11,7 +11,9 @@ Only Alice speaks; the listeners publish silence, as an open microphone does. Th
 default (12): Alice's two lanes rank first (earliest joined), so what the listeners hear is the same in
 both modes, and the CPU difference is the output side (one encoder per feed). Prints bot CPU in % of one
 core while Alice speaks, the ratio to the two-party meeting (per run, both measured back to back, then
-the median: target <= 2x for the per-language webinar), peak RSS and playout underruns.
+the median: target <= 2x for the per-language webinar), peak RSS and playout underruns, and how late
+the fake itself sent translated audio (a busy machine delays the harness too: what the bot's playout
+then meets as jitter).
 With --baseline-ref REF (or --baseline-tree PATH) the bot also runs from that ref's tree, the trees
 taking turns run after run after an uncounted warm-up pass (--no-warmup skips it), and the figures
 are printed side by side (tests/bench/baseline.py);
@@ -90,6 +92,9 @@ class CaseRun:
     peak_rss_mib: float
     underruns: float
     feeds: int
+    # The fake's own lateness sending translated audio (its worst, over the run's sessions): the
+    # harness shares the machine, so deltas can leave it late; the bot's playout sees that as jitter.
+    fake_late_ms: float = 0.0
 
 
 async def measure(
@@ -110,6 +115,7 @@ async def measure(
         room=room,
         env={**tree.bot_env(), "TRANSLATOR_OUTPUT_MODE": mode},
     )
+    sessions_before = len(fake.state.sessions)
     try:
         await rig.start(people)
         assert rig.bot is not None
@@ -121,7 +127,8 @@ async def measure(
         underruns = (await rig.metrics()).get(UNDERRUNS, 0.0)
     finally:
         await rig.aclose()
-    return CaseRun(cpu, rss, underruns, len(health.get("feeds", [])))
+    fake_late = max((s.output_late_ms for s in fake.state.sessions[sessions_before:]), default=0)
+    return CaseRun(cpu, rss, underruns, len(health.get("feeds", [])), float(fake_late))
 
 
 async def bench(args: argparse.Namespace, trees: list[SourceTree]) -> None:
@@ -141,7 +148,8 @@ async def bench(args: argparse.Namespace, trees: list[SourceTree]) -> None:
                             results[tree.label][case].append(got)
                         print(
                             f"run {run_name(run)} {tree.label:<6} {case:<24} CPU {got.cpu_percent:5.1f} % "
-                            f"feeds {got.feeds} underruns {got.underruns:.0f}",
+                            f"feeds {got.feeds} underruns {got.underruns:.0f} "
+                            f"fake sent late by up to {got.fake_late_ms:.0f} ms",
                             flush=True,
                         )
             finally:
@@ -197,6 +205,17 @@ def webinar_figures(
                 decimals=0,
             )
         )
+    rows.append(
+        Figure(
+            "fake's worst late send, median of runs",
+            "ms",
+            {
+                label: median(r.fake_late_ms for runs in results[label].values() for r in runs)
+                for label in labels
+            },
+            decimals=0,
+        )
+    )
     rows.append(
         Figure(
             "playout underruns, all cases and runs",

@@ -63,13 +63,55 @@ def test_a_jittered_real_time_stream_learns_a_hold_that_covers_later_items(jitte
     rng = random.Random(11)
     estimator = ArrivalJitterEstimator()
     stream(estimator, "first", start=0.0, deltas=25, rtf=1.0, jitter=jitter, rng=rng)
-    assert jitter * 0.7 < estimator.hold_s() <= jitter + JitterConfig().margin_s
+    config = JitterConfig()
+    assert jitter * 0.7 < estimator.hold_s() <= jitter + config.margin_s + min(jitter, config.max_headroom_s)
     for index in range(40):
         hold = estimator.hold_s()
         arrivals = stream(
             estimator, f"i{index}", start=10.0 + 5 * index, deltas=25, rtf=1.0, jitter=jitter, rng=rng
         )
         assert needed_hold(arrivals) <= hold, index
+
+
+def test_a_stream_that_showed_an_episode_of_delay_is_held_for_a_worse_one() -> None:
+    """Most deltas on time, one far late: the next episode may reach as far again beyond the bulk
+    (the 90th percentile), so that distance is added as headroom (at most `max_headroom_s`)."""
+    config = JitterConfig()
+    estimator = ArrivalJitterEstimator(config)
+    stream(estimator, "a", start=0.0, deltas=20, rtf=1.0, delta_s=0.2)  # 19 deltas on time
+    estimator.observe("a", 4.0 + 0.024, 0.2)  # due at 4.0: 24 ms late
+    assert estimator.bulk_s() == pytest.approx(0.0)
+    assert estimator.hold_s() == pytest.approx(0.024 + config.margin_s + 0.024)
+    # On a busy machine the next episode after a 24 ms peak came 40 ms late: inside the hold now,
+    # with the margin (a frame grid's worth) to spare.
+    assert estimator.hold_s() - config.margin_s >= 0.040
+    estimator.observe("a", 4.2 + 0.2, 0.2)  # 200 ms late: the headroom stops at its bound
+    assert estimator.hold_s() == pytest.approx(0.2 + config.margin_s + config.max_headroom_s)
+
+
+def test_steady_jitter_gets_little_headroom() -> None:
+    """Every delta 0..50 ms late: the bulk crowds up to the peak, which is then a bound, not an outlier."""
+    config = JitterConfig()
+    estimator = ArrivalJitterEstimator(config)
+    stream(estimator, "a", start=0.0, deltas=100, rtf=1.0, jitter=0.05, rng=random.Random(3))
+    peak = estimator.peak_s()
+    assert peak is not None and 0.04 < peak <= 0.05
+    assert estimator.hold_s() - (peak + config.margin_s) < 0.01
+
+
+def test_a_smooth_stream_pays_about_nothing_for_headroom() -> None:
+    config = JitterConfig()
+    estimator = ArrivalJitterEstimator(config)
+    stream(estimator, "a", start=0.0, deltas=30, rtf=1.0, delta_s=0.2, jitter=0.003, rng=random.Random(5))
+    peak = estimator.peak_s()
+    assert peak is not None and peak <= 0.003
+    assert estimator.hold_s() <= config.margin_s + 0.006
+
+
+def test_a_stream_ahead_of_real_time_gets_no_headroom() -> None:
+    estimator = ArrivalJitterEstimator()
+    stream(estimator, "a", start=0.0, deltas=30, rtf=3.0, jitter=0.03, rng=random.Random(7))
+    assert estimator.hold_s() == 0.0
 
 
 def test_a_stream_slower_than_real_time_counts_its_drift() -> None:
@@ -123,4 +165,4 @@ def test_a_pause_inside_an_item_is_not_learnt_as_jitter() -> None:
     assert estimator.observe("a", 2.0 + 1.2, 0.2) is None  # due at 2.0: a 1.2 s pause
     # The schedule restarts after the pause: the next delta is measured against the resumed one.
     assert estimator.observe("a", 3.4 + 0.05, 0.2) == pytest.approx(0.05)
-    assert estimator.hold_s() == pytest.approx(0.05 + JitterConfig().margin_s)
+    assert estimator.hold_s() == pytest.approx(0.05 + JitterConfig().margin_s + 0.05)

@@ -14,6 +14,15 @@ peak of recent lateness (the next item may meet the worst delay seen) plus a fra
 the 20 ms frame grid and the 1.3 ms the upsampler holds back; never below 0, so a stream ahead of
 real time starts at once.
 
+Plus headroom for the next delay being worse than the worst seen: as far beyond the peak as the
+peak is beyond the bulk of the lateness (its 90th percentile), at most `max_headroom_s`. Delays come
+in two shapes. Steady jitter (every delta 0..J ms late) crowds the bulk up to its peak, which is then
+a bound: little headroom. Episodes (a loaded host, a congested link: most deltas on time, a few far
+late) leave the peak an outlier, and the next episode is often worse than any seen so far: a
+webinar's feeds on a busy machine went from a learnt peak of 24 ms to 40 ms late, 19 -> 69 ms,
+36 -> 100 ms, each a gap inside a sentence with the peak plus one frame as the hold. A smooth stream
+(1-3 ms, all alike) pays a millisecond or so, a stream ahead of real time nothing.
+
 A pause is not jitter: a delta that comes more than `pause_s` later than the one before it predicts
 (the speaker stopped mid-item, the model waits for more input) starts a new schedule for its item
 and is not counted, or one pause would hold every later translation for a second.
@@ -38,9 +47,12 @@ class JitterConfig:
     # Recent deltas the peak is taken over: ~30 s of a realtime model's 100 ms deltas. Older
     # conditions are forgotten, so a stream that became smooth stops paying for old jitter.
     window: int = 300
-    # Added to the measured peak: the 20 ms frame grid, the upsampler's delay, and delays a little
-    # beyond those seen so far.
+    # Added to the measured peak: the 20 ms frame grid and the upsampler's delay.
     margin_s: float = 0.020
+    # Also added: how far the peak stands beyond this quantile of the window's lateness (the bulk),
+    # up to `max_headroom_s`: room for the next episode of delay to reach further than the last.
+    bulk_quantile: float = 0.9
+    max_headroom_s: float = 0.050
     # Never hold longer than this, whatever was measured (a stalled model is not jitter).
     max_hold_s: float = 1.0
     # A delta this much later than the previous one predicts ends a pause in the item's audio.
@@ -62,6 +74,7 @@ class ArrivalJitterEstimator:
         self.config = config or JitterConfig()
         self._items: dict[Hashable, _ItemSchedule] = {}
         self._lateness: deque[float] = deque(maxlen=self.config.window)
+        self._bulk: float | None = None  # bulk_s() of the window, until the next lateness
 
     def observe(self, item_id: Hashable, arrival_s: float, media_s: float) -> float | None:
         """A delta of `media_s` seconds of audio for `item_id` arrived at `arrival_s`; returns its
@@ -80,6 +93,7 @@ class ArrivalJitterEstimator:
         schedule.media_s += max(0.0, media_s)
         if lateness is not None:
             self._lateness.append(lateness)
+            self._bulk = None
         return lateness
 
     def forget(self, item_id: Hashable) -> None:
@@ -92,11 +106,21 @@ class ArrivalJitterEstimator:
 
     def hold_s(self) -> float:
         """How long after an item's first delta its playout should start: 0 with nothing learnt or
-        when deltas come ahead of real time, else the peak lateness plus a margin, capped."""
+        when deltas come ahead of real time, else the peak lateness plus a margin plus headroom
+        (the peak's distance beyond the bulk, bounded), capped."""
         peak = self.peak_s()
         if peak is None:
             return 0.0
-        return min(max(0.0, peak + self.config.margin_s), self.config.max_hold_s)
+        config = self.config
+        headroom = min(max(0.0, peak - max(0.0, self.bulk_s())), config.max_headroom_s)
+        return min(max(0.0, peak + config.margin_s + headroom), config.max_hold_s)
+
+    def bulk_s(self) -> float:
+        """The window's lateness at `bulk_quantile` (nearest rank below; 0 before any)."""
+        if self._bulk is None:
+            ranked = sorted(self._lateness)
+            self._bulk = ranked[int(self.config.bulk_quantile * (len(ranked) - 1))] if ranked else 0.0
+        return self._bulk
 
     @property
     def tracked_items(self) -> int:

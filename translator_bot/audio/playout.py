@@ -301,6 +301,17 @@ class _MetricsReport:
     def underrun(self) -> None:
         metrics.PLAYOUT_UNDERRUNS.inc()
 
+    def ran_dry(self, key: PlayoutKey, played_s: float, hold_s: float, peak_s: float | None) -> None:
+        # Which feed's translation had a gap, and against what hold: the underrun metric alone
+        # cannot tell a late model from a hold that learnt too little.
+        log.debug(
+            "playout: %s ran dry %.2f s into it; hold now %.0f ms, learnt peak lateness %s",
+            key,
+            played_s,
+            hold_s * 1000,
+            "none" if peak_s is None else f"{peak_s * 1000:.0f} ms",
+        )
+
     def queue_lag(self, seconds: float) -> None:
         metrics.PLAYOUT_QUEUE_LAG.observe(seconds)
 

@@ -235,6 +235,8 @@ class PlayoutQueue:
                     item.refilled_at = None
                     item.gaps += 1
                     underrun = True
+                    peak = self._jitter.peak_s() if self._jitter is not None else None
+                    self._report.ran_dry(item.key, item.played / OUT_RATE, self.start_hold_s(), peak)
                 break
         if underrun:
             self.underruns += 1

@@ -30,6 +30,10 @@ class PlayoutReport(Protocol):
     def underrun(self) -> None:
         """A frame that an item that had started could not fill."""
 
+    def ran_dry(self, key: PlayoutKey, played_s: float, hold_s: float, peak_s: float | None) -> None:
+        """`key` ran out of audio `played_s` into it, before its end: a gap inside the translation.
+        `hold_s`: the hold a new item now gets; `peak_s`: the learnt peak lateness (None: none yet)."""
+
     def queue_lag(self, seconds: float) -> None:
         """Audio queued ahead of the playout, observed as a chunk arrives."""
 
