@@ -83,6 +83,7 @@ class JanusServer:
         debug_level: int = 4,
         session_timeout: int = 60,
         reclaim_session_timeout: int | None = None,
+        opus_dtx: bool = False,
     ) -> None:
         found = shutil.which(binary)
         if found is None:
@@ -99,6 +100,8 @@ class JanusServer:
         # None: Janus's default (0), a session whose WebSocket goes is destroyed at once; N > 0: a new
         # socket may `claim` it for N seconds (counted from its last request, e.g. a keepalive).
         self.reclaim_session_timeout = reclaim_session_timeout
+        # The room negotiates Opus DTX (`usedtx=1` in its answers): silent publishers send almost nothing.
+        self.opus_dtx = opus_dtx
         self.port = 0
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -164,6 +167,7 @@ class JanusServer:
             "audiocodec": "opus",
             "videocodec": "vp8",
             "notify_joining": True,
+            "opus_dtx": self.opus_dtx,
         }
         (folder / "janus.plugin.videoroom.jcfg").write_text(
             _section("general", {"admin_key": self.admin_key, "string_ids": self.string_ids})
