@@ -22,6 +22,8 @@ from pathlib import Path
 
 import aiohttp
 
+from translator_bot.room import videoroom
+from translator_bot.room.janus import JanusSession
 from translator_bot.system.janus_install import LIB_DIRS, find_lib_dir
 from translator_bot.system.netns import ICE_ADDRESS
 
@@ -174,6 +176,18 @@ class JanusServer:
             + _section(f"room-{self.room}", room),
             encoding="utf-8",
         )
+
+    async def create_room(self, room: int | str, *, opus_dtx: bool = False) -> None:
+        """A room made through the API, the way a meeting service makes one (a bot given `--create-room`
+        then joins it as it is)."""
+        session = await JanusSession.connect(self.url, api_secret=self.api_secret)
+        try:
+            handle = await session.attach(videoroom.PLUGIN)
+            await videoroom.create_room(
+                handle, room, admin_key=self.admin_key, publishers=self.publishers, opus_dtx=opus_dtx
+            )
+        finally:
+            await session.destroy()
 
     async def start(self, timeout_s: float = 10.0) -> JanusServer:
         if self._proc is not None:
