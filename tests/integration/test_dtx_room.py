@@ -8,6 +8,7 @@ bot must receive a small fraction of the packets a room without DTX sends while 
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from pathlib import Path
 
@@ -25,8 +26,11 @@ FRAMES_IN = "translator_frames_in_total"
 # After a speaker stops: the pause (0.5 s of turn detection, plus the 0.3 s before silence is presumed
 # for a sender that sends nothing) + the translation streamed at real time (<= 3.5 s) + playout.
 SETTLE_S = 6.5
-# From the end of a sentence to the first translated audio: the translation starts once the turn ended.
-FIRST_AUDIO_WITHIN_S = 3.5
+# From the end of a sentence to the first translated audio (the translation starts once the turn ended),
+# the median of the turns: ~0.6 s without DTX, ~0.9-1.0 s in the DTX room, ~2.3 s there when the pause
+# reached the lanes only through aiortc's jitter buffer (its pts gaps, ~1.6 s late).
+FIRST_AUDIO_MEDIAN_S = 1.8
+FIRST_AUDIO_EACH_S = 3.5
 
 
 async def frames_per_second(rig: InterpreterRig, seconds: float) -> float:
@@ -95,8 +99,9 @@ async def test_two_people_talk_in_turns_in_a_dtx_room(
     assert ids_alice == ["u3-en"], report
     assert ids_beatriz == ["u1-es", "u2-es"], report
     # Every turn ended soon after its speaker fell silent (the translation starts when the turn ends).
-    for _uid, delay in delays:
-        assert delay is not None and delay < FIRST_AUDIO_WITHIN_S, report
+    seconds = [delay for _, delay in delays if delay is not None]
+    assert len(seconds) == len(delays) and max(seconds) < FIRST_AUDIO_EACH_S, report
+    assert statistics.median(seconds) < FIRST_AUDIO_MEDIAN_S, report
     print(f"\n{engine} dtx={dtx}: {silent_rate:.1f} frames/s from two silent participants; {delays=}")
     if dtx:
         # While both were silent the bot got ~2.5 packets a second from each instead of 50.
