@@ -227,3 +227,16 @@ def test_the_sender_here_is_dtx_like_chrome() -> None:
 
 
 pytestmark = pytest.mark.timeout(60)
+
+
+def test_a_participant_asks_for_dtx_in_its_offer_and_reads_the_answer() -> None:
+    from translator_bot.testbed.participant import answers_dtx, ask_for_dtx
+
+    offer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 96 0\r\na=rtpmap:96 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\n"
+    asked = ask_for_dtx(offer)
+    assert "a=rtpmap:96 opus/48000/2\r\na=fmtp:96 minptime=10;useinbandfec=1;usedtx=1\r\n" in asked
+    assert ask_for_dtx(asked) == asked  # an fmtp already there is left alone
+    assert answers_dtx("a=rtpmap:96 opus/48000/2\r\na=fmtp:96 useinbandfec=1;usedtx=1\r\n")
+    assert answers_dtx("a=fmtp:111 usedtx=1")
+    assert not answers_dtx("a=fmtp:96 useinbandfec=1\r\n")
+    assert not answers_dtx("a=fmtp:96 usedtx=0;useinbandfec=1\r\n")
