@@ -84,6 +84,7 @@ async def test_two_people_talk_in_turns_in_a_dtx_room(
             first = first_loud_after(rig, listener, ended)
             delays.append((uid, None if first is None else first - ended))
 
+        underruns = (await rig.metrics()).get("translator_playout_underruns_total", 0.0)
         sender = rig.people["Alice"].sim.sender
         assert sender is not None
         sent = sender.dtx.sent if sender.dtx is not None else None
@@ -102,7 +103,7 @@ async def test_two_people_talk_in_turns_in_a_dtx_room(
     seconds = [delay for _, delay in delays if delay is not None]
     assert len(seconds) == len(delays) and max(seconds) < FIRST_AUDIO_EACH_S, report
     assert statistics.median(seconds) < FIRST_AUDIO_MEDIAN_S, report
-    print(f"\n{engine} dtx={dtx}: {silent_rate:.1f} frames/s from two silent participants; {delays=}")
+    print(f"\n{engine} dtx={dtx}: {silent_rate:.1f} frames/s from two silent people; {delays=} {underruns=}")
     if dtx:
         # While both were silent the bot got ~2.5 packets a second from each instead of 50.
         assert silent_rate < 10.0, f"{silent_rate:.1f} frames/s received from two silent participants"

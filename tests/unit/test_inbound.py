@@ -494,3 +494,15 @@ def test_a_backward_jump_forgets_the_presumed_silence() -> None:
     out = converter.convert(tone_frame(3), arrival=2.02)  # a 40 ms gap on the new timeline: all owed
     assert len(out) // 2 >= round(0.04 * 24_000)
     assert converter.idle_silence(2.03) == b""  # its delay is learnt anew, nothing presumed yet
+
+
+def test_reset_keeps_the_learnt_delay_so_a_stale_first_frame_does_not_teach_it() -> None:
+    converter = InboundConverter(idle_margin_s=0.3)
+    for n in range(5):
+        converter.convert(tone_frame(n), arrival=n * 0.02)  # delay ~0: frames as they come
+    converter.reset()  # nobody needed the audio for a while
+    # The first frame after it is an old one (jitter buffer, DTX): 1.5 s late.
+    converter.convert(tone_frame(100), arrival=2.0 + 1.5)
+    # Its sender is at ~3.5 s by now, so silence is presumed from its end (2.02 s) to 3.5 - 0.3 s.
+    presumed = converter.idle_silence(3.5)
+    assert abs(len(presumed) // 2 - round((3.2 - 2.02) * 24_000)) <= 600, len(presumed) // 2

@@ -117,13 +117,13 @@ class InboundConverter:
         return tail
 
     def reset(self) -> None:
-        """Forget all state without producing output (e.g. when the track is replaced)."""
+        """Forget the timeline without producing output; the next frame starts a new segment. The
+        stream's learnt delay is kept: it belongs to the track and the network, and a lane opening
+        while its speaker is in DTX would otherwise learn it from a stale keep-alive (~1.6 s late)."""
         self._resampler = None
         self._format = None
         self._next_start_s = None
         self._lead_s = 0.0
-        self._delay_s = None
-        self._last_arrival = None
 
     def idle_silence(self, now: float) -> bytes:
         """Silence for the time the sender is presumed silent by `now` without a frame to say so
