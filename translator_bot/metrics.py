@@ -60,6 +60,11 @@ AUDIO_INPUT_WARNINGS = Counter(
     registry=REGISTRY,
 )
 FRAMES_IN = Counter("translator_frames_in", "Decoded frames received from the room", registry=REGISTRY)
+AUDIO_INPUT_PRESUMED_SILENCE = Counter(
+    "translator_audio_input_presumed_silence_seconds",
+    "Silence handed to the lanes for a sender whose frames stopped coming (Opus DTX, a muted microphone)",
+    registry=REGISTRY,
+)
 
 # playout
 PLAYOUT_WARNINGS = Counter(

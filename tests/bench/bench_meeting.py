@@ -2,7 +2,7 @@
 
     python -m tests.bench.bench_meeting latency  [--utterances 8] [--runs 4] [--baseline-ref perf-baseline]
     python -m tests.bench.bench_meeting capacity [--meetings 2] [--seconds 30] [--runs 4] [--ramp]
-                                                 [--baseline-ref perf-baseline]
+                                                 [--baseline-ref perf-baseline] [--dtx off|on|both]
 
 With --baseline-ref REF (or --baseline-tree PATH) the bot also runs from that ref's tree, the trees
 taking turns run after run (A B, B A, ...) after an uncounted warm-up pass (--no-warmup skips it), and
@@ -22,6 +22,9 @@ underruns. CPU per meeting is the median over the meetings and the runs; meeting
 core (100 %) over that, rounded down, and only from runs without underruns (tests/bench/figures.py).
 With --ramp, 1, 2, ... up to --meetings at once, until every tree has underruns: how many meetings
 this machine held while also running Janus, the fake and every participant.
+--dtx on: the meetings' rooms offer Opus DTX and the participants ask for it, sending what Chrome sends
+while silent (a 1-byte packet per ~400 ms); --dtx both: every tree with and without DTX, taking turns
+like the trees (columns "<tree>" and "<tree>+dtx").
 Needs root (or user namespaces) for the private network namespace, like the tests.
 """
 
@@ -36,7 +39,7 @@ import statistics
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tests.bench import figures
@@ -283,6 +286,9 @@ def plot_latencies(results: list[dict[str, object]], utterances: int, path: Path
     print(f"distribution plot: {path}")
 
 
+DTX_SUFFIX = "+dtx"
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -325,13 +331,19 @@ async def measure_meetings(
     seconds: float,
     workdir: Path,
     rooms: itertools.count[int],
+    dtx: bool = False,
 ) -> list[MeetingSample]:
     """`count` two-party meetings at once, each with its bot from `tree`, everyone talking in turns."""
     rigs = [
-        InterpreterRig(janus, "translate", workdir / str(i), fake=fake, room=next(rooms), env=tree.bot_env())
+        InterpreterRig(
+            janus, "translate", workdir / str(i), fake=fake, room=next(rooms), env=tree.bot_env(), dtx=dtx
+        )
         for i in range(count)
     ]
     try:
+        for rig in rigs:
+            if dtx and rig.room is not None:
+                await janus.create_room(rig.room, opus_dtx=True)
         for rig in rigs:
             await rig.start([("Alice", "en"), ("Beatriz", "es")])
         before = [cpu_seconds(rig.bot.proc.pid) for rig in rigs if rig.bot]
@@ -370,7 +382,10 @@ async def capacity(args: argparse.Namespace, trees: list[SourceTree]) -> None:
                     warmup = args.warmup and count == counts[0]
                     for run, tree in run_order(holding, args.runs, warmup):
                         workdir = Path(tmp) / f"{count}-{tree.label}-{run}"
-                        got = await measure_meetings(janus, fake, tree, count, args.seconds, workdir, rooms)
+                        dtx = tree.label.endswith(DTX_SUFFIX) or args.dtx == "on"
+                        got = await measure_meetings(
+                            janus, fake, tree, count, args.seconds, workdir, rooms, dtx
+                        )
                         if run != WARMUP:
                             by_tree[tree.label] += got
                         cpu_text = " ".join(f"{s.cpu_percent:.1f}" for s in got)
@@ -471,9 +486,21 @@ def main() -> None:
     cap.add_argument("--meetings", type=int, default=2, help="meetings at once (with --ramp: at most)")
     cap.add_argument("--seconds", type=float, default=30.0, help="talking time per measurement")
     cap.add_argument("--ramp", action="store_true", help="1, 2, ... --meetings at once, until underruns")
+    cap.add_argument(
+        "--dtx", choices=["off", "on", "both"], default="off", help="rooms with Opus DTX (both: side by side)"
+    )
     add_report_arguments(cap, runs=4)
     args = parser.parse_args()
     with from_arguments(args) as trees:
+        if getattr(args, "dtx", "off") == "both":
+            trees = [
+                variant
+                for tree in trees
+                for variant in (
+                    tree,
+                    replace(tree, label=tree.label + DTX_SUFFIX, describe=tree.describe + ", DTX rooms"),
+                )
+            ]
         enter_private_network()  # before any thread exists
         asyncio.run(latency(args, trees) if args.what == "latency" else capacity(args, trees))
 

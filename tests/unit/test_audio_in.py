@@ -90,9 +90,9 @@ async def test_audio_nobody_needs_is_read_and_counted_but_not_converted(
     converted: list[str] = []
     original = InboundConverter.convert
 
-    def counting(self: InboundConverter, frame: av.AudioFrame) -> bytes:
+    def counting(self: InboundConverter, frame: av.AudioFrame, arrival: float | None = None) -> bytes:
         converted.append("x")
-        return original(self, frame)
+        return original(self, frame, arrival)
 
     monkeypatch.setattr(InboundConverter, "convert", counting)
     heard: list[int] = []
@@ -121,9 +121,9 @@ async def test_a_meeting_converts_only_the_audio_of_speakers_with_a_lane(
     converted: list[str] = []
     original = InboundConverter.convert
 
-    def counting(self: InboundConverter, frame: av.AudioFrame) -> bytes:
+    def counting(self: InboundConverter, frame: av.AudioFrame, arrival: float | None = None) -> bytes:
         converted.append("x")
-        return original(self, frame)
+        return original(self, frame, arrival)
 
     monkeypatch.setattr(InboundConverter, "convert", counting)
     settings = Settings(engine="passthrough", playout_cushion_ms=60, metrics_port=0)

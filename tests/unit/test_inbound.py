@@ -444,3 +444,65 @@ def test_resampler_yields_at_most_one_frame_per_frame_pushed(
         frame = make_frame(signal[start : start + step], rate=rate, fmt=fmt, pts=start)
         resampler.resample(frame)
         assert resampler._pull() == []  # nothing was left behind by the single pull
+
+
+# --- a sender that stops sending: silence presumed on the wall clock --------------------------------
+
+
+def test_presumed_silence_starts_a_margin_after_the_sender_timeline_and_is_capped() -> None:
+    args = {"next_start_s": 1.0, "lead_s": 0.0, "delay_s": 0.08, "margin_s": 0.3, "max_fill_s": 2.0}
+    assert inbound.presumed_silence(now=1.08, **args) == 0.0  # the next frame is just due
+    assert inbound.presumed_silence(now=1.38, **args) == 0.0  # late, within the margin (a loss stall)
+    assert inbound.presumed_silence(now=1.48, **args) == pytest.approx(0.1)
+    assert inbound.presumed_silence(now=1.48, **{**args, "lead_s": 0.04}) == pytest.approx(0.06)
+    assert inbound.presumed_silence(now=60.0, **args) == 2.0  # gone for long: the cap, not a minute
+    assert inbound.presumed_silence(now=60.0, **{**args, "lead_s": 2.0}) == 0.0
+
+
+def tone_frame(n: int, *, loud: bool = True) -> av.AudioFrame:
+    t = np.arange(960) + n * 960
+    signal = np.sin(2 * np.pi * 440 * t / 48_000)[:, None] * (0.25 if loud else 0.0)
+    return make_frame(signal, pts=n * 960)
+
+
+def test_idle_silence_follows_the_wall_clock_and_a_later_gap_owes_only_the_rest() -> None:
+    converter = InboundConverter(idle_margin_s=0.3, max_idle_fill_s=3.0)
+    out = b"".join(converter.convert(tone_frame(n), arrival=0.1 + n * 0.02) for n in range(10))
+    # Frames came as usual: nothing presumed.
+    assert converter.idle_silence(0.1 + 10 * 0.02) == b""
+    # Last frame ended at pts 0.2, arrived at 0.28 (delay 0.08): at 1.0 the sender is at ~0.92, so
+    # 0.42 s of silence is presumed (plus the resampler's tail, flushed first).
+    presumed = converter.idle_silence(1.0)
+    tail = 2 * round(0.42 * 24_000)
+    assert len(presumed) >= tail and presumed[-tail:] == bytes(tail)
+    assert converter.idle_silence(1.0) == b""  # nothing twice
+    # A stale frame (held by the sender's jitter buffer) still comes through, whole.
+    late = converter.convert(tone_frame(10, loud=False), arrival=1.1)
+    assert len(late) > 0
+    # The next frame after a 0.5 s pts gap owes 0.5 - 0.42 s of silence only.
+    resumed = converter.convert(tone_frame(36), arrival=1.2)
+    assert abs(len(resumed) // 2 - round(0.08 * 24_000) - 480) <= 64, len(resumed) // 2
+    assert len(out) > 0
+
+
+def test_a_backward_jump_forgets_the_presumed_silence() -> None:
+    converter = InboundConverter(idle_margin_s=0.3)
+    for n in range(5):
+        converter.convert(tone_frame(n), arrival=n * 0.02)
+    assert converter.idle_silence(2.0)
+    converter.convert(tone_frame(0), arrival=2.01)  # a new stream on the track: pts restart
+    out = converter.convert(tone_frame(3), arrival=2.02)  # a 40 ms gap on the new timeline: all owed
+    assert len(out) // 2 >= round(0.04 * 24_000)
+    assert converter.idle_silence(2.03) == b""  # its delay is learnt anew, nothing presumed yet
+
+
+def test_reset_keeps_the_learnt_delay_so_a_stale_first_frame_does_not_teach_it() -> None:
+    converter = InboundConverter(idle_margin_s=0.3)
+    for n in range(5):
+        converter.convert(tone_frame(n), arrival=n * 0.02)  # delay ~0: frames as they come
+    converter.reset()  # nobody needed the audio for a while
+    # The first frame after it is an old one (jitter buffer, DTX): 1.5 s late.
+    converter.convert(tone_frame(100), arrival=2.0 + 1.5)
+    # Its sender is at ~3.5 s by now, so silence is presumed from its end (2.02 s) to 3.5 - 0.3 s.
+    presumed = converter.idle_silence(3.5)
+    assert abs(len(presumed) // 2 - round((3.2 - 2.02) * 24_000)) <= 600, len(presumed) // 2

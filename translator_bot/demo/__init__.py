@@ -77,6 +77,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--turn-timeout", type=float, default=20.0, help="seconds to wait for each translation (default 20)"
     )
+    parser.add_argument(
+        "--dtx",
+        action="store_true",
+        help="a room with Opus DTX: silent people send a packet per ~400 ms instead of 50 per second, "
+        "as browsers that ask for it do",
+    )
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -148,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         provider=provider,
         network=network,
         turn_timeout_s=args.turn_timeout,
+        dtx=bool(getattr(args, "dtx", False)),
         # The bot runs elsewhere than here (cwd), so what only the env file says is handed to it.
         bot_env=found.from_file if provider == "openai" else {},
     )

@@ -57,6 +57,7 @@ class DemoConfig:
     provider: Provider
     network: DemoNetwork
     turn_timeout_s: float = 20.0
+    dtx: bool = False  # the room offers Opus DTX and the people ask for it
     # Provider settings for the bot's process beyond its inherited environment (from the env file).
     bot_env: Mapping[str, str] = field(default_factory=dict)
 
@@ -144,7 +145,7 @@ async def run_demo(config: DemoConfig, show: Show) -> int:
 
 async def _run_meeting(config: DemoConfig, show: Show) -> int:
     people, plan = config.people, config.plan
-    janus = JanusServer(room=MEETING_ID, ice_address=config.network.ice_address)
+    janus = JanusServer(room=MEETING_ID, ice_address=config.network.ice_address, opus_dtx=config.dtx)
     rig: InterpreterRig | None = None
     results: list[TurnResult] = []
     bot_code: int | None = None
@@ -162,6 +163,7 @@ async def _run_meeting(config: DemoConfig, show: Show) -> int:
             transcript_dir=config.output_dir.resolve(),
             use_fake=config.provider == "fake",
             env=dict(config.bot_env),
+            dtx=config.dtx,
         )
         show(
             f"starting the bot: translator-bot join {MEETING_ID} --engine {config.engine} "

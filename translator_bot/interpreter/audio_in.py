@@ -6,6 +6,10 @@ back-off, and reads (and drops) frames meanwhile so nothing queues up in the tra
 audio (which lanes hear it) is the meeting's business: it gets 24 kHz mono PCM per participant, and only
 of the participants it says it `needs` (a speaker no lane interprets is read and counted, not converted:
 the conversion is the one per-frame cost of the inbound path that is ours).
+
+A sender that stops sending (Opus DTX, a muted microphone) is heard as the silence it is: a timer per
+interpreted stream asks the converter for the silence presumed by the wall clock (see
+`translator_bot.audio.inbound`), so a turn ends on time instead of when the speaker talks again.
 """
 
 from __future__ import annotations
@@ -20,12 +24,15 @@ from dataclasses import dataclass, field
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from translator_bot.audio.inbound import InboundConverter
+from translator_bot.audio.inbound import MAX_IDLE_FILL_S, InboundConverter
 from translator_bot.interpreter.health import PartHealth, Restarts
 from translator_bot.metrics import FRAMES_IGNORED, FRAMES_IN, INPUT_RESTARTS
 from translator_bot.tasks import TaskSet
 
 log = logging.getLogger(__name__)
+
+# How often a stream's presumed silence is handed on (a quiet stream only; the timer costs a wake-up).
+IDLE_TICK_S = 0.05
 
 
 @dataclass(slots=True, eq=False)
@@ -70,8 +77,12 @@ class AudioIn:
         name_of: Callable[[str], str],
         clock: Callable[[], float] = time.monotonic,
         needed: Callable[[str], bool] = lambda pid: True,
+        max_idle_fill_s: float = MAX_IDLE_FILL_S,
     ) -> None:
+        """`max_idle_fill_s`: silence presumed for a sender that stopped sending, at most (it must
+        be longer than the pause that ends a turn)."""
         self._on_pcm = on_pcm
+        self._max_idle_fill_s = max_idle_fill_s
         self._needed = needed
         self._name_of = name_of
         self._clock = clock
@@ -153,7 +164,30 @@ class AudioIn:
             log.info("audio of participant %s (%s) ended: %d frames received", pid, name, inbound.frames)
 
     async def _read(self, inbound: InboundStream, name: str) -> None:
-        converter = InboundConverter()
+        converter = InboundConverter(max_idle_fill_s=self._max_idle_fill_s)
+        idle = asyncio.create_task(self._fill_idle(inbound, converter), name=f"idle {inbound}")
+        try:
+            await self._convert_frames(inbound, name, converter)
+        finally:
+            idle.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await idle
+
+    async def _fill_idle(self, inbound: InboundStream, converter: InboundConverter) -> None:
+        """Hand on the silence of a sender whose frames stopped coming (owned by `_read`)."""
+        while True:
+            await asyncio.sleep(IDLE_TICK_S)
+            if self._primary.get(inbound.pid) is not inbound or not self._needed(inbound.pid):
+                continue
+            try:
+                pcm = converter.idle_silence(self._clock())
+                if pcm:
+                    self._on_pcm(inbound.pid, pcm)
+            except Exception:  # the frames' own path reports its failures; this one must not stop
+                log.exception("presumed silence of %s failed", inbound)
+
+    async def _convert_frames(self, inbound: InboundStream, name: str, converter: InboundConverter) -> None:
+        clock = self._clock
         extra_stream = FRAMES_IGNORED.labels(reason="extra_stream")
         while True:
             try:
@@ -177,7 +211,7 @@ class AudioIn:
                 # there, with no tail of old speech and no silence for the time skipped.
                 converter.reset()
                 continue
-            pcm = converter.convert(frame)
+            pcm = converter.convert(frame, clock())
             if pcm:
                 self._on_pcm(inbound.pid, pcm)
 

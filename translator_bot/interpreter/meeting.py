@@ -27,6 +27,7 @@ from typing import Any
 
 from translator_bot.audio.clock import Clock
 from translator_bot.audio.formats import BYTES_PER_SAMPLE, MODEL_RATE
+from translator_bot.audio.inbound import MAX_IDLE_FILL_S
 from translator_bot.audio.playout import PlayoutKey, PlayoutTrack
 from translator_bot.engine.base import EngineSession, LaneSpec
 from translator_bot.engine.factory import MeetingEngines
@@ -133,7 +134,12 @@ class Meeting(LaneRouter):
         self._lane_restarts: dict[LaneKey, Restarts] = {}
         self._lane_retry_at: dict[LaneKey, float] = {}
         self._audio_in = AudioIn(
-            self._speaker_audio, name_of=self._member_name, clock=clock, needed=self._speaks_into_a_lane
+            self._speaker_audio,
+            name_of=self._member_name,
+            clock=clock,
+            needed=self._speaks_into_a_lane,
+            # a sender that stopped sending gets enough presumed silence to end any turn
+            max_idle_fill_s=max(MAX_IDLE_FILL_S, settings.vad_silence_duration_ms / 1000 + 1.0),
         )
         self.frames_heard = self._audio_in.frames_heard  # per participant: see AudioIn
         self._feed_set = FeedSet(room, new_track=self._new_track, name_of=self._listener_name, clock=clock)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 
-from aiortc import RTCDataChannel, RTCPeerConnection
+from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from translator_bot.room import videoroom
 from translator_bot.room.janus import JanusError, JanusHandle, JsonObject, PluginReply
@@ -22,12 +22,21 @@ _NO_SUCH_FEED_RETRY_S = 0.25
 
 
 async def publish(
-    handle: JanusHandle, pc: RTCPeerConnection, *, display: str | None, descriptions: Sequence[str] = ()
+    handle: JanusHandle,
+    pc: RTCPeerConnection,
+    *,
+    display: str | None,
+    descriptions: Sequence[str] = (),
+    edit_offer: Callable[[str], str] | None = None,
 ) -> list[str]:
     """Publish the send-only transceivers (and data channel) already on `pc` through a handle that
-    joined as a publisher. `descriptions[i]` labels the i-th transceiver's stream. Returns the mids
+    joined as a publisher. `descriptions[i]` labels the i-th transceiver's stream; `edit_offer`
+    rewrites the offer's SDP before it is set (a client's own codec parameters). Returns the mids
     in transceiver order."""
-    await pc.setLocalDescription(await pc.createOffer())
+    offer = await pc.createOffer()
+    if edit_offer is not None:
+        offer = RTCSessionDescription(sdp=edit_offer(offer.sdp), type=offer.type)
+    await pc.setLocalDescription(offer)
     mids = [t.mid or str(i) for i, t in enumerate(pc.getTransceivers())]
     reply = await videoroom.publish(
         handle,

@@ -252,8 +252,14 @@ async def room_exists(handle: JanusHandle, room: ParticipantId) -> bool:
 
 
 async def create_room(
-    handle: JanusHandle, room: ParticipantId, *, admin_key: str | None, publishers: int = 16
+    handle: JanusHandle,
+    room: ParticipantId,
+    *,
+    admin_key: str | None,
+    publishers: int = 16,
+    opus_dtx: bool = False,
 ) -> None:
+    """`opus_dtx`: publishers who ask for Opus DTX get it (needed from Janus 1.3.1; 1.1 grants any ask)."""
     body: JsonObject = {
         "request": "create",
         "room": room,
@@ -263,6 +269,8 @@ async def create_room(
         "notify_joining": True,
         "description": f"meeting {room}",
     }
+    if opus_dtx:
+        body["opus_dtx"] = True
     if admin_key:
         body["admin_key"] = admin_key
     await handle.message(body)

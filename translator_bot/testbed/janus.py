@@ -22,6 +22,8 @@ from pathlib import Path
 
 import aiohttp
 
+from translator_bot.room import videoroom
+from translator_bot.room.janus import JanusSession
 from translator_bot.system.janus_install import LIB_DIRS, find_lib_dir
 from translator_bot.system.netns import ICE_ADDRESS
 
@@ -83,6 +85,7 @@ class JanusServer:
         debug_level: int = 4,
         session_timeout: int = 60,
         reclaim_session_timeout: int | None = None,
+        opus_dtx: bool = False,
     ) -> None:
         found = shutil.which(binary)
         if found is None:
@@ -99,6 +102,8 @@ class JanusServer:
         # None: Janus's default (0), a session whose WebSocket goes is destroyed at once; N > 0: a new
         # socket may `claim` it for N seconds (counted from its last request, e.g. a keepalive).
         self.reclaim_session_timeout = reclaim_session_timeout
+        # The room negotiates Opus DTX (`usedtx=1` in its answers): silent publishers send almost nothing.
+        self.opus_dtx = opus_dtx
         self.port = 0
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -164,12 +169,25 @@ class JanusServer:
             "audiocodec": "opus",
             "videocodec": "vp8",
             "notify_joining": True,
+            "opus_dtx": self.opus_dtx,
         }
         (folder / "janus.plugin.videoroom.jcfg").write_text(
             _section("general", {"admin_key": self.admin_key, "string_ids": self.string_ids})
             + _section(f"room-{self.room}", room),
             encoding="utf-8",
         )
+
+    async def create_room(self, room: int | str, *, opus_dtx: bool = False) -> None:
+        """A room made through the API, the way a meeting service makes one (a bot given `--create-room`
+        then joins it as it is)."""
+        session = await JanusSession.connect(self.url, api_secret=self.api_secret)
+        try:
+            handle = await session.attach(videoroom.PLUGIN)
+            await videoroom.create_room(
+                handle, room, admin_key=self.admin_key, publishers=self.publishers, opus_dtx=opus_dtx
+            )
+        finally:
+            await session.destroy()
 
     async def start(self, timeout_s: float = 10.0) -> JanusServer:
         if self._proc is not None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection
+from aiortc.mediastreams import MediaStreamError
 
 from translator_bot.languages import Language, parse_language
 from translator_bot.room import negotiation, videoroom
@@ -30,6 +31,7 @@ from translator_bot.room.metadata import (
     participant_display,
 )
 from translator_bot.room.peers import IceConfig, close_quietly, new_peer_connection
+from translator_bot.testbed.dtx import DtxOpusTrack
 from translator_bot.testbed.recording import Recorder, Recording, best_envelope_match, envelope
 from translator_bot.testbed.schedule import (
     FRAME_SAMPLES,
@@ -92,6 +94,7 @@ class SimParticipant:
         api_secret: str | None = None,
         ice: IceConfig | None = None,
         audio_streams: int = 1,
+        dtx: bool = False,
     ) -> None:
         self.url = url
         self.room = room
@@ -107,8 +110,13 @@ class SimParticipant:
         # More than one audio stream (a careless or hostile client): the extra ones play the same
         # schedule, each from its own track.
         self.audio_streams = audio_streams
+        # Ask for Opus DTX in the offer, as a web client must for VideoRoom to negotiate it (only in a
+        # room with `opus_dtx`, and Chrome's own offers do not ask: clients add `usedtx=1` themselves).
+        self.ask_dtx = dtx
         self.extra_tracks: list[ScheduleTrack] = []
         self.id: ParticipantId | None = None
+        self.dtx = False  # the room's answer agreed to Opus DTX: silence is sent as keep-alives only
+        self.sender: _SwitchTrack | None = None
         self.private_id: int | None = None
         self.track: ScheduleTrack | None = None
         self.tracks_spoken: list[ScheduleTrack] = []
@@ -219,16 +227,26 @@ class SimParticipant:
         self._pc = new_peer_connection(self.ice)
         self.track = ScheduleTrack(self.schedule, loop=self.loop)
         self.tracks_spoken.append(self.track)
-        self._pc.addTransceiver(self.track, direction="sendonly")
+        # What the first track sends is decided once the answer is in (DTX or not), before any frame.
+        self.sender = _SwitchTrack(self.track)
+        self._pc.addTransceiver(self.sender, direction="sendonly")
         self.extra_tracks = [
             ScheduleTrack(self.schedule, loop=self.loop) for _ in range(self.audio_streams - 1)
         ]
         for extra in self.extra_tracks:
             self._pc.addTransceiver(extra, direction="sendonly")
         mids = await negotiation.publish(
-            self._handle, self._pc, display=self.display, descriptions=self._description_texts()
+            self._handle,
+            self._pc,
+            display=self.display,
+            descriptions=self._description_texts(),
+            edit_offer=ask_for_dtx if self.ask_dtx else None,
         )
         self._audio_mid, self._extra_mids = mids[0], mids[1:]
+        # Like Chrome: DTX when the room's answer asks for it (no await since: no frame was sent yet).
+        answer = self._pc.remoteDescription
+        self.dtx = answer is not None and answers_dtx(answer.sdp)
+        self.sender.use_dtx(self.dtx)
 
     def say(self, utterance_id: str, pause_before: float = 0.0) -> None:
         """Speak a fixture utterance now (after what is already being said)."""
@@ -314,6 +332,56 @@ class SimParticipant:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def ask_for_dtx(sdp: str) -> str:
+    """An aiortc offer (no Opus fmtp) with Chrome's Opus parameters plus `usedtx=1`, the way web
+    clients ask for DTX: VideoRoom answers `usedtx=1` only to an offer that has it, in a room with
+    `opus_dtx` (janus_videoroom.c reads the offer's fmtp; Chrome's plain offer does not ask)."""
+    lines = sdp.split("\r\n")
+    out: list[str] = []
+    for line in lines:
+        out.append(line)
+        if line.startswith("a=rtpmap:") and " opus/48000" in line.lower():
+            payload_type = line[len("a=rtpmap:") :].split(" ", 1)[0]
+            if not any(other.startswith(f"a=fmtp:{payload_type} ") for other in lines):
+                out.append(f"a=fmtp:{payload_type} minptime=10;useinbandfec=1;usedtx=1")
+    return "\r\n".join(out)
+
+
+def answers_dtx(sdp: str) -> bool:
+    """Whether an SDP answer asks the sender for Opus DTX (`usedtx=1` in an fmtp line)."""
+    for line in sdp.splitlines():
+        params = line.split(" ", 1)[1].split(";") if line.startswith("a=fmtp:") and " " in line else []
+        if "usedtx=1" in (param.strip() for param in params):
+            return True
+    return False
+
+
+class _SwitchTrack(MediaStreamTrack):
+    """The published track: the schedule's frames as they are (aiortc encodes them), or, with DTX,
+    Opus packets made here (`DtxOpusTrack`). Chosen once, before the first frame is asked for."""
+
+    kind = "audio"
+
+    def __init__(self, source: ScheduleTrack) -> None:
+        super().__init__()
+        self._source: MediaStreamTrack = source
+        self.dtx: DtxOpusTrack | None = None
+
+    def use_dtx(self, on: bool) -> None:
+        if on and self.dtx is None:
+            self.dtx = DtxOpusTrack(self._source)
+            self._source = self.dtx
+
+    async def recv(self) -> Any:
+        if self.readyState != "live":
+            raise MediaStreamError
+        return await self._source.recv()
+
+    def stop(self) -> None:
+        super().stop()
+        self._source.stop()
 
 
 __all__ = [

@@ -52,6 +52,7 @@ class InterpreterRig:
     metrics_port: int = 0
     stop_seconds: float | None = None  # SIGTERM -> exit
     capture_stdout: bool = False  # keep the bot's stdout in bot.stdout_lines (otherwise discarded)
+    dtx: bool = False  # participants ask for Opus DTX (it takes effect in a room with `opus_dtx`)
     _own_fake: bool = False
 
     async def start(self, people: Sequence[tuple[str, str]]) -> None:
@@ -80,7 +81,7 @@ class InterpreterRig:
         self.bot = await BotProcess.start(args, env, capture_stdout=self.capture_stdout)
         await self.bot.wait_line(r"joined meeting", 20)
         for name, language in people:
-            sim = SimParticipant(self.janus.url, room, name, language)
+            sim = SimParticipant(self.janus.url, room, name, language, dtx=self.dtx)
             await sim.join()
             self.people[name] = RigPerson(sim)
         for person in self.people.values():
