@@ -62,6 +62,7 @@ from translator_bot.engine.endpoint import Endpoint
 from translator_bot.engine.feed import AudioFeed
 from translator_bot.engine.options import EngineOptions
 from translator_bot.engine.protocol import parse_translation_server_event
+from translator_bot.engine.silence_gate import translate_settled
 from translator_bot.engine.step import NOTHING, At, Step, error_step
 from translator_bot.engine.supervisor import HEALTHY_AFTER_S, SupervisedSession
 from translator_bot.glossary import warn_unused_once
@@ -103,6 +104,7 @@ class TranslateLinkState:
     items: deque[TranslateItem] = field(default_factory=deque)
     closed_by_server: bool = False
     close_sent: bool = False
+    idle_heard_at: int | None = None  # input sent when a heartbeat last came with no item open
 
 
 def is_heartbeat(pcm: bytes) -> bool:
@@ -212,6 +214,12 @@ class TranslateEngine:
         state.close_sent = True
         return Step(sends=[RealtimeTranslationSessionCloseEvent(type="session.close")])
 
+    def rest_after_ms(self) -> int:
+        return SEGMENT_GAP_MS  # the endpoint's clock keeps at least a segment's gap around a rest
+
+    def input_settled(self, state: TranslateLinkState, feed: AudioFeed) -> bool:
+        return translate_settled(bool(state.items), feed.quiet_since, state.idle_heard_at, feed.end)
+
     def on_tick(self, state: TranslateLinkState, at: At, *, finished: bool) -> Step:
         st = state
         if not st.items:
@@ -283,6 +291,8 @@ class TranslateEngine:
                 return self._close_front(st, at)  # the translation is over
             if st.items and st.items[0].source_text:
                 return self._close_front(st, at)  # idle with an original in: no translation is coming
+            if not st.items:
+                st.idle_heard_at = at.feed.sent_upto
             return NOTHING
         item, opened = self._output_item(st, at)
         if not item.has_audio:
