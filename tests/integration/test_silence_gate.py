@@ -5,7 +5,8 @@ speaks on its input's clock and the fake's output runs in real time, so an accel
 not leave it time to finish). Each sentence must come back translated whole (the fake recognises the
 recording it heard, so a clipped first word or a sentence cut short gives no or the wrong
 translation), and the fake must count no input appends in the long pauses once the model had what it
-needed. A lane with the gate off, fed the same, shows the counter counting.
+needed. A lane with the gate off, fed the same, shows the counter counting. A lane cut off from the
+server by the network while it rests reconnects, and hears the next sentence whole.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from translator_bot.fake.server import FakeRealtimeServer
 from translator_bot.fixtures import read_pcm, utterance
 from translator_bot.languages import parse_language
 from translator_bot.settings import EngineName, Settings
+from translator_bot.testbed.proxy import TcpProxy
 
 KEY = "sk-test-fake-0123456789"
 FRAME_MS = 20
@@ -184,4 +186,78 @@ async def test_two_people_in_turns_every_sentence_whole_and_no_appends_in_the_pa
     assert all(n > 0 for n in control.pause_appends)
     assert sum(control.pause_appends) >= 0.8 * 50 * seconds, control.pause_appends
     assert control.session.rested_samples == 0
+    assert fake.state.all_violations() == []
+
+
+class Microphone:
+    """A speaker's audio as a lane gets it: 20 ms frames at real-time pace, silence between what is said."""
+
+    def __init__(self, session: SupervisedSession[Any]) -> None:
+        self.session = session
+        self.queue = bytearray()
+        self.task: asyncio.Task[None] | None = None
+
+    def say(self, uid: str) -> None:
+        self.queue += read_pcm(utterance(uid)).astype("<i2").tobytes()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        t0, frame = loop.time(), 0
+        while True:
+            pcm = bytes(self.queue[:FRAME_BYTES])
+            del self.queue[:FRAME_BYTES]
+            self.session.send_audio(pcm + bytes(FRAME_BYTES - len(pcm)))
+            frame += 1
+            await asyncio.sleep(max(0.0, t0 + frame * FRAME_MS / 1000 - loop.time()))
+
+
+async def until(condition: Any, seconds: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not condition():
+        assert loop.time() < deadline, f"not {what} within {seconds} s"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("engine", ["realtime", "translate"])
+async def test_a_resting_lane_cut_off_by_the_network_reconnects_and_hears_the_next_sentence(
+    fake: FakeRealtimeServer, engine: EngineName
+) -> None:
+    """The connection is aborted by a TCP proxy while the lane rests (no close frame), and the
+    provider stays unreachable for 3 s, during which the speaker starts her next sentence."""
+    proxy = await TcpProxy("127.0.0.1", fake.port).start()
+    s = Settings(openai_api_key=SecretStr(KEY), openai_base_url=proxy.url("http", "/v1"), engine=engine)
+    spec = LaneSpec("ana->es", "Ana", parse_language("en"), "Bruno", parse_language("es"))
+    options = EngineOptions.from_settings(s)
+    cls = TranslateSession if engine == "translate" else RealtimeSession
+    session: SupervisedSession[Any] = cls(endpoint_for(s, engine), spec, options, healthy_after_s=2.0)
+    lane = Lane(engine, "ana", "es", True, session)
+    mic = Microphone(session)
+    await session.start()
+    reader = asyncio.create_task(collect(lane))
+    mic.task = asyncio.create_task(mic.run())
+    try:
+        mic.say("u1-en")
+        await until(lambda: len(translations(lane)) == 1 and session.resting, 20, "resting")
+        rested_appends = fake.state.sessions[0].appends_received
+        await asyncio.sleep(2.5)  # resting: the socket stays open with nothing sent, and is not dropped
+        assert session.reconnects == 0 and fake.state.sessions[0].appends_received == rested_appends
+        proxy.refuse_for(3.0)
+        assert proxy.cut() == 1
+        mic.say("u2-en")
+        await until(lambda: len(translations(lane)) == 2, 25, "translated after the outage")
+    finally:
+        mic.task.cancel()
+        await asyncio.gather(mic.task, return_exceptions=True)
+        await session.aclose()
+        await asyncio.gather(reader, return_exceptions=True)
+        await proxy.stop()
+    assert session.reconnects >= 1 and proxy.refused >= 1
+    first, second = translations(lane)
+    for pcm, uid in ((first, "u1-es"), (second, "u2-es")):
+        reply = read_pcm(utterance(uid)).astype("<i2").tobytes()
+        assert reply.startswith(pcm) and len(reply) - len(pcm) < 200 * 48, uid
+    # The sentence spoken during the outage was heard whole, by the session that came after it.
+    heard = [r.recognised for r in fake.state.sessions]
+    assert heard[0] == ["u1-en"] and heard[-1] == ["u2-en"], heard
     assert fake.state.all_violations() == []
