@@ -1,10 +1,11 @@
 """Engine `translate`: the dedicated simultaneous-translation endpoint (`/v1/realtime/translations`).
 
 Only the target language is set (the listener's); the source is detected. Input is streamed without
-pause, silence included, in the endpoint's 200 ms frames: a gap in the input would be read as
-contiguous time. The endpoint has no turns or items, so a run of translated audio is grouped into a
-synthetic item id that ends at an all-zero "heartbeat" chunk or after a quiet spell; heartbeats are
-never passed on, so they cannot build up playout delay.
+pause, silence included: a gap in the input would be read as contiguous time. Only once the endpoint
+has said all it will about the speech, and at least a segment's gap of quiet was sent, does the lane
+rest until the next sound (`engine.silence_gate`). The endpoint has no turns or items, so a run of
+translated audio is grouped into a synthetic item id that ends at an all-zero "heartbeat" chunk or
+after a quiet spell; heartbeats are never passed on, so they cannot build up playout delay.
 
 The endpoint interprets while the speaker goes on, so the transcript of her next sentence can arrive
 while the previous translation is still streaming, and no event says which translation a source
