@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     session_max_seconds: float = Field(default=55 * 60, gt=0)
     # A lane keeps reconnecting to an unreachable provider this long before the bot gives up (exit 5).
     provider_outage_seconds: float = Field(default=600, gt=0)
+    # Stop sending a lane's input once the model gains nothing from more silence; the first sound
+    # resumes it, with the audio just before that sound (engine/silence_gate.py).
+    silence_gate: bool = True
     # `passthrough` engine only (diagnostics and latency baseline): echo delay after each utterance.
     passthrough_delay_ms: int = Field(default=0, ge=0, le=10000)
     output_mode: OutputMode = "per-listener"

@@ -371,7 +371,8 @@ async def test_recycle_before_the_cap_loses_no_audio(server_factory: Any) -> Non
         await conn.closed.wait()
 
     server = await server_factory([serve])
-    session = make(server, settings={"session_max_seconds": 0.6})
+    # Every sample counts here, so the lane must not rest through this silence.
+    session = make(server, settings={"session_max_seconds": 0.6, "silence_gate": False})
     await session.start()
     sent = bytearray()
     try:

@@ -14,6 +14,7 @@ import numpy as np
 
 from translator_bot.audio.formats import BYTES_PER_SAMPLE, MODEL_RATE
 from translator_bot.audio.vad import VoiceActivityConfig, VoiceActivityDetector, VoiceStarted, amplitude_dbfs
+from translator_bot.engine.silence_gate import SILENCE_FLOOR_DBFS
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 _GATE = VoiceActivityConfig(
     threshold_dbfs=amplitude_dbfs(300.0), frame_ms=20, min_speech_ms=20, hangover_ms=500
 )
+# Any sound at all, for the silence gate (`engine.silence_gate`): a 20 ms block at or above the floor.
+_SOUND = VoiceActivityConfig(threshold_dbfs=SILENCE_FLOOR_DBFS, frame_ms=20, min_speech_ms=20, hangover_ms=20)
 
 
 def samples_to_ms(samples: int) -> int:
@@ -42,6 +45,7 @@ class AudioFeed:
         self.sent_upto = 0  # absolute index of the next sample to hand to a socket
         self.dropped_samples = 0  # never sent because the history overflowed while nobody read it
         self._gate = VoiceActivityDetector(_GATE)
+        self._sound = VoiceActivityDetector(_SOUND)
         self.run_start: int | None = None  # start of the current or last run of speech
         self._on_speech_start = on_speech_start
 
@@ -99,6 +103,17 @@ class AudioFeed:
         self.sent_upto = position
         return position
 
+    def skip_to(self, position: int) -> None:
+        """Hand nothing before `position` (clamped to what is kept) to a socket: silence the lane
+        chose not to send, which is not counted as dropped."""
+        self.sent_upto = max(self.sent_upto, min(self.end, position))
+
+    @property
+    def quiet_since(self) -> int:
+        """Where the silence at the end of the history began: just after the last block with any
+        sound (at or above the silence gate's floor); 0 when there has been none."""
+        return self._sound.last_voiced_end or 0
+
     def recent_speech_start(self, within_samples: int, pad_samples: int) -> int | None:
         """Start (minus padding) of speech that is going on or ended within `within_samples` of now."""
         if self.run_start is None:
@@ -116,7 +131,9 @@ class AudioFeed:
         return self.end - self.run_end
 
     def _run_gate(self, data: bytes) -> None:
-        for event in self._gate.feed(np.frombuffer(data, dtype="<i2")):
+        samples = np.frombuffer(data, dtype="<i2")
+        self._sound.feed(samples)
+        for event in self._gate.feed(samples):
             if isinstance(event, VoiceStarted):
                 self.run_start = event.voiced
                 if self._on_speech_start is not None:

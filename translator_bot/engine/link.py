@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from translator_bot.engine.connection import Connection, ConnectionClosed
 from translator_bot.engine.lifetime import RetryableError, fatal_message, is_fatal, is_retryable
+from translator_bot.engine.timeline import InputTimeline
 from translator_bot.errors import ProviderFatalError
 
 S = TypeVar("S")
@@ -39,6 +40,7 @@ class Link(Generic[S]):
     activated_at: float = 0.0  # loop time the link got the input
     proven: bool = False  # delivered a translation, or stayed up long enough: the provider works
     origin: int = 0  # absolute input sample that was this server session's audio time 0
+    timeline: InputTimeline = field(default_factory=lambda: InputTimeline(0))  # its audio clock -> input
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     outbox: deque[BaseModel] = field(default_factory=deque)
     reader: asyncio.Task[None] | None = None

@@ -37,6 +37,7 @@ class EngineOptions:
     vad_silence_duration_ms: int = 500
     session_max_seconds: float = 55 * 60  # the provider ends a session at 60 min: recycle before
     provider_outage_seconds: float = 600  # the longest outage a lane survives
+    silence_gate: bool = True  # stop sending silence the model gains nothing from (engine.silence_gate)
     glossary: Glossary | None = None  # read once here, not per session
 
     def transcription_for(self, engine: EngineName) -> str:
@@ -53,5 +54,6 @@ class EngineOptions:
             vad_silence_duration_ms=settings.vad_silence_duration_ms,
             session_max_seconds=settings.session_max_seconds,
             provider_outage_seconds=settings.provider_outage_seconds,
+            silence_gate=settings.silence_gate,
             glossary=load_glossary(settings.glossary) if settings.glossary else None,
         )

@@ -39,6 +39,7 @@ from translator_bot.engine.feed import AudioFeed, samples_to_ms
 from translator_bot.engine.lifetime import is_retryable
 from translator_bot.engine.options import EngineOptions
 from translator_bot.engine.realtime_config import session_config
+from translator_bot.engine.silence_gate import realtime_rest_after_ms, realtime_settled
 from translator_bot.engine.step import NOTHING, At, Step, error_step
 from translator_bot.engine.supervisor import HEALTHY_AFTER_S, SupervisedSession
 from translator_bot.engine.wire import ErrorEvent
@@ -214,6 +215,12 @@ class RealtimeEngine:
         state.speech_open = None
         return Step(sends=[InputAudioClear()])
 
+    def rest_after_ms(self) -> int:
+        return realtime_rest_after_ms(self.options.vad_type, self.options.vad_silence_duration_ms)
+
+    def input_settled(self, state: RealtimeLinkState, feed: AudioFeed) -> bool:
+        return realtime_settled(state.speech_open is not None, feed.voiced)
+
     def on_tick(self, state: RealtimeLinkState, at: At, *, finished: bool) -> Step:
         return NOTHING
 
@@ -234,13 +241,13 @@ class RealtimeEngine:
         if isinstance(event, OutputAudioDone):
             return self._item_audio_done(st, event.item_id)
         if isinstance(event, ServerSpeechStarted):
-            start = at.origin + _samples(event.audio_start_ms)
+            start = at.input_sample(_samples(event.audio_start_ms))
             st.speech_open = start
             st.speech_starts.append(start)
             return Step([SpeechStarted(at.clock())])
         if isinstance(event, ServerSpeechStopped):
             st.speech_open = None
-            st.last_speech_end = at.origin + _samples(event.audio_end_ms)
+            st.last_speech_end = at.input_sample(_samples(event.audio_end_ms))
             return Step([SpeechStopped(at.clock())])
         if isinstance(event, InputCommitted):
             st.committed_end = max(st.committed_end, st.last_speech_end, 1)

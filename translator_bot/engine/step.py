@@ -57,6 +57,13 @@ class At:
     serial: int  # the socket's number in this lane (client event ids)
     origin: int  # absolute input sample that is the socket's audio time 0
     feed: AudioFeed  # the lane's input (read only)
+    # The socket's audio position -> input sample, when the input it was sent skipped some (a rest);
+    # None: contiguous from `origin`.
+    to_input: Callable[[int], int] | None = None
+
+    def input_sample(self, server_samples: int) -> int:
+        """The input sample at `server_samples` on the socket's audio clock (a VAD event's time)."""
+        return self.origin + server_samples if self.to_input is None else self.to_input(server_samples)
 
 
 def error_step(error_type: str | None, code: str | None, message: str, at: At) -> Step:
@@ -132,4 +139,13 @@ class Engine(Protocol[S]):
 
     def on_retire(self, state: S, feed: AudioFeed) -> Step:
         """The socket gets no more input from now on (e.g. ask the server to flush and close)."""
+        ...
+
+    def rest_after_ms(self) -> int:
+        """Quiet input the model needs after a sound before more silence can change nothing it says
+        (`engine.silence_gate`)."""
+        ...
+
+    def input_settled(self, state: S, feed: AudioFeed) -> bool:
+        """True when the socket owes nothing that needs more input (given enough quiet was sent)."""
         ...

@@ -15,6 +15,12 @@ Recycle: before the provider's session cap (`session_max_seconds` after the link
 link is opened and configured while the first keeps serving; the input switches to it at the
 engine's clean point (forced after `recycle_grace_s`: then at the engine's switch point); the old
 link gets no more audio, finishes what it was producing, and is then closed.
+
+Rest: once the engine owes nothing that needs more input and enough quiet was sent
+(`engine.silence_gate`), the lane sends no appends until the next sound, then sends the pre-roll
+ahead of it. The socket stays open meanwhile (the connection's WebSocket pings keep it alive, and a
+lane's health is judged by what its links deliver and how long they stay up, never by its appends);
+the link's `timeline` maps the server's audio clock, which skips the rest, back to the input.
 """
 
 from __future__ import annotations
@@ -48,7 +54,9 @@ from translator_bot.engine.lifetime import RetryableError, fatal_message
 from translator_bot.engine.link import Link, configure, drain, read_link, stop_link, write_link
 from translator_bot.engine.options import EngineOptions
 from translator_bot.engine.outlet import EventOutlet
+from translator_bot.engine.silence_gate import may_rest, preroll_ms
 from translator_bot.engine.step import At, Engine, Step
+from translator_bot.engine.timeline import InputTimeline
 from translator_bot.errors import ProviderError, ProviderFatalError
 from translator_bot.metrics import ENGINE_RECONNECTS
 from translator_bot.tasks import TaskSet
@@ -89,7 +97,15 @@ class SupervisedSession(EngineSession, Generic[S]):
             healthy_after_s=healthy_after_s,
         )
         self._recycle_grace_s = recycle_grace_s
-        self._input = Intake(engine.name, engine.chunk_ms, history_seconds, self._local_speech_start)
+        self._input = Intake(
+            engine.name,
+            engine.chunk_ms,
+            history_seconds,
+            self._local_speech_start,
+            preroll_ms=preroll_ms(options.vad_prefix_padding_ms),
+        )
+        self._gate_on = options.silence_gate
+        self._rest_after_ms = engine.rest_after_ms()
         self._feed = self._input.feed
         self._outlet = EventOutlet(engine.name)
         self._tasks = TaskSet(f"engine {spec.lane_id}", logger=log)
@@ -112,6 +128,15 @@ class SupervisedSession(EngineSession, Generic[S]):
     def replayed_ms(self) -> int:
         """Input sent a second time after drops (paid for twice)."""
         return self._input.replayed_ms
+
+    @property
+    def rested_samples(self) -> int:
+        """Input silence never sent because the lane rested (`engine.silence_gate`)."""
+        return self._input.rested_samples
+
+    @property
+    def resting(self) -> bool:
+        return self._input.resting
 
     # --- public interface ------------------------------------------------------------------------
     @property
@@ -182,7 +207,8 @@ class SupervisedSession(EngineSession, Generic[S]):
     def _at(self, link: Link[S] | None) -> At:
         serial, origin = (link.serial, link.origin) if link is not None else (0, 0)
         now = asyncio.get_running_loop().time()
-        return At(now, self._clock, self._spec.lane_id, serial, origin, self._feed)
+        to_input = link.timeline.to_input if link is not None else None
+        return At(now, self._clock, self._spec.lane_id, serial, origin, self._feed, to_input)
 
     def _apply(self, link: Link[S], step: Step) -> None:
         """Carry out what the engine decided for `link`: lane events, client events, expiry, refusal."""
@@ -200,6 +226,8 @@ class SupervisedSession(EngineSession, Generic[S]):
 
     def _handle(self, link: Link[S], event: BaseModel) -> None:
         self._apply(link, self._engine.on_server_event(link.state, event, self._at(link)))
+        if self._input.resting and link is self._active:
+            link.wake.set()  # the writer checks whether the engine needs input again
 
     def _local_speech_start(self) -> None:
         """The input gate heard speech begin (engines without server VAD report it)."""
@@ -340,6 +368,7 @@ class SupervisedSession(EngineSession, Generic[S]):
         if replayed:
             log.info("lane %s: session #%d hears the last %d ms again", self._lane, link.serial, replayed)
         link.origin = self._feed.sent_upto
+        link.timeline = InputTimeline(link.origin)
         link.activated_at = asyncio.get_running_loop().time()
         self._active = link
         self.state = EngineState.CONNECTED
@@ -396,14 +425,35 @@ class SupervisedSession(EngineSession, Generic[S]):
         await read_link(link, lambda event: self._handle(link, event), tick, self._fail, self._lane)
 
     async def _write(self, link: Link[S]) -> None:
+        feed = self._feed
+
         def next_audio() -> BaseModel | None:
-            pcm = self._input.next_chunk() if self._active is link else None
+            if self._active is not link:
+                return None
+            if self._gate_on:
+                self._gate(link)
+            start = feed.sent_upto
+            pcm = self._input.next_chunk()
             if pcm is None:
                 return None
-            self.audio_sent_samples += len(pcm) // BYTES_PER_SAMPLE  # replays included: what is billed
+            samples = len(pcm) // BYTES_PER_SAMPLE
+            link.timeline.sent(start, samples)
+            self.audio_sent_samples += samples  # replays included: what is billed
             return self._engine.append(pcm)
 
         await write_link(link, next_audio)
+
+    def _gate(self, link: Link[S]) -> None:
+        """Rest the lane once the model gains nothing from more silence; wake it if the engine
+        needs input again (a turn the server opened late)."""
+        intake, feed = self._input, self._feed
+        settled = self._engine.input_settled(link.state, feed)
+        if intake.resting:
+            if not settled:
+                intake.wake()
+        elif may_rest(feed.sent_upto - feed.quiet_since, self._rest_after_ms, settled):
+            intake.rest()
+            log.debug("lane %s: resting (silence)", self._lane)
 
     async def _close_link(self, link: Link[S]) -> None:
         await stop_link(link)

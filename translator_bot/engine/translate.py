@@ -1,10 +1,11 @@
 """Engine `translate`: the dedicated simultaneous-translation endpoint (`/v1/realtime/translations`).
 
 Only the target language is set (the listener's); the source is detected. Input is streamed without
-pause, silence included, in the endpoint's 200 ms frames: a gap in the input would be read as
-contiguous time. The endpoint has no turns or items, so a run of translated audio is grouped into a
-synthetic item id that ends at an all-zero "heartbeat" chunk or after a quiet spell; heartbeats are
-never passed on, so they cannot build up playout delay.
+pause, silence included: a gap in the input would be read as contiguous time. Only once the endpoint
+has said all it will about the speech, and at least a segment's gap of quiet was sent, does the lane
+rest until the next sound (`engine.silence_gate`). The endpoint has no turns or items, so a run of
+translated audio is grouped into a synthetic item id that ends at an all-zero "heartbeat" chunk or
+after a quiet spell; heartbeats are never passed on, so they cannot build up playout delay.
 
 The endpoint interprets while the speaker goes on, so the transcript of her next sentence can arrive
 while the previous translation is still streaming, and no event says which translation a source
@@ -44,6 +45,7 @@ from translator_bot.engine.base import (
 from translator_bot.engine.endpoint import Endpoint
 from translator_bot.engine.feed import AudioFeed
 from translator_bot.engine.options import EngineOptions
+from translator_bot.engine.silence_gate import translate_settled
 from translator_bot.engine.step import NOTHING, At, Step, error_step
 from translator_bot.engine.supervisor import HEALTHY_AFTER_S, SupervisedSession
 from translator_bot.engine.wire import ErrorEvent
@@ -101,6 +103,7 @@ class TranslateLinkState:
     items: deque[TranslateItem] = field(default_factory=deque)
     closed_by_server: bool = False
     close_sent: bool = False
+    idle_heard_at: int | None = None  # input sent when a heartbeat last came with no item open
 
 
 def is_heartbeat(pcm: bytes) -> bool:
@@ -206,6 +209,12 @@ class TranslateEngine:
         state.close_sent = True
         return Step(sends=[SessionClose()])
 
+    def rest_after_ms(self) -> int:
+        return SEGMENT_GAP_MS  # the endpoint's clock keeps at least a segment's gap around a rest
+
+    def input_settled(self, state: TranslateLinkState, feed: AudioFeed) -> bool:
+        return translate_settled(bool(state.items), feed.quiet_since, state.idle_heard_at, feed.end)
+
     def on_tick(self, state: TranslateLinkState, at: At, *, finished: bool) -> Step:
         st = state
         if not st.items:
@@ -275,6 +284,8 @@ class TranslateEngine:
                 return self._close_front(st, at)  # the translation is over
             if st.items and st.items[0].source_text:
                 return self._close_front(st, at)  # idle with an original in: no translation is coming
+            if not st.items:
+                st.idle_heard_at = at.feed.sent_upto
             return NOTHING
         item, opened = self._output_item(st, at)
         if not item.has_audio:

@@ -216,6 +216,7 @@ class BaseSession:
             return None
         samples = np.frombuffer(raw, dtype="<i2").astype(np.int16)
         self._samples += len(samples)
+        self.record.appends_received += 1
         self.record.audio_ms_received = self.audio_ms
         if self._drop_at_ms is not None and self.audio_ms >= self._drop_at_ms:
             self.drop("fault: drop after audio")

@@ -57,6 +57,7 @@ class SessionRecord:
     close_reason: str | None = None
     target_language: str | None = None
     audio_ms_received: int = 0
+    appends_received: int = 0  # input audio events (a client that rests through silence sends fewer)
     events_received: int = 0
     recognised: list[str] = field(default_factory=list)  # utterance ids heard, in order
     unrecognised: int = 0
