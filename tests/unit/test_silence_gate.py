@@ -19,7 +19,6 @@ from translator_bot.audio.vad import frame_levels, server_vad_level_dbfs
 from translator_bot.engine.feed import AudioFeed
 from translator_bot.engine.intake import Intake
 from translator_bot.engine.options import EngineOptions
-from translator_bot.engine.protocol import parse_server_event, parse_translation_server_event
 from translator_bot.engine.realtime import RealtimeEngine, RealtimeLinkState
 from translator_bot.engine.silence_gate import (
     SILENCE_FLOOR_DBFS,
@@ -32,6 +31,8 @@ from translator_bot.engine.silence_gate import (
 from translator_bot.engine.step import At
 from translator_bot.engine.timeline import InputTimeline
 from translator_bot.engine.translate import SEGMENT_GAP_MS, TranslateEngine, TranslateLinkState
+from translator_bot.engine.wire_realtime import parse_server_event
+from translator_bot.engine.wire_translate import parse_server_event as parse_translation_server_event
 from translator_bot.fixtures import read_pcm, utterance
 
 MS = MODEL_RATE // 1000
