@@ -14,7 +14,6 @@ together (the realtime server union ~18 ms of it); the fake server needs the cli
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from typing import Annotated, Any, Union, cast, get_args
 
@@ -26,7 +25,13 @@ from openai.types.realtime import (
 )
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from translator_bot.engine.wire import MalformedEventError, UnknownEventError, encode_event, first_error
+from translator_bot.engine.wire import (
+    MalformedEventError,
+    UnknownEventError,
+    decode_frame,
+    encode_event,
+    first_error,
+)
 
 __all__ = [
     "CLIENT_EVENT_TYPES",
@@ -93,18 +98,13 @@ TRANSLATION_CLIENT_EVENT_TYPES = _types_of(RealtimeTranslationClientEvent)
 
 def parse_event(raw: str | bytes, adapter: TypeAdapter[Any], known_types: frozenset[str]) -> BaseModel:
     """Parse one WebSocket text frame into the SDK's typed event, or raise Unknown/Malformed."""
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedEventError(f"not JSON: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
-        raise MalformedEventError("not a JSON object with a string 'type'")
-    if data["type"] not in known_types:
-        raise UnknownEventError(data["type"])
+    data, kind = decode_frame(raw)
+    if kind not in known_types:
+        raise UnknownEventError(kind)
     try:
         event: BaseModel = adapter.validate_python(data)
     except ValidationError as exc:
-        raise MalformedEventError(f"{data['type']}: {first_error(exc)}") from None
+        raise MalformedEventError(f"{kind}: {first_error(exc)}") from None
     return event
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -72,17 +72,22 @@ def first_error(exc: ValidationError) -> str:
     return f"{where}: {first.get('msg')}"
 
 
-def parse_event(
-    raw: str | bytes, models: Mapping[str, type[ServerModel]], ignored: frozenset[str]
-) -> BaseModel:
-    """Parse one WebSocket text frame into the engine's typed event, or raise Unknown/Malformed."""
+def decode_frame(raw: str | bytes) -> tuple[dict[str, Any], str]:
+    """One WebSocket text frame as a JSON object and its `type`, or MalformedEventError."""
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedEventError(f"not JSON: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise MalformedEventError("not a JSON object with a string 'type'")
-    kind: str = data["type"]
+    return data, data["type"]
+
+
+def parse_event(
+    raw: str | bytes, models: Mapping[str, type[ServerModel]], ignored: frozenset[str]
+) -> BaseModel:
+    """Parse one WebSocket text frame into the engine's typed event, or raise Unknown/Malformed."""
+    data, kind = decode_frame(raw)
     model = models.get(kind)
     if model is None:
         if kind in ignored:
