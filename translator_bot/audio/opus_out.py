@@ -70,21 +70,26 @@ _OPTIONS = {
 _MAX_PRIMING_FRAMES = 10
 
 
+def open_opus_encoder(bitrate: int, options: dict[str, str]) -> av.AudioCodecContext:
+    """An open libopus encoder for 48 kHz mono s16 frames, with these libopus `options`."""
+    codec = av.CodecContext.create("libopus", "w")
+    assert isinstance(codec, av.AudioCodecContext)
+    codec.sample_rate = OPUS_RATE
+    codec.layout = "mono"
+    codec.format = "s16"
+    codec.bit_rate = bitrate
+    codec.time_base = OPUS_TIME_BASE
+    codec.options = dict(options)
+    codec.open()
+    return codec
+
+
 class OpusFeedEncoder:
     """20 ms frames of 48 kHz mono s16 in, one Opus packet out per frame, silence from a cache."""
 
     def __init__(self, bitrate: int = BITRATE, *, cache_silence: bool = True) -> None:
         """`cache_silence=False` encodes every frame (a reference for tests and benchmarks)."""
-        codec = av.CodecContext.create("libopus", "w")
-        assert isinstance(codec, av.AudioCodecContext)
-        codec.sample_rate = OPUS_RATE
-        codec.layout = "mono"
-        codec.format = "s16"
-        codec.bit_rate = bitrate
-        codec.time_base = OPUS_TIME_BASE
-        codec.options = dict(_OPTIONS)
-        codec.open()
-        self._codec = codec
+        self._codec = open_opus_encoder(bitrate, _OPTIONS)
         self._silence = self._prime()
         # True while the encoder's last output was the cached silence packet: its state is then
         # that of any decoder fed the cached packet, and silent frames need not be encoded.

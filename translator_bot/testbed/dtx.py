@@ -25,6 +25,8 @@ import numpy.typing as npt
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
+from translator_bot.audio.opus_out import open_opus_encoder
+
 OPUS_RATE = 48_000
 TIME_BASE = fractions.Fraction(1, OPUS_RATE)
 FRAME_SAMPLES = OPUS_RATE // 50
@@ -74,16 +76,9 @@ class DtxOpusTrack(MediaStreamTrack):
     def __init__(self, source: MediaStreamTrack) -> None:
         super().__init__()
         self._source = source
-        codec = av.CodecContext.create("libopus", "w")
-        assert isinstance(codec, av.AudioCodecContext)
-        codec.sample_rate = OPUS_RATE
-        codec.layout = "mono"
-        codec.format = "s16"
-        codec.bit_rate = BITRATE
-        codec.time_base = TIME_BASE
-        codec.options = {"application": "voip", "frame_duration": "20", "compression_level": "5"}
-        codec.open()
-        self._codec = codec
+        self._codec = open_opus_encoder(
+            BITRATE, {"application": "voip", "frame_duration": "20", "compression_level": "5"}
+        )
         self._silent_frames = 0
         self._toc = 0x48  # SILK wideband 20 ms (config 9), mono, code 0: until a packet is encoded
         self._pts = 0
