@@ -68,16 +68,6 @@ def percentile(values: list[float], q: float) -> float:
     return figures.percentile(values, q)
 
 
-def first_audio_after(rig: InterpreterRig, listener: str, after: float) -> float | None:
-    listening = rig.people[listener].listening
-    assert listening is not None
-    rec = listening.recording
-    for chunk, at in zip(list(rec.chunks), list(rec.arrivals), strict=False):
-        if at > after and chunk.size and float((chunk.astype("float64") ** 2).mean()) ** 0.5 > 500:
-            return at
-    return None
-
-
 def model_delay_ms() -> int:
     """What the fake spends per turn before it can answer (recognising the sentence): the delay the
     pass-through baseline waits too, so the difference is what the bot's own path adds."""
@@ -134,7 +124,7 @@ async def measure_engine(
             assert end is not None
             # turn detection + the longest translation + playout, before the next sentence
             await asyncio.sleep(0.6 + utterance(uid).duration_ms / 1000 * 1.4 + 1.0)
-            arrival = first_audio_after(rig, "Beatriz", end)
+            arrival = rig.first_loud_after("Beatriz", end)
             if arrival is None:
                 missing += 1
             else:

@@ -42,16 +42,6 @@ async def frames_per_second(rig: InterpreterRig, seconds: float) -> float:
     return (after - before) / (time.monotonic() - started)
 
 
-def first_loud_after(rig: InterpreterRig, listener: str, after: float) -> float | None:
-    listening = rig.people[listener].listening
-    assert listening is not None
-    rec = listening.recording
-    for chunk, at in zip(list(rec.chunks), list(rec.arrivals), strict=False):
-        if at > after and chunk.size and float((chunk.astype("float64") ** 2).mean()) ** 0.5 > 500:
-            return at
-    return None
-
-
 @pytest.mark.parametrize(
     ("engine", "dtx"),
     [("translate", True), ("realtime", True), ("translate", False)],
@@ -81,7 +71,7 @@ async def test_two_people_talk_in_turns_in_a_dtx_room(
             ended = rig.spoken(speaker)[-1][2]
             assert ended is not None
             await asyncio.sleep(SETTLE_S)
-            first = first_loud_after(rig, listener, ended)
+            first = rig.first_loud_after(listener, ended)
             delays.append((uid, None if first is None else first - ended))
 
         underruns = (await rig.metrics()).get("translator_playout_underruns_total", 0.0)

@@ -82,10 +82,14 @@ class Recording:
             self.chunks.append(np.zeros(samples, dtype=np.int16))
         self.paused_frames += missing
 
-    def first_loud_arrival(self, threshold: float = 500.0) -> float | None:
-        """Arrival time of the first frame whose RMS exceeds `threshold` (int16 units)."""
+    def first_loud_arrival(self, threshold: float = 500.0, after: float = float("-inf")) -> float | None:
+        """Arrival time of the first frame after `after` whose RMS exceeds `threshold` (int16 units)."""
         for chunk, at in zip(self.chunks, self.arrivals, strict=True):
-            if chunk.size and float(np.sqrt(np.mean(chunk.astype(np.float64) ** 2))) > threshold:
+            if (
+                at > after
+                and chunk.size
+                and float(np.sqrt(np.mean(chunk.astype(np.float64) ** 2))) > threshold
+            ):
                 return at
         return None
 

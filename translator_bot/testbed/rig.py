@@ -107,6 +107,12 @@ class InterpreterRig:
     def say(self, name: str, utterance_id: str) -> None:
         self.people[name].sim.say(utterance_id)
 
+    def first_loud_after(self, listener: str, after: float) -> float | None:
+        """When `listener` first heard sound (RMS > 500) from the bot after the monotonic time `after`."""
+        listening = self.people[listener].listening
+        assert listening is not None, f"{listener} does not listen to the interpreter"
+        return listening.recording.first_loud_arrival(after=after)
+
     def spoken(self, name: str) -> list[tuple[str, float, float | None]]:
         return [(u.label, u.start, u.end) for u in self.people[name].sim.spoken]
 
