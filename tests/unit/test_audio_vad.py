@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from translator_bot.audio.formats import MODEL_RATE
 from translator_bot.audio.vad import (
     ServerVadConfig,
     VoiceActivityConfig,
@@ -168,3 +169,15 @@ def test_whole_frame_chunks_carry_nothing_and_partial_ones_still_do() -> None:
     assert (detector.position, detector.received) == (480, 780)
     events = detector.feed(np.full(180, 5000, dtype=np.int16))
     assert detector.received == detector.position == 960 and len(events) == 1
+
+
+def test_the_sound_floor_tracks_quiet_sound_the_speech_threshold_ignores() -> None:
+    # 100 ms of digital silence, 60 ms at about -50 dBFS (under -40, over -60), 100 ms of silence.
+    quiet = np.full(int(MODEL_RATE * 0.06), 100, dtype=np.int16)
+    silence = np.zeros(int(MODEL_RATE * 0.1), dtype=np.int16)
+    detector = VoiceActivityDetector(VoiceActivityConfig(threshold_dbfs=-40.0), sound_floor_dbfs=-60.0)
+    assert detector.last_sound_end is None
+    assert detector.feed(np.concatenate([silence, quiet, silence])) == []
+    assert detector.last_voiced_end is None
+    assert detector.last_sound_end == int(MODEL_RATE * 0.16)
+    assert VoiceActivityDetector(VoiceActivityConfig()).last_sound_end is None

@@ -131,9 +131,20 @@ VoiceEvent = VoiceStarted | VoiceStopped
 class VoiceActivityDetector:
     """Feed mono int16 audio in chunks of any size; get start/stop events in stream order."""
 
-    def __init__(self, config: VoiceActivityConfig, *, origin: int = 0, rate: int = MODEL_RATE) -> None:
+    def __init__(
+        self,
+        config: VoiceActivityConfig,
+        *,
+        origin: int = 0,
+        rate: int = MODEL_RATE,
+        sound_floor_dbfs: float | None = None,
+    ) -> None:
+        """`sound_floor_dbfs`: also track where the last frame at or above this (lower) level ended
+        (`last_sound_end`), from the same per-frame power, for callers that need "any sound at all"."""
         self._config = config
         self._min_power = _min_power(config.threshold_dbfs)
+        self._sound_power = None if sound_floor_dbfs is None else _min_power(sound_floor_dbfs)
+        self._last_sound_end: int | None = None  # frame index just after the last frame above the floor
         self._rate = rate
         self._frame = rate * config.frame_ms // 1000
         self._origin = origin  # where the first sample fed sits on the caller's sample clock
@@ -171,6 +182,11 @@ class VoiceActivityDetector:
         """Sample just after the last voiced frame so far, None before any."""
         return None if self._last_voiced_end is None else self._at(self._last_voiced_end)
 
+    @property
+    def last_sound_end(self) -> int | None:
+        """Sample just after the last frame at or above the sound floor, None before any (or no floor)."""
+        return None if self._last_sound_end is None else self._at(self._last_sound_end)
+
     def reconfigure(self, config: VoiceActivityConfig) -> None:
         """New thresholds and durations; the sample clock and speech in progress carry on."""
         if config.frame_ms != self._config.frame_ms:
@@ -186,7 +202,12 @@ class VoiceActivityDetector:
         events: list[VoiceEvent] = []
         if not whole:
             return events
-        for voiced in (_frame_power(data[:whole], self._frame) >= self._min_power).tolist():
+        power = _frame_power(data[:whole], self._frame)
+        if self._sound_power is not None:
+            loud = np.flatnonzero(power >= self._sound_power)
+            if loud.size:
+                self._last_sound_end = self._frames + int(loud[-1]) + 1
+        for voiced in (power >= self._min_power).tolist():
             event = self._step(voiced)
             if event is not None:
                 events.append(event)

@@ -23,8 +23,6 @@ log = logging.getLogger(__name__)
 _GATE = VoiceActivityConfig(
     threshold_dbfs=amplitude_dbfs(300.0), frame_ms=20, min_speech_ms=20, hangover_ms=500
 )
-# Any sound at all, for the silence gate (`engine.silence_gate`): a 20 ms block at or above the floor.
-_SOUND = VoiceActivityConfig(threshold_dbfs=SILENCE_FLOOR_DBFS, frame_ms=20, min_speech_ms=20, hangover_ms=20)
 
 
 def samples_to_ms(samples: int) -> int:
@@ -44,8 +42,9 @@ class AudioFeed:
         self._carry = b""  # odd trailing byte of the last push
         self.sent_upto = 0  # absolute index of the next sample to hand to a socket
         self.dropped_samples = 0  # never sent because the history overflowed while nobody read it
-        self._gate = VoiceActivityDetector(_GATE)
-        self._sound = VoiceActivityDetector(_SOUND)
+        # The gate also tracks any sound at all (a 20 ms block at or above the silence gate's floor,
+        # `engine.silence_gate`) from the same per-frame power.
+        self._gate = VoiceActivityDetector(_GATE, sound_floor_dbfs=SILENCE_FLOOR_DBFS)
         self.run_start: int | None = None  # start of the current or last run of speech
         self._on_speech_start = on_speech_start
 
@@ -112,7 +111,7 @@ class AudioFeed:
     def quiet_since(self) -> int:
         """Where the silence at the end of the history began: just after the last block with any
         sound (at or above the silence gate's floor); 0 when there has been none."""
-        return self._sound.last_voiced_end or 0
+        return self._gate.last_sound_end or 0
 
     def recent_speech_start(self, within_samples: int, pad_samples: int) -> int | None:
         """Start (minus padding) of speech that is going on or ended within `within_samples` of now."""
@@ -131,9 +130,7 @@ class AudioFeed:
         return self.end - self.run_end
 
     def _run_gate(self, data: bytes) -> None:
-        samples = np.frombuffer(data, dtype="<i2")
-        self._sound.feed(samples)
-        for event in self._gate.feed(samples):
+        for event in self._gate.feed(np.frombuffer(data, dtype="<i2")):
             if isinstance(event, VoiceStarted):
                 self.run_start = event.voiced
                 if self._on_speech_start is not None:
