@@ -19,7 +19,7 @@ from translator_bot.interpreter.lane import Lane, spec_for
 from translator_bot.interpreter.plan import LaneKey, LanePlan, Member
 from translator_bot.interpreter.transcript import Transcript
 from translator_bot.languages import parse_language
-from translator_bot.metrics import ENGINE_TOKENS, counter_value
+from translator_bot.metrics import ENGINE_AUDIO_DROPPED_SECONDS, ENGINE_TOKENS, counter_value
 
 
 @pytest.fixture
@@ -165,6 +165,7 @@ async def test_what_is_sent_after_an_outage_is_bounded(servers: list[ScriptedSer
     server = await serving(servers)
     port = server.port
     session = make(server, settings={"provider_outage_seconds": 60})
+    dropped_before = counter_value(ENGINE_AUDIO_DROPPED_SECONDS, engine="realtime")
     await session.start()
     try:
         await server.stop()
@@ -173,6 +174,11 @@ async def test_what_is_sent_after_an_outage_is_bounded(servers: list[ScriptedSer
                 await asyncio.sleep(0.05)
         for _ in range(18):  # 18 s of a meeting while the provider is away
             session.send_audio(silence(700) + pcm_tone(300))
+        # The lane keeps no more than it could ever send again (memory: every lane holds this much),
+        # and what it could not keep is counted as dropped, not skipped silently at the switch.
+        assert session.kept_input_ms <= MAX_REPLAY_MS, session.kept_input_ms
+        dropped = counter_value(ENGINE_AUDIO_DROPPED_SECONDS, engine="realtime") - dropped_before
+        assert dropped == pytest.approx((18_000 - MAX_REPLAY_MS) / 1000, abs=0.05)
         back = await serving(servers, port=port)
         conn = await back.wait_conns(1, wait_s=15)
         await asyncio.sleep(1.0)

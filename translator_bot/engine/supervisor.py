@@ -48,8 +48,9 @@ from translator_bot.engine.base import (
 )
 from translator_bot.engine.connection import Connection, describe, keep_refusal_body, open_socket
 from translator_bot.engine.endpoint import Endpoint
+from translator_bot.engine.feed import samples_to_ms
 from translator_bot.engine.health import LaneHealth
-from translator_bot.engine.intake import Intake
+from translator_bot.engine.intake import MAX_REPLAY_MS, Intake
 from translator_bot.engine.lifetime import RetryableError, fatal_message
 from translator_bot.engine.link import Link, configure, drain, read_link, stop_link, write_link
 from translator_bot.engine.options import EngineOptions
@@ -81,7 +82,8 @@ class SupervisedSession(EngineSession, Generic[S]):
         clock: Clock = time.monotonic,
         give_up_after_s: float | None = None,
         recycle_grace_s: float = 20.0,
-        history_seconds: float = 20.0,
+        # Input kept for a new link to hear again: more could never be sent (the replay's bound).
+        history_seconds: float = MAX_REPLAY_MS / 1000,
         healthy_after_s: float = HEALTHY_AFTER_S,
     ) -> None:
         self._engine = engine
@@ -128,6 +130,12 @@ class SupervisedSession(EngineSession, Generic[S]):
     def replayed_ms(self) -> int:
         """Input sent a second time after drops (paid for twice)."""
         return self._input.replayed_ms
+
+    @property
+    def kept_input_ms(self) -> int:
+        """Input history the lane holds now (sent or not): what a new link could be sent again."""
+        feed = self._feed
+        return samples_to_ms(feed.end - feed.start)
 
     @property
     def rested_samples(self) -> int:
