@@ -1,0 +1,66 @@
+"""The bot's process keeps glibc's malloc arenas to two, however many threads it runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+# Runs in a fresh interpreter: 8 threads, alive at the same time, each allocate through malloc, then count the
+# arenas glibc reports (one <heap nr=...> element per arena in malloc_info's XML).
+PROBE = textwrap.dedent(
+    """
+    import ctypes, ctypes.util, re, sys, threading
+    from translator_bot.system.malloc import limit_malloc_arenas
+    if sys.argv[1] == "limit":
+        assert limit_malloc_arenas()
+    together = threading.Barrier(8)  # all alive at once: an exited thread's arena is reused
+    def work():
+        kept = [bytearray(200_000) for _ in range(4)]  # above pymalloc's sizes: glibc malloc
+        together.wait()
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    libc.fopen.restype = ctypes.c_void_p
+    libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    libc.fclose.argtypes = [ctypes.c_void_p]
+    fp = libc.fopen(sys.argv[2].encode(), b"w")
+    libc.malloc_info(0, fp)
+    libc.fclose(fp)
+    print(len(re.findall(r"<heap nr=", open(sys.argv[2]).read())))
+    """
+)
+
+
+def arenas(tmp_path: Path, mode: str, env_extra: dict[str, str] | None = None) -> int:
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"} | (env_extra or {})
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, mode, str(tmp_path / f"{mode}.xml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout.strip())
+
+
+def test_eight_threads_share_two_arenas(tmp_path: Path) -> None:
+    unlimited = arenas(tmp_path, "free")
+    assert unlimited > 2, f"control: glibc gave {unlimited} arenas to 8 threads; the probe shows nothing"
+    assert arenas(tmp_path, "limit") <= 2
+
+
+def test_the_operators_setting_wins(tmp_path: Path) -> None:
+    from translator_bot.system.malloc import limit_malloc_arenas
+
+    os.environ["MALLOC_ARENA_MAX"] = "4"
+    try:
+        assert not limit_malloc_arenas()
+    finally:
+        del os.environ["MALLOC_ARENA_MAX"]
