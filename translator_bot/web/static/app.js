@@ -11,7 +11,7 @@
 // and a publisher outside that list is an ordinary participant whatever its labels say.
 //
 // The microphone is published with Opus DTX asked for (sdp.js): while the person is silent the browser
-// sends a keep-alive about every 400 ms instead of 50 packets a second, which the interpreter and
+// sends keep-alives every 400 ms (~5 packets a second) instead of 50, which the interpreter and
 // Janus then barely pay for. `?dtx=0` publishes without asking (for comparing, or a receiver that
 // copes badly with DTX); on Janus >= 1.3.1 the room's `opus_dtx` also has to allow it.
 //
