@@ -30,6 +30,7 @@ import pytest
 import soxr
 from aiohttp import web
 
+from tests.conftest import StartJanus
 from translator_bot.fake.server import FakeRealtimeServer
 from translator_bot.fixtures import read_pcm, utterance
 from translator_bot.testbed.janus import JanusServer
@@ -39,6 +40,7 @@ from translator_bot.testbed.participant import (
     RATE,
     Recording,
     SimParticipant,
+    answers_dtx,
     upsample_24k_to_48k,
 )
 from translator_bot.testbed.rig import FAKE_KEY, free_port
@@ -84,6 +86,15 @@ def speech_wav(path: Path, utterance_id: str, lead_s: float, tail_s: float = 60.
         out.setframerate(RATE)
         out.writeframes(pcm.tobytes())
     return len(speech) / RATE
+
+
+def silent_wav(path: Path, seconds: float) -> None:
+    """A fake microphone that hears nothing (digital silence, 48 kHz mono 16-bit)."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(RATE)
+        out.writeframes(np.zeros(int(seconds * RATE), np.int16).tobytes())
 
 
 def as_recording(pcm: np.ndarray[Any, np.dtype[np.int16]], rate: int) -> Recording:
@@ -489,3 +500,113 @@ async def test_the_page_asks_for_the_access_code_the_server_requires(
     finally:
         await browser.close()
     assert "settings are wrong" in text, (state, console_tail(console))
+
+
+def janus_jsep(frames: list[str | bytes], kind: str) -> str | None:
+    """The SDP of the first `kind` ("offer"/"answer") among the page's Janus WebSocket frames."""
+    for frame in frames:
+        message = json.loads(frame)
+        jsep = message.get("jsep") if isinstance(message, dict) else None
+        if isinstance(jsep, dict) and jsep.get("type") == kind:
+            return str(jsep["sdp"])
+    return None
+
+
+async def bot_counters(port: int | None) -> dict[str, float]:
+    """The bot's unlabelled counters from its /metrics."""
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as reply:
+        text = await reply.text()
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name.endswith("_total"):
+            values[name] = float(value)
+    return values
+
+
+FRAMES_IN = "translator_frames_in_total"
+PRESUMED_SILENCE = "translator_audio_input_presumed_silence_seconds_total"
+
+
+@pytest.mark.parametrize("ask", [True, False], ids=["dtx", "dtx-off"])
+async def test_a_silent_browser_costs_the_interpreter_a_few_packets_a_second(
+    start_janus: StartJanus,
+    fake: FakeRealtimeServer,
+    start_web: StartWeb,
+    playwright: Any,
+    tmp_path: Path,
+    ask: bool,
+) -> None:
+    """While the person in the browser is silent, the interpreter receives a few packets a second from
+    the page instead of 50: the page's offer asks for Opus DTX (`usedtx=1` on Opus's fmtp line;
+    `?dtx=0` does not ask) and Janus's answer agrees. Beatriz, an aiortc participant, sends DTX too,
+    so the bot's own counter of decoded frames shows the page's part; a second aiortc listener
+    subscribed to the page alone counts it directly."""
+    janus = await start_janus(opus_dtx=True)  # what Janus >= 1.3.1 needs too
+    server = await start_web(janus, fake)
+    wav = tmp_path / "silent-mic.wav"
+    silent_wav(wav, 120.0)
+    beatriz = SimParticipant(janus.url, janus.room, "Beatriz", "es", dtx=True)
+    listener = SimParticipant(janus.url, janus.room, "Carla", "es", publish=False)
+    browser = await launch(playwright, wav)
+    sent: list[str | bytes] = []
+    received: list[str | bytes] = []
+
+    def watch(ws: Any) -> None:
+        ws.on("framesent", lambda payload: sent.append(payload))
+        ws.on("framereceived", lambda payload: received.append(payload))
+
+    try:
+        page, console = await open_page(
+            browser, f"{server.url}/?meeting={janus.room}{'' if ask else '&dtx=0'}"
+        )
+        page.on("websocket", watch)
+        await join_from_page(page, "Alice", "en")
+        state = await wait_page(page, "in the meeting", lambda s: s["state"] == "waiting", 15)
+        await beatriz.join()
+        assert beatriz.dtx, "the room did not agree to Beatriz's DTX"
+        await listener.join()
+        await listener.wait_for_publisher(lambda pub: str(pub.id) == str(state["myId"]), 15)
+        recorder = await (await listener.subscribe(state["myId"])).wait_track(15)
+        await page.click("#start-interpreter")
+        await wait_page(page, "interpreter joined", lambda s: s["interpreter"] == "joined", 40)
+        bot = server.launcher.get(str(janus.room))
+        assert bot is not None and bot.state == "running", bot and bot.status()
+        await asyncio.sleep(3.0)  # past the encoders' start and DTX's hangover
+        # Frames the listener decoded, one per packet that came (not the silence it filled in for the
+        # pauses between them, which are packets never sent).
+        rec = recorder.recording
+        before, counters, started = (
+            rec.frames - rec.paused_frames,
+            await bot_counters(bot.metrics_port),
+            time.monotonic(),
+        )
+        await asyncio.sleep(6.0)
+        elapsed = time.monotonic() - started
+        decoded_rate = (rec.frames - rec.paused_frames - before) / elapsed
+        after = await bot_counters(bot.metrics_port)
+        bot_rate = (after.get(FRAMES_IN, 0.0) - counters.get(FRAMES_IN, 0.0)) / elapsed
+        presumed = after.get(PRESUMED_SILENCE, 0.0) - counters.get(PRESUMED_SILENCE, 0.0)
+        state = await snapshot(page)
+    finally:
+        await browser.close()
+        for person in (beatriz, listener):
+            with contextlib.suppress(Exception):
+                await person.close()
+    offer, answer = janus_jsep(sent, "offer"), janus_jsep(received, "answer")
+    report = (
+        f"ask={ask}: from the silent page a listener decoded {decoded_rate:.1f} packets/s; the bot decoded "
+        f"{bot_rate:.1f} frames/s from the page and Beatriz together and presumed {presumed:.1f} s of "
+        f"silence in {elapsed:.1f} s; page {state.get('dtx')}"
+    )
+    print(report)
+    if ask:
+        # Measured: ~4.7 a second from Chromium 156 (its DTX keep-alives), against 50 without DTX;
+        # the bounds leave room for a noisy machine.
+        assert decoded_rate < 10 and bot_rate < 15, report
+    else:
+        assert decoded_rate > 40 and bot_rate > 40, report
+    assert offer is not None and answer is not None, (len(sent), len(received), console_tail(console))
+    assert answers_dtx(offer) is ask, offer
+    assert answers_dtx(answer) is ask, answer  # Janus 1.1 grants what is asked, whatever the room says
+    assert state.get("dtx") == {"asked": ask, "answered": ask}, state

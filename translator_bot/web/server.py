@@ -2,7 +2,8 @@
 configuration, and starting an interpreter for a meeting on request.
 
 Routes:
-  GET  /                                   the page (index.html, app.js, labels.js, style.css, recorder.js)
+  GET  /                                   the page (index.html, app.js, labels.js, sdp.js, style.css,
+                                           recorder.js)
   GET  /vendor/janus.js, /vendor/adapter.js  vendored by scripts/vendor-janus-js.sh
   GET  /api/config                         Janus URL for the browser, languages, ICE servers
   POST /api/meetings/{id}/interpreter      start the meeting's interpreter unless one runs
@@ -52,6 +53,7 @@ PAGE_FILES = {
     "/style.css": "style.css",
     "/recorder.js": "recorder.js",
     "/labels.js": "labels.js",
+    "/sdp.js": "sdp.js",
 }
 VENDOR_FILES = ("janus.js", "adapter.js")
 _TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}

@@ -10,10 +10,16 @@
 // is trusted: the server tells the page the room participant ids that bot joined and publishes as,
 // and a publisher outside that list is an ordinary participant whatever its labels say.
 //
+// The microphone is published with Opus DTX asked for (sdp.js): while the person is silent the browser
+// sends keep-alives every 400 ms (~5 packets a second) instead of 50, which the interpreter and
+// Janus then barely pay for. `?dtx=0` publishes without asking (for comparing, or a receiver that
+// copes badly with DTX); on Janus >= 1.3.1 the room's `opus_dtx` also has to allow it.
+//
 // window.translatorBot exposes the page state, the captions and (with ?record=1) a recording of what
 // the interpreter feed played, for tests and for people debugging a call.
 
 import { feedServes, sameId } from "/labels.js";
+import { asksForOpusDtx, withOpusDtx } from "/sdp.js";
 
 const PLUGIN = "janus.plugin.videoroom";
 const ERR_NO_SUCH_ROOM = 426;
@@ -32,6 +38,7 @@ const CLAIM_GRACE_MS = 3000;
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
+const ASK_FOR_DTX = params.get("dtx") !== "0";
 
 const page = {
   phase: "idle", // idle | connecting | joining | waiting | in-call | left | error
@@ -46,6 +53,7 @@ const page = {
   duckLevel: 0.15,
   ducking: false,
   config: null,
+  dtx: { asked: false, answered: false }, // the microphone's offer asked for Opus DTX; Janus agreed
 };
 
 const room = {
@@ -103,6 +111,7 @@ window.translatorBot = {
       captions: page.captions.map((c) => ({ ...c })),
       subscriptions: [...room.subscriptions.entries()].map(([id, s]) => ({ feed: id, kind: s.kind, live: s.live })),
       recordedSeconds: audio.rate ? audio.recordedSamples / audio.rate : 0,
+      dtx: { ...page.dtx },
     };
   },
   // What the interpreter feed played since joining: little-endian int16 PCM, base64, mono.
@@ -278,7 +287,8 @@ async function join() {
   Object.assign(page, { name, lang, meeting, error: null });
   localStorage.setItem("translator.name", name);
   localStorage.setItem("translator.lang", lang);
-  history.replaceState(null, "", `?meeting=${encodeURIComponent(meeting)}${params.get("record") ? "&record=1" : ""}`);
+  const kept = `${params.get("record") ? "&record=1" : ""}${ASK_FOR_DTX ? "" : "&dtx=0"}`;
+  history.replaceState(null, "", `?meeting=${encodeURIComponent(meeting)}${kept}`);
   $("meeting-title").textContent = meeting;
   $("join").disabled = true;
 
@@ -434,12 +444,20 @@ function onPublisherMessage(msg, jsep) {
   } else if (event === "destroyed") {
     failJoin("meeting-ended", "The meeting was closed.");
   }
-  if (jsep) room.handle.handleRemoteJsep({ jsep });
+  if (jsep) {
+    if (jsep.type === "answer") page.dtx.answered = asksForOpusDtx(jsep.sdp);
+    room.handle.handleRemoteJsep({ jsep });
+  }
 }
 
 function publishMic() {
   room.handle.createOffer({
     tracks: [{ type: "audio", capture: room.mic, recv: false }],
+    // Edits the offer before it is set locally and sent: Janus reads the request from it.
+    customizeSdp: (jsep) => {
+      if (ASK_FOR_DTX) jsep.sdp = withOpusDtx(jsep.sdp);
+      page.dtx.asked = asksForOpusDtx(jsep.sdp);
+    },
     success: (jsep) => {
       const transceiver = room.handle.webrtcStuff.pc.getTransceivers().find((t) => t.sender && t.sender.track === room.mic);
       const mid = (transceiver && transceiver.mid) || "0";
@@ -883,6 +901,7 @@ function teardown() {
   audio.ctx = null;
   audio.analyser = null;
   page.myId = null;
+  page.dtx = { asked: false, answered: false };
 }
 
 function leave(message) {
