@@ -59,9 +59,7 @@ class LanePlan:
         return tuple(m.id for m in self.listeners)
 
 
-def plan_lanes(
-    members: Iterable[Member], speakers: Container[str] | None = None
-) -> dict[LaneKey, LanePlan]:
+def plan_lanes(members: Iterable[Member], speakers: Container[str] | None = None) -> dict[LaneKey, LanePlan]:
     """Every lane the members need: one per speaker and language of their listeners. `speakers`: plan
     only the lanes of these speakers (those heard so far, with lazy lanes); None: everyone's."""
     ordered = sorted({m.id: m for m in members}.values(), key=lambda m: m.id)
