@@ -8,6 +8,7 @@ Cases, each measured --runs times in turn (so machine noise spreads over all of 
 - `webinar per-listener`: Alice (en) speaking, 8 listeners in 3 languages (2 en, 3 es, 3 de): 9 feeds.
 - `webinar per-language`: the same room with TRANSLATOR_OUTPUT_MODE=per-language: 3 feeds, and (since
   TRANSLATOR_LANES_OPEN=auto means `speech` there) lanes only for who speaks: Alice's 2 instead of 12.
+- `webinar per-language, lanes at join`: the same with TRANSLATOR_LANES_OPEN=join: everyone's 12 lanes.
 Only Alice speaks; the listeners publish silence, as an open microphone does. The lane cap stays at its
 default (12): Alice's two lanes rank first (earliest joined), so what the listeners hear is the same in
 every case. Every case runs the same way: everyone joins, Alice says a first sentence (which opens her
@@ -66,10 +67,13 @@ WEBINAR = [
     ("Dora", "de"),
     ("Dana", "de"),
 ]
-CASES: dict[str, tuple[Sequence[tuple[str, str]], str]] = {
-    "two-party per-listener": (TWO_PARTY, "per-listener"),
-    "webinar per-listener": (WEBINAR, "per-listener"),
-    "webinar per-language": (WEBINAR, "per-language"),
+# name: (people, TRANSLATOR_OUTPUT_MODE, further bot settings)
+CASES: dict[str, tuple[Sequence[tuple[str, str]], str, dict[str, str]]] = {
+    "two-party per-listener": (TWO_PARTY, "per-listener", {}),
+    "webinar per-listener": (WEBINAR, "per-listener", {}),
+    "webinar per-language": (WEBINAR, "per-language", {}),
+    # The lanes of everyone from the join, as before lazy lanes: what opening them on speech saves.
+    "webinar per-language, lanes at join": (WEBINAR, "per-language", {"TRANSLATOR_LANES_OPEN": "join"}),
 }
 TWO_PARTY_CASE = "two-party per-listener"
 WEBINAR_RATIO_TARGET = 2.0  # webinar (per-language) bot CPU over a two-party meeting's
@@ -110,14 +114,14 @@ async def measure(
     room: int,
     seconds: float,
 ) -> CaseRun:
-    people, mode = CASES[case]
+    people, mode, settings = CASES[case]
     rig = InterpreterRig(
         janus,
         "translate",
         workdir,
         fake=fake,
         room=room,
-        env={**tree.bot_env(), "TRANSLATOR_OUTPUT_MODE": mode},
+        env={**tree.bot_env(), "TRANSLATOR_OUTPUT_MODE": mode, **settings},
     )
     sessions_before = len(fake.state.sessions)
     try:
