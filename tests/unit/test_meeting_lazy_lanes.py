@@ -87,6 +87,10 @@ async def test_silent_listeners_open_no_lane_and_the_speaker_opens_theirs_when_h
         ok, details = meeting.health()
         # Nobody is unserved: nobody has spoken yet; the three are listened to for their first words.
         assert ok and details["unserved_lanes"] == [] and details["awaiting_speech"] == ["a", "b", "c"]
+        # What is kept of a silent listener's audio for their first word is bounded by the pre-roll.
+        for pid in "bc":
+            kept = sum(len(chunk) for chunk in meeting._held[pid].chunks)
+            assert 0 < kept <= PRE_ROLL_S * MODEL_RATE * 2
 
         await room.queue.put(PeerAudio("a", SpeakerTrack(read_pcm(utterance("u1-en")))))
         await wait_for(lambda: set(meeting.lanes) == {LaneKey("a", "es"), LaneKey("a", "de")})
