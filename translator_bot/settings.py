@@ -41,6 +41,7 @@ from translator_bot.redact import (
 
 EngineName = Literal["translate", "realtime", "passthrough"]
 OutputMode = Literal["per-listener", "per-language", "mixed"]
+LanesOpen = Literal["auto", "join", "speech"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["text", "json"]
 VadType = Literal["server_vad", "semantic_vad"]
@@ -132,6 +133,11 @@ class Settings(BaseSettings):
     # `passthrough` engine only (diagnostics and latency baseline): echo delay after each utterance.
     passthrough_delay_ms: int = Field(default=0, ge=0, le=10000)
     output_mode: OutputMode = "per-listener"
+    # When a speaker's lanes (model sessions) open: `join` as soon as they and a listener of another
+    # language are in the room; `speech` once the bot has heard them speak (their first words are kept
+    # and given to the lanes), so listeners who never speak cost no model session and take no place
+    # under the lane cap; `auto`: `speech` with per-language output (webinars), `join` otherwise.
+    lanes_open: LanesOpen = "auto"
     # Model sessions per meeting at most: four people in four languages need 12. Beyond the cap the
     # earliest-joined participants are served first (see interpreter/plan.py).
     max_lanes: int = Field(default=12, ge=1, le=400)
@@ -269,6 +275,15 @@ class Settings(BaseSettings):
         if self.engine is not None:
             return self.engine
         return "realtime" if self.provider == "azure" else "translate"
+
+    @property
+    def effective_lanes_open(self) -> Literal["join", "speech"]:
+        """`auto` resolved: per-language output serves audiences who mostly listen, so their lanes wait
+        for speech; per-listener (the default contract) and mixed keep lanes ready from the join, so a
+        speaker's first sentence never waits for a model connection."""
+        if self.lanes_open != "auto":
+            return self.lanes_open
+        return "speech" if self.output_mode == "per-language" else "join"
 
     @property
     def effective_hold_ms(self) -> int:

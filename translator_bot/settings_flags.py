@@ -18,6 +18,7 @@ SETTINGS_FLAGS = (
     "janus_url",
     "engine",
     "output_mode",
+    "lanes_open",
     "default_language",
     "display_name",
     "metrics_port",
@@ -62,6 +63,13 @@ def add_settings_flags(
         choices=["per-listener", "per-language", "mixed"],
         help="one interpreter feed per listener (default), one per target language shared by its "
         "listeners (webinars), or one mixed feed for clients that cannot pick",
+    )
+    add(
+        "lanes_open",
+        choices=["auto", "join", "speech"],
+        help="when a speaker's model sessions open: 'join' (as soon as they and a listener are in the "
+        "room), 'speech' (once the bot hears them speak; their first words are kept; silent listeners "
+        "cost nothing) or 'auto' (default: 'speech' with --output per-language, 'join' otherwise)",
     )
     add("default_language", help="language of participants who declare none, e.g. en")
     add("display_name", help="base display name of the bot's feeds")

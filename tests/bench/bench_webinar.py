@@ -6,10 +6,14 @@ the bot as a process and the fake model server.
 Cases, each measured --runs times in turn (so machine noise spreads over all of them), medians printed:
 - `two-party per-listener`: Alice (en) and Beatriz (es), Alice speaking; today's baseline.
 - `webinar per-listener`: Alice (en) speaking, 8 listeners in 3 languages (2 en, 3 es, 3 de): 9 feeds.
-- `webinar per-language`: the same room with TRANSLATOR_OUTPUT_MODE=per-language: 3 feeds.
+- `webinar per-language`: the same room with TRANSLATOR_OUTPUT_MODE=per-language: 3 feeds, and (since
+  TRANSLATOR_LANES_OPEN=auto means `speech` there) lanes only for who speaks: Alice's 2 instead of 12.
+- `webinar per-language, lanes at join`: the same with TRANSLATOR_LANES_OPEN=join: everyone's 12 lanes.
 Only Alice speaks; the listeners publish silence, as an open microphone does. The lane cap stays at its
 default (12): Alice's two lanes rank first (earliest joined), so what the listeners hear is the same in
-both modes, and the CPU difference is the output side (one encoder per feed). Prints bot CPU in % of one
+every case. Every case runs the same way: everyone joins, Alice says a first sentence (which opens her
+lanes where they open on speech), the listeners of other languages subscribe to their feed, and then
+the measurement runs while Alice talks. Prints bot CPU in % of one
 core while Alice speaks, the ratio to the two-party meeting (per run, both measured back to back, then
 the median: target <= 2x for the per-language webinar), peak RSS and playout underruns, and how late
 the fake itself sent translated audio (a busy machine delays the harness too: what the bot's playout
@@ -63,10 +67,13 @@ WEBINAR = [
     ("Dora", "de"),
     ("Dana", "de"),
 ]
-CASES: dict[str, tuple[Sequence[tuple[str, str]], str]] = {
-    "two-party per-listener": (TWO_PARTY, "per-listener"),
-    "webinar per-listener": (WEBINAR, "per-listener"),
-    "webinar per-language": (WEBINAR, "per-language"),
+# name: (people, TRANSLATOR_OUTPUT_MODE, further bot settings)
+CASES: dict[str, tuple[Sequence[tuple[str, str]], str, dict[str, str]]] = {
+    "two-party per-listener": (TWO_PARTY, "per-listener", {}),
+    "webinar per-listener": (WEBINAR, "per-listener", {}),
+    "webinar per-language": (WEBINAR, "per-language", {}),
+    # The lanes of everyone from the join, as before lazy lanes: what opening them on speech saves.
+    "webinar per-language, lanes at join": (WEBINAR, "per-language", {"TRANSLATOR_LANES_OPEN": "join"}),
 }
 TWO_PARTY_CASE = "two-party per-listener"
 WEBINAR_RATIO_TARGET = 2.0  # webinar (per-language) bot CPU over a two-party meeting's
@@ -92,6 +99,7 @@ class CaseRun:
     peak_rss_mib: float
     underruns: float
     feeds: int
+    lanes: int = 0  # model sessions open while Alice talks
     # The fake's own lateness sending translated audio (its worst, over the run's sessions): the
     # harness shares the machine, so deltas can leave it late; the bot's playout sees that as jitter.
     fake_late_ms: float = 0.0
@@ -106,19 +114,24 @@ async def measure(
     room: int,
     seconds: float,
 ) -> CaseRun:
-    people, mode = CASES[case]
+    people, mode, settings = CASES[case]
     rig = InterpreterRig(
         janus,
         "translate",
         workdir,
         fake=fake,
         room=room,
-        env={**tree.bot_env(), "TRANSLATOR_OUTPUT_MODE": mode},
+        env={**tree.bot_env(), "TRANSLATOR_OUTPUT_MODE": mode, **settings},
     )
     sessions_before = len(fake.state.sessions)
     try:
-        await rig.start(people)
+        # Feeds may appear only once Alice speaks (lazy lanes): subscribe after her first sentence.
+        await rig.start(people, subscribe=False)
         assert rig.bot is not None
+        speaker_language = people[0][1]
+        rig.say(people[0][0], f"{SENTENCES[0]}-{speaker_language}")
+        await rig.subscribe([name for name, language in people if language != speaker_language], 20)
+        await rig.quiet()
         _, health = await rig.health()
         before, started = cpu_seconds(rig.bot.proc.pid), time.monotonic()
         await speak(rig, seconds)
@@ -128,7 +141,9 @@ async def measure(
     finally:
         await rig.aclose()
     fake_late = max((s.output_late_ms for s in fake.state.sessions[sessions_before:]), default=0)
-    return CaseRun(cpu, rss, underruns, len(health.get("feeds", [])), float(fake_late))
+    return CaseRun(
+        cpu, rss, underruns, len(health.get("feeds", [])), len(health.get("lanes", {})), float(fake_late)
+    )
 
 
 async def bench(args: argparse.Namespace, trees: list[SourceTree]) -> None:
@@ -148,7 +163,7 @@ async def bench(args: argparse.Namespace, trees: list[SourceTree]) -> None:
                             results[tree.label][case].append(got)
                         print(
                             f"run {run_name(run)} {tree.label:<6} {case:<24} CPU {got.cpu_percent:5.1f} % "
-                            f"feeds {got.feeds} underruns {got.underruns:.0f} "
+                            f"feeds {got.feeds} lanes {got.lanes} underruns {got.underruns:.0f} "
                             f"fake sent late by up to {got.fake_late_ms:.0f} ms",
                             flush=True,
                         )
@@ -193,6 +208,15 @@ def webinar_figures(
                 f"{case}: feeds",
                 "",
                 {label: median(float(r.feeds) for r in results[label][case]) for label in labels},
+                decimals=0,
+            )
+        )
+    for case in cases:
+        rows.append(
+            Figure(
+                f"{case}: lanes",
+                "",
+                {label: median(float(r.lanes) for r in results[label][case]) for label in labels},
                 decimals=0,
             )
         )

@@ -60,7 +60,11 @@ async def test_one_feed_per_language_serves_every_listener_in_their_language(
     janus: JanusServer, tmp_path: Path
 ) -> None:
     rig = InterpreterRig(
-        janus, "translate", tmp_path / "transcripts", env={"TRANSLATOR_OUTPUT_MODE": "per-language"}
+        janus,
+        "translate",
+        tmp_path / "transcripts",
+        # Lanes at the join: the feeds are checked before anyone speaks (test_lazy_lanes_e2e: by speech).
+        env={"TRANSLATOR_OUTPUT_MODE": "per-language", "TRANSLATOR_LANES_OPEN": "join"},
     )
     people = [("Alice", "en"), ("Ben", "en"), ("Bea", "es"), ("Carlos", "es"), ("Dieter", "de")]
     try:

@@ -15,7 +15,15 @@ from translator_bot.settings import Settings
 
 
 def webinar_settings() -> Settings:
-    return Settings(engine="passthrough", playout_cushion_ms=60, metrics_port=0, output_mode="per-language")
+    # Lanes at the join: these tests follow feeds as people come and go, before anyone speaks
+    # (test_meeting_lazy_lanes covers the per-language default, lanes opened by speech).
+    return Settings(
+        engine="passthrough",
+        playout_cushion_ms=60,
+        metrics_port=0,
+        output_mode="per-language",
+        lanes_open="join",
+    )
 
 
 def live(room: FakeRoom, lang: str) -> list[object]:

@@ -5,6 +5,7 @@ from translator_bot.interpreter.plan import (
     LaneKey,
     LanePlan,
     Member,
+    awaiting_speech,
     cap_lanes,
     diff_lanes,
     feeds_for,
@@ -195,3 +196,56 @@ def test_the_limiter_forgets_closed_lanes_once_their_interval_passed():
         applied = limiter.step(applied, plan_lanes([member("a", "en"), member(f"l{i}", "de")]), i * 2.0).plans
         applied = limiter.step(applied, {}, i * 2.0 + 1.0).plans
     assert len(limiter.last_change) <= 4
+
+
+# --- lazy lanes: only speakers the bot has heard get lanes -----------------------------------------
+
+
+WEBINAR_ROOM = [
+    member("a", "en"),  # the presenter
+    member("b", "es"),
+    member("c", "de"),
+    member("d", "fr"),
+    member("e", "es"),
+    member("q", "de"),  # joins last, asks a question
+]
+
+
+def test_only_heard_speakers_get_lanes_and_they_still_reach_every_listener():
+    plans = plan_lanes(WEBINAR_ROOM, speakers={"a"})
+    assert set(plans) == {LaneKey("a", "es"), LaneKey("a", "de"), LaneKey("a", "fr")}
+    assert plans[LaneKey("a", "es")].listener_ids == ("b", "e")
+    assert plan_lanes(WEBINAR_ROOM, speakers=set()) == {}
+    # None: everyone speaks (lanes open at the join), the plan of before.
+    assert plan_lanes(WEBINAR_ROOM, speakers=None) == plan_lanes(WEBINAR_ROOM)
+
+
+def test_with_lanes_at_the_join_silent_early_joiners_take_the_cap_from_a_late_questioner():
+    """The problem lazy lanes solve, as the planner sees it: with the cap at 3, every lane goes to
+    people who joined before the questioner, though only the presenter ever speaks."""
+    order = [m.id for m in WEBINAR_ROOM]
+    capped = cap_lanes(plan_lanes(WEBINAR_ROOM), order, 3)
+    assert not any(plan.speaker.id == "q" for plan in capped.plans.values())
+    assert {p.speaker.id for p in capped.plans.values()} - {"a"}, "silent listeners hold lanes"
+
+
+def test_the_cap_ranks_among_heard_speakers_so_the_late_questioner_is_served():
+    order = [m.id for m in WEBINAR_ROOM]
+    capped = cap_lanes(plan_lanes(WEBINAR_ROOM, speakers={"a", "q"}), order, 5)
+    assert {p.speaker.id for p in capped.plans.values()} == {"a", "q"}
+    # The presenter's three lanes rank first (earlier joined); the questioner gets two of three, and
+    # the one left out is counted as unserved, not lanes of people who never spoke.
+    assert sum(p.speaker.id == "q" for p in capped.plans.values()) == 2
+    assert [p.speaker.id for p in capped.left_out] == ["q"]
+    capped = cap_lanes(plan_lanes(WEBINAR_ROOM, speakers={"q"}), order, 2)
+    assert {p.key for p in capped.plans.values()} <= {LaneKey("q", b) for b in ("en", "es", "fr")}
+    assert len(capped.plans) == 2
+
+
+def test_awaiting_speech_names_who_would_have_lanes_once_heard():
+    assert awaiting_speech(WEBINAR_ROOM, heard={"a"}) == {"b", "c", "d", "e", "q"}
+    assert awaiting_speech(WEBINAR_ROOM, heard={m.id for m in WEBINAR_ROOM}) == frozenset()
+    # Alone in their language with nobody else: nobody to interpret for, nothing to listen for.
+    assert awaiting_speech([member("a", "en"), member("b", "en-GB")], heard=set()) == frozenset()
+    assert awaiting_speech([member("a", "en")], heard=set()) == frozenset()
+    assert awaiting_speech([member("a", "en"), member("b", "es")], heard=set()) == {"a", "b"}

@@ -201,3 +201,15 @@ def test_a_settings_flag_subset_must_name_real_flags() -> None:
 
     with pytest.raises(ValueError, match="no settings flag for \\['metrics'\\]"):
         add_settings_flags(argparse.ArgumentParser(), only=("engine", "metrics"))
+
+
+def test_lanes_open_is_a_flag_and_auto_follows_the_output_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    parser = build_parser()
+    args = parser.parse_args(["join", "1234", "--lanes-open", "speech"])
+    assert flag_overrides(args)["lanes_open"] == "speech"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["join", "1234", "--lanes-open", "later"])
+    monkeypatch.setenv("TRANSLATOR_OUTPUT_MODE", "per-language")
+    assert load_settings().effective_lanes_open == "speech"
+    monkeypatch.setenv("TRANSLATOR_LANES_OPEN", "join")
+    assert load_settings().effective_lanes_open == "join"

@@ -7,6 +7,15 @@ lanes (`plan_lanes`) and feeds (`plan_feeds`: per listener, per language or mixe
 difference, within the lane cap (`TRANSLATOR_MAX_LANES`, earliest-joined served first) and at most one
 change per lane per second.
 
+Lazy lanes (`TRANSLATOR_LANES_OPEN=speech`, the default with per-language output): a speaker's lanes
+open once their speech tracker first hears them speak, so listeners who never speak cost no model
+session and take no place under the cap. Until then the meeting keeps the last `PRE_ROLL_S` of their
+audio; when they are heard, that and what they say while the lanes connect is held (as for lanes
+waiting for the engine at start-up) and given to the lanes when they open, so their first words are
+translated. Someone who leaves is forgotten: if they come back, they are heard again before their
+lanes reopen (with the same pre-roll, so nothing they say is lost; only that first sentence waits for
+the connection).
+
 No participant can break the meeting for the others:
 - every audio stream a participant publishes is read to its end by its own task (`audio_in`);
 - a crashed reader or lane is restarted with back-off; a feed the room refuses (publisher limit) or
@@ -43,6 +52,7 @@ from translator_bot.interpreter.plan import (
     LaneKey,
     LanePlan,
     Member,
+    awaiting_speech,
     cap_lanes,
     plan_feeds,
     plan_lanes,
@@ -68,6 +78,9 @@ log = logging.getLogger(__name__)
 # Speech heard while the engine loads (start-up), given to the lanes when they open: as much as an engine
 # sends again to a new model connection at once (engine.intake.MAX_REPLAY_MS).
 HELD_SPEECH_S = 10.0
+# Audio kept of each speaker not heard yet (lazy lanes): the speech detector fires on the first voiced
+# frame, so this holds the onset and the quiet before it the model's own turn detection pads with.
+PRE_ROLL_S = 1.0
 LANE_CHANGE_INTERVAL_S = 1.0  # a lane is opened, closed or re-configured at most this often
 SUPERVISE_INTERVAL_S = 0.25  # how often due restarts, re-publishes and held-back changes are looked at
 
@@ -75,18 +88,25 @@ SUPERVISE_INTERVAL_S = 0.25  # how often due restarts, re-publishes and held-bac
 EngineFactory = Callable[[Settings, LaneSpec], EngineSession]
 
 
-class HeldAudio:
-    """The latest `max_bytes` of a speaker's audio, in the chunks it came in."""
+def _audio_bytes(seconds: float) -> int:
+    return int(seconds * MODEL_RATE) * BYTES_PER_SAMPLE
 
-    def __init__(self, max_bytes: int) -> None:
+
+class HeldAudio:
+    """The latest `max_bytes` of a speaker's audio, in the chunks it came in. `tracked`: the speaker's
+    speech tracker was fed these chunks as they came (otherwise it is fed them when they are handed
+    on)."""
+
+    def __init__(self, max_bytes: int, *, tracked: bool = False) -> None:
         self.chunks: collections.deque[bytes] = collections.deque()
-        self._max_bytes = max_bytes
+        self.max_bytes = max_bytes  # may grow: a pre-roll becomes speech held for the lanes
+        self.tracked = tracked
         self._bytes = 0
 
     def append(self, pcm: bytes) -> None:
         self.chunks.append(pcm)
         self._bytes += len(pcm)
-        while self._bytes > self._max_bytes:
+        while self._bytes > self.max_bytes:
             self._bytes -= len(self.chunks.popleft())
 
 
@@ -123,9 +143,17 @@ class Meeting(LaneRouter):
         self._pending: dict[LaneKey, LanePlan] = {}  # planned, opened once the engine is loaded
         self._load_error: Exception | None = None
         self._load_started = False
-        self._held: dict[str, HeldAudio] = {}  # per speaker of a pending lane, until it opens
-        # Per speaker with an open lane: every lane of a speaker hears the same audio, so the speech-end
-        # tracker runs once per chunk, not once per lane (each lane sees it from its opening on).
+        self._held: dict[str, HeldAudio] = {}  # per speaker in `_holding`, until their lanes open
+        # Lazy lanes: lanes are planned only for speakers heard so far (forgotten when they leave).
+        self._lazy = settings.effective_lanes_open == "speech"
+        self._heard: set[str] = set()
+        self._awaiting: frozenset[str] = frozenset()  # not heard yet, would have lanes once heard
+        # Speakers whose audio is held for lanes not open yet: of pending lanes (engine loading), not
+        # heard yet (the pre-roll), or heard but their lanes not open yet.
+        self._holding: set[str] = set()
+        # Per speaker with an open lane (or awaited, with lazy lanes): every lane of a speaker hears the
+        # same audio, so the speech-end tracker runs once per chunk, not once per lane (each lane sees it
+        # from its opening on).
         self._speech: dict[str, SpeechEndTracker] = {}
         self._wanted_feeds: dict[str, FeedPlan] = {}
         self._limiter = ChangeLimiter(lane_change_interval, settings.max_lanes)
@@ -204,6 +232,7 @@ class Meeting(LaneRouter):
         lanes = [*self.lanes.values(), *self._closing]
         self.lanes, self._closing = {}, set()
         self._speech = {}
+        self._held, self._holding = {}, set()
         await asyncio.gather(*(lane.aclose() for lane in lanes), return_exceptions=True)
         for lane in lanes:
             forget_lane(str(lane.key))
@@ -224,12 +253,10 @@ class Meeting(LaneRouter):
             return
         async with self._reconcile_lock:
             pending, self._pending = self._pending, {}
-            held, self._held = self._held, {}
-            for plan in pending.values():
-                self._open_lane(plan)
-            for pid, audio in held.items():
-                for pcm in audio.chunks:
-                    self._speaker_audio(pid, pcm)
+            opened = [self._open_lane(plan) for plan in pending.values()]
+            self._hand_over_held(opened)
+            self._holding = {pid for pid in self._holding if pid in self._awaiting}
+            self._held = {pid: held for pid, held in self._held.items() if pid in self._holding}
             LANES.set(len(self.lanes))
         if self._on_change is not None:
             self._on_change()
@@ -267,6 +294,7 @@ class Meeting(LaneRouter):
                     await self._reconcile()
             case PeerLeft(participant_id=pid):
                 self._audio_in.stop(pid, None)
+                self._heard.discard(pid)  # back in the room, they are heard again before their lanes open
                 if self.members.pop(pid, None) is not None:
                     log.info("participant %s left", pid)
                     await self._reconcile()
@@ -281,23 +309,46 @@ class Meeting(LaneRouter):
                 self._stop_requested = True
 
     def _speaks_into_a_lane(self, pid: str) -> bool:
-        """Open, or waiting for the engine (what they say meanwhile is held for it)."""
-        return any(lane.plan.speaker.id == pid for lane in self.lanes.values()) or any(
-            plan.speaker.id == pid for plan in self._pending.values()
-        )
+        """Open, or its audio held for lanes to come: waiting for the engine, or (lazy lanes) listened
+        to for their first words."""
+        return pid in self._holding or any(lane.plan.speaker.id == pid for lane in self.lanes.values())
 
     def _speaker_audio(self, pid: str, pcm: bytes) -> None:
         speech = self._speech.get(pid)
+        if speech is None and pid in self._awaiting:
+            speech = self._speech[pid] = SpeechEndTracker()
         if speech is not None:
             speech.feed(pcm, self._clock())
+            if pid in self._awaiting and pid not in self._heard and speech.last_voiced_sample is not None:
+                self._on_heard(pid)
         for lane in self.lanes.values():
             if lane.plan.speaker.id == pid:
                 lane.push_audio(pcm)
-        if self._pending and any(plan.speaker.id == pid for plan in self._pending.values()):
+        if pid in self._holding:
             held = self._held.get(pid)
             if held is None:
-                held = self._held[pid] = HeldAudio(int(HELD_SPEECH_S * MODEL_RATE) * BYTES_PER_SAMPLE)
+                held = self._held[pid] = HeldAudio(self._held_bytes(pid), tracked=speech is not None)
             held.append(pcm)
+
+    def _held_bytes(self, pid: str) -> int:
+        """A pre-roll for someone not heard yet, up to HELD_SPEECH_S for lanes on their way."""
+        return _audio_bytes(PRE_ROLL_S if pid in self._awaiting and pid not in self._heard else HELD_SPEECH_S)
+
+    def _on_heard(self, pid: str) -> None:
+        """Lazy lanes: `pid` spoke for the first time; their lanes open now, their words held meanwhile."""
+        self._heard.add(pid)
+        log.info("heard %s (%s) speak: opening their lanes", pid, self._member_name(pid))
+        if (held := self._held.get(pid)) is not None:
+            held.max_bytes = _audio_bytes(HELD_SPEECH_S)
+        if not self._tasks.closed:
+            self._tasks.spawn(self._reconcile_now(), name=f"opening the lanes of {pid}")
+
+    async def _reconcile_now(self) -> None:
+        try:
+            await self._reconcile()
+        except Exception:
+            log.exception("opening lanes failed; trying again")
+            self._replan_at = self._clock()  # the supervisor's next tick
 
     def _member_name(self, pid: str) -> str:
         return self.members[pid].name if pid in self.members else pid
@@ -308,8 +359,9 @@ class Meeting(LaneRouter):
         async with self._reconcile_lock:
             now = self._clock()
             await self._restart_due_lanes(now)
+            speakers = self._heard if self._lazy else None
             capped = cap_lanes(
-                plan_lanes(self.members.values()), list(self.members), self._settings.max_lanes
+                plan_lanes(self.members.values(), speakers), list(self.members), self._settings.max_lanes
             )
             self._note_unserved(capped.left_out)
             step = self._limiter.step(self._plans, capped.plans, now)
@@ -328,13 +380,19 @@ class Meeting(LaneRouter):
                 elif plan.key in self.lanes:
                     log.info("re-configuring lane %s -> %s", plan.key, plan.target.tag)
                     self.lanes[plan.key].update(plan)
+            opened: list[Lane] = []
             for plan in step.changes.opened:
                 if self._engines_ready():
-                    self._open_lane(plan)
+                    opened.append(self._open_lane(plan))
                 else:  # at start-up: the feeds go into the room (silent) while the engine loads
                     self._pending[plan.key] = plan
-            speakers = {lane.plan.speaker.id for lane in self.lanes.values()}
-            self._speech = {pid: t for pid, t in self._speech.items() if pid in speakers}
+            # Before anything is awaited: from here on their audio goes to the lanes, none lost or doubled.
+            self._hand_over_held(opened)
+            self._hold_for_lanes_to_come(capped.plans)
+            lane_speakers = {lane.plan.speaker.id for lane in self.lanes.values()}
+            self._speech = {
+                pid: t for pid, t in self._speech.items() if pid in lane_speakers or pid in self._awaiting
+            }
             for lane in closing:
                 # Translations already queued still play: they were said and are on their way.
                 log.info("closing lane %s", lane.key)
@@ -355,6 +413,39 @@ class Meeting(LaneRouter):
         wanted = self._wanted_feeds = plan_feeds(self._plans, self._settings.output_mode)
         lanes = {feed_id: feed.lanes for feed_id, feed in wanted.items()}
         await self._feed_set.reconcile(lanes, self._feed_language, lambda fid: wanted[fid].audience)
+
+    def _hand_over_held(self, opened: list[Lane]) -> None:
+        """Give the lanes just opened what their speaker said while they were on their way."""
+        by_speaker: dict[str, list[Lane]] = {}
+        for lane in opened:
+            by_speaker.setdefault(lane.plan.speaker.id, []).append(lane)
+        for pid, lanes in by_speaker.items():
+            held = self._held.pop(pid, None)
+            if held is None:
+                continue
+            speech = None if held.tracked else self._speech.get(pid)
+            for pcm in held.chunks:
+                if speech is not None:
+                    speech.feed(pcm, self._clock())
+                for lane in lanes:
+                    lane.push_audio(pcm)
+
+    def _hold_for_lanes_to_come(self, wanted: dict[LaneKey, LanePlan]) -> None:
+        """Who to listen to for lanes not open yet, and whose held audio is no longer for anything."""
+        if self._lazy:
+            self._heard &= set(self.members)
+            self._awaiting = awaiting_speech(self.members.values(), self._heard)
+        open_speakers = {lane.plan.speaker.id for lane in self.lanes.values()}
+        deferred = {plan.speaker.id for key, plan in wanted.items() if key not in self.lanes}
+        self._holding = (
+            {plan.speaker.id for plan in self._pending.values()}
+            | set(self._awaiting)
+            | ((deferred - open_speakers) if self._lazy else set())
+        )
+        for pid in [pid for pid in self._held if pid not in self._holding]:
+            del self._held[pid]
+        for pid, held in self._held.items():
+            held.max_bytes = self._held_bytes(pid)
 
     def _engines_ready(self) -> bool:
         return self._engine_factory is not None or self._engines.loaded
@@ -381,7 +472,7 @@ class Meeting(LaneRouter):
             log.info("every lane the meeting needs is open again")
         self._unserved = keys
 
-    def _open_lane(self, plan: LanePlan) -> None:
+    def _open_lane(self, plan: LanePlan) -> Lane:
         log.info(
             "opening lane %s: %s (%s) -> %s for %s",
             plan.key,
@@ -407,6 +498,7 @@ class Meeting(LaneRouter):
         lane.start()
         self.lanes[plan.key] = lane
         self.cost.track(str(plan.key), engine)
+        return lane
 
     async def _close_lane(self, lane: Lane) -> None:
         """Close a lane already taken out of `lanes` (and put in `_closing`)."""
@@ -513,6 +605,8 @@ class Meeting(LaneRouter):
                 {str(k): lane.engine for k, lane in self.lanes.items()}, time.monotonic()
             ),
             "unserved_lanes": [str(key) for key in self._unserved],
+            # Lazy lanes: participants whose lanes open once they are heard (not unserved: not needed yet).
+            "awaiting_speech": sorted(self._awaiting),
         }
         if self._fatal is not None:
             details["fatal"] = str(self._fatal)

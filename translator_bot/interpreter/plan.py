@@ -11,6 +11,11 @@ Two guards keep a meeting's cost and churn bounded whatever its participants do:
   a lane ranks by the later of its speaker's join position and its earliest listener's, so the
   people who came first are fully interpreted among themselves, and a newcomer never takes a lane
   away from people already served; lanes left out open as soon as capacity frees up.
+- Lazy lanes (`TRANSLATOR_LANES_OPEN=speech`): only the lanes of speakers the bot has heard speak
+  are planned (`plan_lanes(..., speakers=heard)`), so in a webinar the listeners who never speak
+  open no model session and take no place under the cap; the cap then ranks among heard speakers,
+  and a questioner who joined late is served before the silent early joiners. `awaiting_speech`
+  names who would have lanes once heard: the meeting listens to them for their first words.
 - `ChangeLimiter`: a lane key is opened, closed or re-configured at most once per `min_interval`
   seconds; further changes wait until then, so metadata flapping every 100 ms cannot open and
   close model sessions at that rate.
@@ -18,7 +23,7 @@ Two guards keep a meeting's cost and churn bounded whatever its participants do:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from translator_bot.languages import Language
@@ -54,10 +59,14 @@ class LanePlan:
         return tuple(m.id for m in self.listeners)
 
 
-def plan_lanes(members: Iterable[Member]) -> dict[LaneKey, LanePlan]:
+def plan_lanes(members: Iterable[Member], speakers: Container[str] | None = None) -> dict[LaneKey, LanePlan]:
+    """Every lane the members need: one per speaker and language of their listeners. `speakers`: plan
+    only the lanes of these speakers (those heard so far, with lazy lanes); None: everyone's."""
     ordered = sorted({m.id: m for m in members}.values(), key=lambda m: m.id)
     plans: dict[LaneKey, LanePlan] = {}
     for speaker in ordered:
+        if speakers is not None and speaker.id not in speakers:
+            continue
         by_language: dict[str, list[Member]] = {}
         for listener in ordered:
             if listener.id != speaker.id and not listener.language.same_language(speaker.language):
@@ -66,6 +75,14 @@ def plan_lanes(members: Iterable[Member]) -> dict[LaneKey, LanePlan]:
             key = LaneKey(speaker.id, base)
             plans[key] = LanePlan(key, speaker, listeners[0].language, tuple(listeners))
     return plans
+
+
+def awaiting_speech(members: Iterable[Member], heard: Container[str]) -> frozenset[str]:
+    """Members not heard yet who would speak into a lane once heard: someone of another language is
+    there to listen."""
+    listed = list(members)
+    bases = {m.language.base for m in listed}
+    return frozenset(m.id for m in listed if m.id not in heard and bases - {m.language.base})
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,7 +55,11 @@ class InterpreterRig:
     dtx: bool = False  # participants ask for Opus DTX (it takes effect in a room with `opus_dtx`)
     _own_fake: bool = False
 
-    async def start(self, people: Sequence[tuple[str, str]]) -> None:
+    async def start(self, people: Sequence[tuple[str, str]], *, subscribe: bool = True) -> None:
+        """Start the bot, let `people` (name, language) join, and wait until the bot hears them all.
+        `subscribe`: every person first subscribes to the interpreter feed meant for them (so it must
+        exist: lanes at the join); False leaves that to `subscribe`, for a bot whose feeds appear only
+        once someone has spoken (lazy lanes)."""
         if self.engine != "passthrough" and self.fake is None and self.use_fake:
             self.fake = FakeRealtimeServer(options=self.fake_options)
             self._own_fake = True
@@ -84,11 +88,20 @@ class InterpreterRig:
             sim = SimParticipant(self.janus.url, room, name, language, dtx=self.dtx)
             await sim.join()
             self.people[name] = RigPerson(sim)
-        for person in self.people.values():
-            person.listening = await person.sim.subscribe_interpreter(timeout_s=20)
-            recorder = await person.listening.wait_track(20)
-            await recorder.wait_first_frame(20)
+        if subscribe:
+            await self.subscribe(list(self.people), 20)
         await self.wait_bot_hears_everyone(20)
+
+    async def subscribe(self, names: Sequence[str], timeout_s: float = 20) -> None:
+        """`names` subscribe to the interpreter feed meant for them (waiting up to `timeout_s` for it
+        to appear) and record it from its first frame."""
+        for name in names:
+            person = self.people[name]
+            if person.listening is not None:
+                continue
+            person.listening = await person.sim.subscribe_interpreter(timeout_s=timeout_s)
+            recorder = await person.listening.wait_track(timeout_s)
+            await recorder.wait_first_frame(timeout_s)
 
     async def wait_bot_hears_everyone(self, timeout_s: float) -> None:
         """Until the bot has decoded audio from every participant. Speech before that is lost, not
