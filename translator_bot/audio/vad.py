@@ -14,6 +14,7 @@ passthrough engine that imitates it) uses 10 ms frames, 30 ms of minimum speech 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,7 +53,29 @@ def _frame_power(samples: npt.NDArray[np.int16], frame_samples: int) -> npt.NDAr
 
 
 def _min_power(threshold_dbfs: float) -> float:
-    return float(_FULL_SCALE * _FULL_SCALE * 10.0 ** (threshold_dbfs / 10.0))
+    """The frame power at `threshold_dbfs`, rounded to float32 as numpy rounds a Python float compared
+    with a float32 array: a frame power (a float32 value) compared with it as Python floats then gives
+    exactly the verdict the array comparison gives."""
+    return float(np.float32(_FULL_SCALE * _FULL_SCALE * 10.0 ** (threshold_dbfs / 10.0)))
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkPower:
+    """The power of each whole frame of one chunk of audio, from its first sample: computed once and
+    given to every detector that reads the same chunk with the same frame size (a speaker's tracker
+    and each of its lanes' gates), instead of each computing it again. A detector uses it only when
+    its frames line up with the chunk's (nothing carried over, the chunk all whole frames) and
+    computes its own otherwise, so the events are the same either way."""
+
+    frame_samples: int
+    values: list[float]  # mean square per frame on the int16 scale (float32 values, as Python floats)
+
+    @classmethod
+    def of(cls, samples: npt.NDArray[np.int16], frame_samples: int) -> ChunkPower | None:
+        """The chunk's frame powers; None when it is not whole frames (no frame grid to share)."""
+        if not len(samples) or len(samples) % frame_samples:
+            return None
+        return cls(frame_samples, _frame_power(samples, frame_samples).tolist())
 
 
 @dataclass(frozen=True)
@@ -194,21 +217,40 @@ class VoiceActivityDetector:
         self._config = config
         self._min_power = _min_power(config.threshold_dbfs)
 
-    def feed(self, samples: npt.NDArray[np.int16]) -> list[VoiceEvent]:
+    @property
+    def frame_samples(self) -> int:
+        return self._frame
+
+    def on_grid(self, samples: int) -> bool:
+        """A chunk of `samples` fed now would be examined as whole frames from its first sample."""
+        return not len(self._carry) and samples % self._frame == 0
+
+    def feed(self, samples: npt.NDArray[np.int16], power: ChunkPower | None = None) -> list[VoiceEvent]:
+        """`power`: the frame powers of `samples` already computed (`ChunkPower.of`); used when they
+        are this detector's frames, else computed here (a chunk off the grid, another frame size)."""
+        if power is not None and power.frame_samples == self._frame and self.on_grid(len(samples)):
+            return self._examine(power.values)
         data = samples if not len(self._carry) else np.concatenate([self._carry, samples])
         whole = len(data) // self._frame * self._frame
         # A copy (the caller's buffer may change); none for the usual chunk of whole frames.
         self._carry = data[whole:].astype(np.int16) if whole < len(data) else _NO_SAMPLES
-        events: list[VoiceEvent] = []
         if not whole:
-            return events
-        power = _frame_power(data[:whole], self._frame)
-        if self._sound_power is not None:
-            loud = np.flatnonzero(power >= self._sound_power)
-            if loud.size:
-                self._last_sound_end = self._frames + int(loud[-1]) + 1
-        for voiced in (power >= self._min_power).tolist():
-            event = self._step(voiced)
+            return []
+        return self._examine(_frame_power(data[:whole], self._frame).tolist())
+
+    def _examine(self, power: Sequence[float]) -> list[VoiceEvent]:
+        """The next whole frames, by their power. Python floats: a 20 ms chunk is one frame, for which
+        numpy's per-call overhead costs more than the comparisons themselves."""
+        sound = self._sound_power
+        if sound is not None:
+            for index in range(len(power) - 1, -1, -1):
+                if power[index] >= sound:
+                    self._last_sound_end = self._frames + index + 1
+                    break
+        events: list[VoiceEvent] = []
+        min_power = self._min_power
+        for frame_power in power:
+            event = self._step(frame_power >= min_power)
             if event is not None:
                 events.append(event)
         return events

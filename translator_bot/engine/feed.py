@@ -13,7 +13,13 @@ from collections.abc import Callable
 import numpy as np
 
 from translator_bot.audio.formats import BYTES_PER_SAMPLE, MODEL_RATE
-from translator_bot.audio.vad import VoiceActivityConfig, VoiceActivityDetector, VoiceStarted, amplitude_dbfs
+from translator_bot.audio.vad import (
+    ChunkPower,
+    VoiceActivityConfig,
+    VoiceActivityDetector,
+    VoiceStarted,
+    amplitude_dbfs,
+)
 from translator_bot.engine.silence_gate import SILENCE_FLOOR_DBFS
 
 log = logging.getLogger(__name__)
@@ -66,14 +72,20 @@ class AudioFeed:
     def start(self) -> int:
         return self._start
 
-    def push(self, pcm: bytes) -> None:
-        data = self._carry + pcm
-        if len(data) % BYTES_PER_SAMPLE:
-            self._carry, data = data[-1:], data[:-1]
+    def push(self, pcm: bytes, power: ChunkPower | None = None) -> None:
+        """`power`: the frame powers of `pcm` from its first byte (`audio.vad.ChunkPower`), if already
+        computed; the gate uses them when its frames are those (see `VoiceActivityDetector.feed`)."""
+        if self._carry or len(pcm) % BYTES_PER_SAMPLE:
+            data = self._carry + pcm
+            if len(data) % BYTES_PER_SAMPLE:
+                self._carry, data = data[-1:], data[:-1]
+            else:
+                self._carry = b""
+            power = None  # the samples do not begin at `pcm`'s first byte
         else:
-            self._carry = b""
+            data = pcm
         self._buf += data
-        self._run_gate(data)
+        self._run_gate(data, power)
         excess = len(self._buf) // BYTES_PER_SAMPLE - self._max_samples
         if excess > 0:
             del self._buf[: excess * BYTES_PER_SAMPLE]
@@ -129,8 +141,8 @@ class AudioFeed:
             return self.end - self._start
         return self.end - self.run_end
 
-    def _run_gate(self, data: bytes) -> None:
-        for event in self._gate.feed(np.frombuffer(data, dtype="<i2")):
+    def _run_gate(self, data: bytes, power: ChunkPower | None) -> None:
+        for event in self._gate.feed(np.frombuffer(data, dtype="<i2"), power):
             if isinstance(event, VoiceStarted):
                 self.run_start = event.voiced
                 if self._on_speech_start is not None:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from translator_bot.audio.vad import ChunkPower
 from translator_bot.engine.base import (
     EngineSession,
     LaneSpec,
@@ -108,10 +109,13 @@ class Lane:
         connection never holds up the meeting; audio pushed meanwhile is buffered by the engine."""
         self._tasks.spawn(self._run(), name=f"lane {self.key}")
 
-    def push_audio(self, pcm: bytes) -> None:
+    def push_audio(self, pcm: bytes, power: ChunkPower | None = None) -> None:
+        """`power`: the frame powers of `pcm`, if its speaker's tracker computed them
+        (`SpeechEndTracker.feed`); passed on so the engine's input gate need not compute them again."""
         if self._own_speech is not None:
-            self._own_speech.feed(pcm, self._clock())
-        self.engine.send_audio(pcm)
+            own = self._own_speech.feed(pcm, self._clock())
+            power = own if power is None else power
+        self.engine.send_audio(pcm, power)
 
     def update(self, plan: LanePlan) -> None:
         self.plan = plan
