@@ -1,6 +1,7 @@
-"""A speaker's 20 ms frame powers are computed once, by its speech-end tracker, and every lane's input
-gate reads them instead of computing them again. Whatever the chunks (whole frames, odd bytes, half
-frames) and whenever a lane opens, each gate must say exactly what it says computing its own."""
+"""A speaker's 20 ms frame powers are computed once per chunk (per frame grid), by its speech-end
+tracker, and every lane's input gate on that grid reuses them instead of computing them again. Whatever
+the chunks (whole frames, odd bytes, half frames) and whenever a lane opens, each gate must say exactly
+what it says computing its own."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from tests.unit.test_speech import silence, tone
 from translator_bot.audio import vad
 from translator_bot.audio.clock import FakeClock
 from translator_bot.audio.vad import (
-    ChunkPower,
+    SharedChunk,
     VoiceActivityConfig,
     VoiceActivityDetector,
     VoiceStarted,
@@ -64,41 +65,57 @@ def state(detector: VoiceActivityDetector) -> tuple[Any, ...]:
     )
 
 
-def test_given_frame_powers_give_the_same_events_and_positions_as_computing_them() -> None:
+def test_detectors_sharing_chunks_say_what_each_says_reading_them_alone() -> None:
+    # Detectors that began at different points of the stream (on the frame grid or off it) read the
+    # same chunks, of any size: each must say exactly what it says reading the chunks on its own.
     samples = speech_like(20.0, seed=3)
-    own = VoiceActivityDetector(GATE, sound_floor_dbfs=SILENCE_FLOOR_DBFS)
-    given = VoiceActivityDetector(GATE, sound_floor_dbfs=SILENCE_FLOOR_DBFS)
-    events = 0
-    for start in range(0, len(samples), FRAME):
-        chunk = samples[start : start + FRAME]
-        expected = own.feed(chunk)
-        assert given.feed(chunk, ChunkPower.of(chunk, FRAME)) == expected
-        assert state(given) == state(own)
-        events += len(expected)
-    assert events > 20  # the audio really starts and stops speech, many times
+    rng = np.random.default_rng(4)
+    sizes = [480] * 300 + [int(rng.integers(1, 1500)) for _ in range(300)] + [480] * 200
+    starts = {0: 0, 1: 0, 37: 0, 300: 0, 305: 0, 350: 0, 600: 0}  # chunk index -> phase, when begun
+    pairs: list[tuple[VoiceActivityDetector, VoiceActivityDetector]] = []
+    position, events = 0, 0
+    for index, size in enumerate(sizes):
+        if index in starts:
+            pairs.append(
+                (
+                    VoiceActivityDetector(GATE, sound_floor_dbfs=SILENCE_FLOOR_DBFS),
+                    VoiceActivityDetector(GATE, sound_floor_dbfs=SILENCE_FLOOR_DBFS),
+                )
+            )
+        chunk = samples[position : position + size]
+        position += size
+        shared = SharedChunk(chunk.astype("<i2").tobytes())
+        for alone, sharing in pairs:
+            expected = alone.feed(chunk)
+            assert sharing.feed_shared(shared) == expected, index
+            assert state(sharing) == state(alone), index
+            events += len(expected)
+    assert events > 50  # the audio really starts and stops speech, many times
 
 
-def test_a_power_at_the_threshold_is_judged_as_the_array_comparison_judged_it() -> None:
-    # The thresholds are Python floats; numpy compared float32 powers with them in float32.
-    unrounded = 32768.0**2 * 10.0 ** (GATE.threshold_dbfs / 10.0)
-    at = np.float32(unrounded)
-    for power in (np.nextafter(at, np.float32(0)), at, np.nextafter(at, np.float32(1e12))):
-        expected = bool((np.array([power], dtype=np.float32) >= unrounded)[0])
-        detector = VoiceActivityDetector(GATE)
-        events = detector.feed(np.zeros(FRAME, dtype=np.int16), ChunkPower(FRAME, [float(power)]))
-        assert (events == [VoiceStarted(0, 0)]) == expected, power
-    assert float(at) != unrounded  # the case that matters: the threshold is not a float32
+def test_a_frame_exactly_at_the_threshold_is_voiced_as_before() -> None:
+    # RMS 300 is the gate's threshold; a frame of it has a power of exactly 90000 (float32), and the
+    # threshold's power in double precision is 90000.00000000007. numpy compared the float32 powers
+    # with the threshold rounded to float32, so such a frame was voiced: it still is.
+    frame = np.full(FRAME, 300, dtype=np.int16)
+    alone, sharing = VoiceActivityDetector(GATE), VoiceActivityDetector(GATE)
+    assert alone.feed(frame) == [VoiceStarted(0, 0)]
+    assert sharing.feed_shared(SharedChunk(frame.astype("<i2").tobytes())) == [VoiceStarted(0, 0)]
+    quieter = VoiceActivityDetector(GATE)
+    assert quieter.feed_shared(SharedChunk((frame - 1).astype("<i2").tobytes())) == []
+    assert not quieter.in_speech
 
 
-def test_powers_of_another_grid_are_not_used() -> None:
-    loud = ChunkPower(FRAME, [1e9])  # would be speech if it were used
-    carried = VoiceActivityDetector(GATE)
-    carried.feed(np.zeros(100, dtype=np.int16))  # 100 samples carried over: frames no longer line up
-    assert carried.feed(np.zeros(FRAME, dtype=np.int16), loud) == [] and not carried.in_speech
-    other_size = VoiceActivityDetector(VoiceActivityConfig(frame_ms=10, min_speech_ms=10))
-    assert other_size.feed(np.zeros(FRAME, dtype=np.int16), loud) == [] and not other_size.in_speech
-    assert ChunkPower.of(np.zeros(FRAME + 1, dtype=np.int16), FRAME) is None
-    assert ChunkPower.of(np.zeros(0, dtype=np.int16), FRAME) is None
+def test_only_bytes_of_whole_samples_are_shared() -> None:
+    assert SharedChunk.of(bytes(961)) is None
+    mutable: Any = bytearray(960)
+    assert SharedChunk.of(mutable) is None  # may change under its readers: not shared
+    chunk = SharedChunk.of(bytes(960))
+    assert chunk is not None and len(chunk.samples) == FRAME
+    # A gate handed the chunk of other bytes than those it is pushed reads what it is pushed.
+    feed = AudioFeed()
+    feed.push(tone(20), chunk)
+    assert feed.voiced
 
 
 def feed_state(feed: AudioFeed) -> tuple[Any, ...]:
@@ -129,7 +146,6 @@ def test_a_speaker_and_its_lanes_gates_agree_with_their_own_computation() -> Non
     audio = speech_like(20.0, seed=5).astype("<i2").tobytes()
     tracker, reference = SpeechEndTracker(), SpeechEndTracker()
     lanes: list[tuple[AudioFeed, AudioFeed, list[int]]] = []
-    shared_chunks = 0
     chunks = chunks_of(audio)
     for i, chunk in enumerate(chunks):
         # Opened at the start, mid-stream, with a byte carried, on a grid of its own, back on the grid.
@@ -143,21 +159,19 @@ def test_a_speaker_and_its_lanes_gates_agree_with_their_own_computation() -> Non
                 )
             )
         now = (i + 1) * 0.02
-        power = tracker.feed(chunk, now)
+        shared_chunk = tracker.feed(chunk, now)
         reference.feed(chunk, now)
-        shared_chunks += power is not None
         assert (tracker.last_speech_end, tracker.speaking) == (reference.last_speech_end, reference.speaking)
         for shared, own, starts in lanes:
-            shared.push(chunk, power)
+            shared.push(chunk, shared_chunk)
             own.push(chunk)
             assert feed_state(shared) == feed_state(own), i
             assert starts[0] == starts[1]
     # Each lane heard speech start again and again (the one opened on half a sample hears other samples).
     assert [s[0] for _, _, s in lanes] == [8, 8, 2, 8, 8]
-    assert shared_chunks > 0.9 * len(chunks)  # the powers were shared, not computed again each time
 
 
-def test_the_power_is_computed_once_per_chunk_for_the_tracker_and_every_lane(
+def test_the_power_is_computed_once_per_chunk_and_phase_for_the_tracker_and_every_lane(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     computed = [0]
@@ -168,16 +182,27 @@ def test_the_power_is_computed_once_per_chunk_for_the_tracker_and_every_lane(
         return frame_power(samples, frame_samples)
 
     monkeypatch.setattr(vad, "_frame_power", counted)
+    # As the inbound converter hands it on: a first chunk shorter by the resampler's delay (446
+    # samples), then 20 ms chunks; the tracker's frames are off the chunks' grid from then on.
+    audio = tone(400) + silence(400) + tone(400) + silence(600)
+    chunks = [audio[:892]] + [audio[start : start + 960] for start in range(892, len(audio), 960)]
     tracker = SpeechEndTracker()
-    intakes = [Intake("realtime", 20, 20.0), Intake("realtime", 20, 20.0)]
-    audio = tone(400) + silence(400)
-    for start in range(0, len(audio), 960):
-        chunk = audio[start : start + 960]
-        power = tracker.feed(chunk, start / 48_000)
-        for intake in intakes:
-            intake.push(chunk, power)
-    assert computed[0] == len(audio) // 960
-    assert all(intake.feed.run_end == 400 * 24 for intake in intakes)
+    with_tracker = [Intake("realtime", 20, 20.0), Intake("realtime", 20, 20.0)]  # opened with it
+    later: list[Intake] = []  # opened on a chunk's edge: another frame grid than the tracker's
+    for index, chunk in enumerate(chunks):
+        if index in (10, 30):
+            later.append(Intake("realtime", 20, 20.0))
+        computed[0] = 0
+        shared = tracker.feed(chunk, index * 0.02)
+        for intake in with_tracker + later:
+            intake.push(chunk, shared)
+        assert computed[0] == (1 if not later else 2), index  # once per grid, however many lanes
+    assert {intake.feed.run_end for intake in with_tracker} == {1200 * 24}  # the second tone's end
+    for intake, opened in zip(later, (10, 30), strict=True):
+        alone = AudioFeed()
+        for chunk in chunks[opened:]:
+            alone.push(chunk)
+        assert feed_state(intake.feed) == feed_state(alone)
 
 
 def unreachable_session(settings: Settings, spec: LaneSpec) -> RealtimeSession:

@@ -14,7 +14,6 @@ passthrough engine that imitates it) uses 10 ms frames, 30 ms of minimum speech 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,23 +58,42 @@ def _min_power(threshold_dbfs: float) -> float:
     return float(np.float32(_FULL_SCALE * _FULL_SCALE * 10.0 ** (threshold_dbfs / 10.0)))
 
 
-@dataclass(frozen=True, slots=True)
-class ChunkPower:
-    """The power of each whole frame of one chunk of audio, from its first sample: computed once and
-    given to every detector that reads the same chunk with the same frame size (a speaker's tracker
-    and each of its lanes' gates), instead of each computing it again. A detector uses it only when
-    its frames line up with the chunk's (nothing carried over, the chunk all whole frames) and
-    computes its own otherwise, so the events are the same either way."""
+class SharedChunk:
+    """One chunk of pcm16 audio that several detectors read (a speaker's tracker and each of its lanes'
+    gates), with the power of its frames computed once for all of them.
 
-    frame_samples: int
-    values: list[float]  # mean square per frame on the int16 scale (float32 values, as Python floats)
+    A detector's frames are its carried-over samples followed by the chunk's, so what the frames are
+    depends on what it carries: the powers are kept per frame size and carry, and a detector that
+    carries the same samples as one before it reuses that one's powers, exactly what it would have
+    computed. Detectors fed the same audio from the same point on carry the same samples (the lanes of
+    a speaker, the tracker with the lanes opened along with it); one that opened elsewhere on the frame
+    grid computes the powers once for its phase, and any other on that phase reuses them."""
+
+    __slots__ = ("_powers", "pcm", "samples")
+
+    def __init__(self, pcm: bytes) -> None:
+        """`pcm`: little-endian int16 (an even number of bytes); never changes, as bytes cannot."""
+        self.pcm = pcm
+        self.samples: npt.NDArray[np.int16] = np.frombuffer(pcm, dtype="<i2")
+        self._powers: dict[tuple[int, bytes], list[float]] = {}
 
     @classmethod
-    def of(cls, samples: npt.NDArray[np.int16], frame_samples: int) -> ChunkPower | None:
-        """The chunk's frame powers; None when it is not whole frames (no frame grid to share)."""
-        if not len(samples) or len(samples) % frame_samples:
-            return None
-        return cls(frame_samples, _frame_power(samples, frame_samples).tolist())
+    def of(cls, pcm: bytes) -> SharedChunk | None:
+        """The chunk to share, or None if `pcm` cannot be read as whole samples on its own."""
+        return cls(pcm) if type(pcm) is bytes and not len(pcm) % 2 else None
+
+    def frame_powers(self, carry: npt.NDArray[np.int16], frame_samples: int) -> list[float]:
+        """Power of each whole frame of `carry` followed by the chunk (Python floats of float32 values)."""
+        key = (
+            frame_samples,
+            carry.astype("<i2", copy=False).tobytes(),
+        )  # the values, whatever the byte order
+        powers = self._powers.get(key)
+        if powers is None:
+            data = self.samples if not len(carry) else np.concatenate([carry, self.samples])
+            whole = len(data) // frame_samples * frame_samples
+            powers = self._powers[key] = _frame_power(data[:whole], frame_samples).tolist()
+        return powers
 
 
 @dataclass(frozen=True)
@@ -217,19 +235,7 @@ class VoiceActivityDetector:
         self._config = config
         self._min_power = _min_power(config.threshold_dbfs)
 
-    @property
-    def frame_samples(self) -> int:
-        return self._frame
-
-    def on_grid(self, samples: int) -> bool:
-        """A chunk of `samples` fed now would be examined as whole frames from its first sample."""
-        return not len(self._carry) and samples % self._frame == 0
-
-    def feed(self, samples: npt.NDArray[np.int16], power: ChunkPower | None = None) -> list[VoiceEvent]:
-        """`power`: the frame powers of `samples` already computed (`ChunkPower.of`); used when they
-        are this detector's frames, else computed here (a chunk off the grid, another frame size)."""
-        if power is not None and power.frame_samples == self._frame and self.on_grid(len(samples)):
-            return self._examine(power.values)
+    def feed(self, samples: npt.NDArray[np.int16]) -> list[VoiceEvent]:
         data = samples if not len(self._carry) else np.concatenate([self._carry, samples])
         whole = len(data) // self._frame * self._frame
         # A copy (the caller's buffer may change); none for the usual chunk of whole frames.
@@ -238,7 +244,22 @@ class VoiceActivityDetector:
             return []
         return self._examine(_frame_power(data[:whole], self._frame).tolist())
 
-    def _examine(self, power: Sequence[float]) -> list[VoiceEvent]:
+    def feed_shared(self, chunk: SharedChunk) -> list[VoiceEvent]:
+        """`feed(chunk.samples)`, with the frame powers other detectors already computed when they
+        are this detector's frames too (the same events, positions and state either way)."""
+        carry, samples = self._carry, chunk.samples
+        power = chunk.frame_powers(carry, self._frame)
+        tail = (len(carry) + len(samples)) % self._frame
+        if not tail:
+            self._carry = _NO_SAMPLES
+        elif tail <= len(samples):
+            # A view, not a copy: the chunk's bytes are immutable.
+            self._carry = samples[len(samples) - tail :]
+        else:  # a chunk shorter than what the carry lacks: everything is carried on
+            self._carry = np.concatenate([carry, samples])
+        return self._examine(power)
+
+    def _examine(self, power: list[float]) -> list[VoiceEvent]:
         """The next whole frames, by their power. Python floats: a 20 ms chunk is one frame, for which
         numpy's per-call overhead costs more than the comparisons themselves."""
         sound = self._sound_power

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from translator_bot.audio.vad import ChunkPower
+from translator_bot.audio.vad import SharedChunk
 from translator_bot.engine.base import (
     EngineSession,
     LaneSpec,
@@ -109,13 +109,13 @@ class Lane:
         connection never holds up the meeting; audio pushed meanwhile is buffered by the engine."""
         self._tasks.spawn(self._run(), name=f"lane {self.key}")
 
-    def push_audio(self, pcm: bytes, power: ChunkPower | None = None) -> None:
-        """`power`: the frame powers of `pcm`, if its speaker's tracker computed them
-        (`SpeechEndTracker.feed`); passed on so the engine's input gate need not compute them again."""
+    def push_audio(self, pcm: bytes, shared: SharedChunk | None = None) -> None:
+        """`shared`: `pcm` as its speaker's tracker read it, whose frame powers the engine's input gate
+        reuses (`SpeechEndTracker.feed`)."""
         if self._own_speech is not None:
             own = self._own_speech.feed(pcm, self._clock())
-            power = own if power is None else power
-        self.engine.send_audio(pcm, power)
+            shared = own if shared is None else shared
+        self.engine.send_audio(pcm, shared)
 
     def update(self, plan: LanePlan) -> None:
         self.plan = plan
