@@ -14,7 +14,7 @@ import pytest
 from pydantic import SecretStr
 
 from tests.unit.test_meeting import FakeRoom, member, wait_for
-from tests.unit.test_speech import silence, tone
+from tests.unit.test_speech import tone
 from translator_bot.audio import vad
 from translator_bot.audio.clock import FakeClock
 from translator_bot.audio.vad import (
@@ -106,6 +106,15 @@ def test_a_frame_exactly_at_the_threshold_is_voiced_as_before() -> None:
     assert not quieter.in_speech
 
 
+def test_digital_silence_has_the_powers_computing_them_gives() -> None:
+    silent = np.zeros(1000, dtype=np.int16)
+    chunk = SharedChunk(silent.astype("<i2").tobytes())
+    for carry in (silent[:0], silent[:100], np.array([0, 0, 1], dtype=np.int16)):
+        expected = vad._frame_power(np.concatenate([carry, silent]), FRAME).tolist()
+        assert chunk.frame_powers(carry, FRAME) == expected
+    assert chunk.frame_powers(np.array([0, 0, 1], dtype=np.int16), FRAME)[0] > 0
+
+
 def test_only_bytes_of_whole_samples_are_shared() -> None:
     assert SharedChunk.of(bytes(961)) is None
     mutable: Any = bytearray(960)
@@ -184,7 +193,8 @@ def test_the_power_is_computed_once_per_chunk_and_phase_for_the_tracker_and_ever
     monkeypatch.setattr(vad, "_frame_power", counted)
     # As the inbound converter hands it on: a first chunk shorter by the resampler's delay (446
     # samples), then 20 ms chunks; the tracker's frames are off the chunks' grid from then on.
-    audio = tone(400) + silence(400) + tone(400) + silence(600)
+    hush = tone(400, amplitude=0.0003)  # room noise far below the gate; not digital silence
+    audio = tone(400) + hush + tone(400) + hush + hush[:9600]
     chunks = [audio[:892]] + [audio[start : start + 960] for start in range(892, len(audio), 960)]
     tracker = SpeechEndTracker()
     with_tracker = [Intake("realtime", 20, 20.0), Intake("realtime", 20, 20.0)]  # opened with it

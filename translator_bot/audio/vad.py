@@ -84,16 +84,34 @@ class SharedChunk:
 
     def frame_powers(self, carry: npt.NDArray[np.int16], frame_samples: int) -> list[float]:
         """Power of each whole frame of `carry` followed by the chunk (Python floats of float32 values)."""
-        key = (
-            frame_samples,
-            carry.astype("<i2", copy=False).tobytes(),
-        )  # the values, whatever the byte order
+        # Keyed by the carried values (as little-endian bytes, whatever the machine's byte order).
+        carried = carry.astype("<i2", copy=False).tobytes()
+        key = (frame_samples, carried)
         powers = self._powers.get(key)
         if powers is None:
-            data = self.samples if not len(carry) else np.concatenate([carry, self.samples])
-            whole = len(data) // frame_samples * frame_samples
-            powers = self._powers[key] = _frame_power(data[:whole], frame_samples).tolist()
+            frames = (len(carry) + len(self.samples)) // frame_samples
+            if _all_zero(self.pcm) and _all_zero(carried):
+                # Digital silence (a muted microphone, a pause of the test participants): every power
+                # is 0.0, as computing them gives, for a memcmp instead of the arithmetic.
+                powers = [0.0] * frames
+            else:
+                data = self.samples if not len(carry) else np.concatenate([carry, self.samples])
+                powers = _frame_power(data[: frames * frame_samples], frame_samples).tolist()
+            self._powers[key] = powers
         return powers
+
+
+_zero_cache: dict[int, bytes] = {}
+
+
+def _all_zero(data: bytes) -> bool:
+    """Every byte zero: compared with a kept run of zeros (a memcmp that stops at the first sound)."""
+    zeros = _zero_cache.get(len(data))
+    if zeros is None:
+        if len(_zero_cache) > 64:  # chunks of many sizes: stay bounded
+            _zero_cache.clear()
+        zeros = _zero_cache[len(data)] = bytes(len(data))
+    return data == zeros
 
 
 @dataclass(frozen=True)
