@@ -73,7 +73,7 @@ def intake_step(chunks: list[bytes]) -> Callable[[], Callable[[bytes], None]]:
 
 
 class _Engine:
-    def send_audio(self, pcm: bytes, power: object = None) -> None:
+    def send_audio(self, pcm: bytes, shared: object = None) -> None:
         pass
 
 
