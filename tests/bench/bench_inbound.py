@@ -14,7 +14,9 @@ Isolated stages, per packet, on the 48 kHz stereo speech fixture encoded to Opus
 - ours: the conversion to 24 kHz mono pcm16 (speech frames, and digital-silence frames as a muted
   microphone or the test participants' pauses send them), AudioIn's whole per-frame path (read,
   bookkeeping, conversion, hand-off to the lanes) on a track that never waits, for speech, silence and
-  a speaker no lane interprets, and the speech-end tracker every lane runs on every frame.
+  a speaker no lane interprets, the speech-end tracker on every frame, and the meeting's per-chunk
+  path for a speaker interpreted into 1, 2 and 4 languages (its tracker, then each lane's engine
+  intake and speech gate: `stage_speaker_lanes`).
 Loopback (--seconds > 0): a sender process streams the fixture (speech, then as long a pause) over a real
 aiortc PeerConnection to a receiver running AudioIn; printed is the receiver's CPU per packet on the
 event-loop thread and on its other threads (the Opus decoder), then a cProfile of its event-loop thread
@@ -280,6 +282,77 @@ def stage_speech_tracker(frames: list[av.AudioFrame], passes: int) -> float:
     return statistics.median(medians)
 
 
+def stage_speaker_lanes(frames: list[av.AudioFrame], passes: int, lanes: int) -> float:
+    """The meeting's per-chunk path for one speaker interpreted into `lanes` languages: the meeting's
+    `_speaker_audio` (the speaker's speech-end tracker, then each lane's push: its engine session's
+    intake, history and speech gate), on real lanes and real realtime sessions that are not connected
+    (their input is kept and gated all the same, and taken in appends as a link's writer takes it,
+    outside the measured call), with the 20 s history already full."""
+    from pydantic import SecretStr
+
+    from translator_bot.audio.inbound import InboundConverter
+    from translator_bot.engine.endpoint import endpoint_for
+    from translator_bot.engine.options import EngineOptions
+    from translator_bot.engine.realtime import RealtimeSession
+    from translator_bot.interpreter.lane import Lane, spec_for
+    from translator_bot.interpreter.meeting import Meeting
+    from translator_bot.interpreter.plan import Member, plan_lanes
+    from translator_bot.interpreter.speech import SpeechEndTracker
+    from translator_bot.languages import parse_language
+    from translator_bot.settings import Settings
+
+    converter = InboundConverter()
+    pcm = [chunk for frame in frames if (chunk := converter.convert(frame))]
+    settings = Settings(
+        engine="realtime",
+        metrics_port=0,
+        openai_api_key=SecretStr("sk-bench"),
+        openai_base_url="http://127.0.0.1:9/v1",
+    )
+    targets = ["es", "fr", "de", "it", "pt", "ja", "zh", "ko"][:lanes]
+    members = [Member("a", "Ana", parse_language("en"))]
+    members += [Member(f"l{i}", f"Listener {i}", parse_language(tag)) for i, tag in enumerate(targets)]
+    plans = [plan for plan in plan_lanes(members).values() if plan.speaker.id == "a"]
+
+    async def one_pass() -> float:
+        room: Any = None  # never used: the meeting is not run, only its per-chunk path is called
+        meeting = Meeting(settings, room, "bench")
+        tracker = meeting._speech["a"] = SpeechEndTracker()
+        for plan in plans:  # as the meeting opens a lane, less the connection
+            engine = RealtimeSession(
+                endpoint_for(settings, "realtime"), spec_for(plan), EngineOptions.from_settings(settings)
+            )
+            meeting.lanes[plan.key] = Lane(
+                plan, engine, meeting, meeting.transcript, on_fatal=print, speech=tracker.since_now()
+            )
+        intakes = [lane.engine._input for lane in meeting.lanes.values()]  # type: ignore[attr-defined]
+
+        def step(chunk: bytes) -> None:
+            meeting._speaker_audio("a", chunk)
+
+        def drain() -> None:  # what each connected link's writer takes, off the measured path
+            for intake in intakes:
+                while intake.next_chunk() is not None:
+                    pass
+
+        for i in range(1100):  # 22 s: every lane's 20 s history is full, as in a meeting under way
+            step(pcm[i % len(pcm)])
+            drain()
+        clock = time.perf_counter
+        times = []
+        for chunk in pcm:
+            t0 = clock()
+            step(chunk)
+            times.append(clock() - t0)
+            drain()
+        median = statistics.median(times) * 1e6
+        for lane in meeting.lanes.values():
+            await lane.aclose()
+        return median
+
+    return statistics.median(asyncio.run(one_pass()) for _ in range(passes))
+
+
 def isolated_stages(passes: int) -> dict[str, float]:
     import logging
 
@@ -302,6 +375,9 @@ def isolated_stages(passes: int) -> dict[str, float]:
         "audio_in_silence": stage_audio_in(silence, passes),
         "audio_in_no_lane": stage_audio_in(mixed, passes, lane=False),
         "speech_tracker_per_lane": stage_speech_tracker(mixed, passes),
+        "speaker_1_lane (tracker + lane pushes)": stage_speaker_lanes(mixed, passes, 1),
+        "speaker_2_lanes (tracker + lane pushes)": stage_speaker_lanes(mixed, passes, 2),
+        "speaker_4_lanes (tracker + lane pushes)": stage_speaker_lanes(mixed, passes, 4),
     }
 
 

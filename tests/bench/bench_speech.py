@@ -49,7 +49,11 @@ def per_chunk_us(setup: Callable[[], Callable[[bytes], None]], chunks: list[byte
 
 def tracker_step() -> Callable[[bytes], None]:
     tracker = SpeechEndTracker()
-    return lambda pcm: tracker.feed(pcm, time.monotonic())
+
+    def step(pcm: bytes) -> None:
+        tracker.feed(pcm, time.monotonic())
+
+    return step
 
 
 def intake_step(chunks: list[bytes]) -> Callable[[], Callable[[bytes], None]]:
@@ -69,7 +73,7 @@ def intake_step(chunks: list[bytes]) -> Callable[[], Callable[[bytes], None]]:
 
 
 class _Engine:
-    def send_audio(self, pcm: bytes) -> None:
+    def send_audio(self, pcm: bytes, shared: object = None) -> None:
         pass
 
 

@@ -115,6 +115,27 @@ async def test_audio_nobody_needs_is_read_and_counted_but_not_converted(
         track.stop()
 
 
+async def test_the_idle_timer_of_audio_nobody_needs_does_not_wake_for_nothing() -> None:
+    # No lane hears the speaker: their audio is not converted, so there is no silence to presume for
+    # them, and the timer must not wake every tick to find that out (a listener who never speaks).
+    asked = [0]
+
+    def needed(pid: str) -> bool:
+        asked[0] += 1
+        return False
+
+    audio = AudioIn(lambda pid, pcm: None, name_of=str, needed=needed)
+    track = QueuedTrack()
+    try:
+        audio.start("a", "a/0", track)
+        await wait_for(lambda: audio.frames_heard.get("a", 0) > 2)
+        await asyncio.sleep(0.5)  # ten ticks of the idle timer
+        assert asked[0] <= audio.frames_heard["a"] + 1  # asked by the frames, not by the timer
+    finally:
+        await audio.aclose()
+        track.stop()
+
+
 async def test_a_meeting_converts_only_the_audio_of_speakers_with_a_lane(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

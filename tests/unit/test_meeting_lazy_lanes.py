@@ -15,6 +15,7 @@ import pytest
 from tests.unit.test_meeting import FakeRoom, SpeakerTrack, member, wait_for
 from translator_bot.audio.clock import FakeClock
 from translator_bot.audio.formats import MODEL_RATE
+from translator_bot.audio.vad import SharedChunk
 from translator_bot.engine.base import LaneSpec
 from translator_bot.engine.passthrough import PassthroughSession
 from translator_bot.fixtures import read_pcm, utterance
@@ -31,9 +32,9 @@ class RecordingSession(PassthroughSession):
         super().__init__(None, spec, settings)
         self.received = bytearray()
 
-    def send_audio(self, pcm: bytes) -> None:
+    def send_audio(self, pcm: bytes, shared: SharedChunk | None = None) -> None:
         self.received += pcm
-        super().send_audio(pcm)
+        super().send_audio(pcm, shared)
 
 
 @contextlib.asynccontextmanager

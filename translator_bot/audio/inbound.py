@@ -125,6 +125,11 @@ class InboundConverter:
         self._next_start_s = None
         self._lead_s = 0.0
 
+    @property
+    def has_timeline(self) -> bool:
+        """A frame was converted since the last reset: only then can `idle_silence` presume any."""
+        return self._next_start_s is not None
+
     def idle_silence(self, now: float) -> bytes:
         """Silence for the time the sender is presumed silent by `now` without a frame to say so
         (b"" while frames come as usual, before any frame, and once the idle cap is reached)."""

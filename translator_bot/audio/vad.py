@@ -52,7 +52,66 @@ def _frame_power(samples: npt.NDArray[np.int16], frame_samples: int) -> npt.NDAr
 
 
 def _min_power(threshold_dbfs: float) -> float:
-    return float(_FULL_SCALE * _FULL_SCALE * 10.0 ** (threshold_dbfs / 10.0))
+    """The frame power at `threshold_dbfs`, rounded to float32 as numpy rounds a Python float compared
+    with a float32 array: a frame power (a float32 value) compared with it as Python floats then gives
+    exactly the verdict the array comparison gives."""
+    return float(np.float32(_FULL_SCALE * _FULL_SCALE * 10.0 ** (threshold_dbfs / 10.0)))
+
+
+class SharedChunk:
+    """One chunk of pcm16 audio that several detectors read (a speaker's tracker and each of its lanes'
+    gates), with the power of its frames computed once for all of them.
+
+    A detector's frames are its carried-over samples followed by the chunk's, so what the frames are
+    depends on what it carries: the powers are kept per frame size and carry, and a detector that
+    carries the same samples as one before it reuses that one's powers, exactly what it would have
+    computed. Detectors fed the same audio from the same point on carry the same samples (the lanes of
+    a speaker, the tracker with the lanes opened along with it); one that opened elsewhere on the frame
+    grid computes the powers once for its phase, and any other on that phase reuses them."""
+
+    __slots__ = ("_powers", "pcm", "samples")
+
+    def __init__(self, pcm: bytes) -> None:
+        """`pcm`: little-endian int16 (an even number of bytes); never changes, as bytes cannot."""
+        self.pcm = pcm
+        self.samples: npt.NDArray[np.int16] = np.frombuffer(pcm, dtype="<i2")
+        self._powers: dict[tuple[int, bytes], list[float]] = {}
+
+    @classmethod
+    def of(cls, pcm: bytes) -> SharedChunk | None:
+        """The chunk to share, or None if `pcm` cannot be read as whole samples on its own."""
+        return cls(pcm) if type(pcm) is bytes and not len(pcm) % 2 else None
+
+    def frame_powers(self, carry: npt.NDArray[np.int16], frame_samples: int) -> list[float]:
+        """Power of each whole frame of `carry` followed by the chunk (Python floats of float32 values)."""
+        # Keyed by the carried values (as little-endian bytes, whatever the machine's byte order).
+        carried = carry.astype("<i2", copy=False).tobytes()
+        key = (frame_samples, carried)
+        powers = self._powers.get(key)
+        if powers is None:
+            frames = (len(carry) + len(self.samples)) // frame_samples
+            if _all_zero(self.pcm) and _all_zero(carried):
+                # Digital silence (a muted microphone, a pause of the test participants): every power
+                # is 0.0, as computing them gives, for a memcmp instead of the arithmetic.
+                powers = [0.0] * frames
+            else:
+                data = self.samples if not len(carry) else np.concatenate([carry, self.samples])
+                powers = _frame_power(data[: frames * frame_samples], frame_samples).tolist()
+            self._powers[key] = powers
+        return powers
+
+
+_zero_cache: dict[int, bytes] = {}
+
+
+def _all_zero(data: bytes) -> bool:
+    """Every byte zero: compared with a kept run of zeros (a memcmp that stops at the first sound)."""
+    zeros = _zero_cache.get(len(data))
+    if zeros is None:
+        if len(_zero_cache) > 64:  # chunks of many sizes: stay bounded
+            _zero_cache.clear()
+        zeros = _zero_cache[len(data)] = bytes(len(data))
+    return data == zeros
 
 
 @dataclass(frozen=True)
@@ -199,16 +258,38 @@ class VoiceActivityDetector:
         whole = len(data) // self._frame * self._frame
         # A copy (the caller's buffer may change); none for the usual chunk of whole frames.
         self._carry = data[whole:].astype(np.int16) if whole < len(data) else _NO_SAMPLES
-        events: list[VoiceEvent] = []
         if not whole:
-            return events
-        power = _frame_power(data[:whole], self._frame)
-        if self._sound_power is not None:
-            loud = np.flatnonzero(power >= self._sound_power)
-            if loud.size:
-                self._last_sound_end = self._frames + int(loud[-1]) + 1
-        for voiced in (power >= self._min_power).tolist():
-            event = self._step(voiced)
+            return []
+        return self._examine(_frame_power(data[:whole], self._frame).tolist())
+
+    def feed_shared(self, chunk: SharedChunk) -> list[VoiceEvent]:
+        """`feed(chunk.samples)`, with the frame powers other detectors already computed when they
+        are this detector's frames too (the same events, positions and state either way)."""
+        carry, samples = self._carry, chunk.samples
+        power = chunk.frame_powers(carry, self._frame)
+        tail = (len(carry) + len(samples)) % self._frame
+        if not tail:
+            self._carry = _NO_SAMPLES
+        elif tail <= len(samples):
+            # A view, not a copy: the chunk's bytes are immutable.
+            self._carry = samples[len(samples) - tail :]
+        else:  # a chunk shorter than what the carry lacks: everything is carried on
+            self._carry = np.concatenate([carry, samples])
+        return self._examine(power)
+
+    def _examine(self, power: list[float]) -> list[VoiceEvent]:
+        """The next whole frames, by their power. Python floats: a 20 ms chunk is one frame, for which
+        numpy's per-call overhead costs more than the comparisons themselves."""
+        sound = self._sound_power
+        if sound is not None:
+            for index in range(len(power) - 1, -1, -1):
+                if power[index] >= sound:
+                    self._last_sound_end = self._frames + index + 1
+                    break
+        events: list[VoiceEvent] = []
+        min_power = self._min_power
+        for frame_power in power:
+            event = self._step(frame_power >= min_power)
             if event is not None:
                 events.append(event)
         return events

@@ -10,9 +10,12 @@ import abc
 import enum
 from collections.abc import AsyncIterator, Callable
 from dataclasses import astuple, dataclass
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 from translator_bot.languages import Language
+
+if TYPE_CHECKING:
+    from translator_bot.audio.vad import SharedChunk
 
 Clock = Callable[[], float]
 
@@ -125,8 +128,9 @@ class EngineSession(abc.ABC):
         ProviderFatalError on a bad key or no quota, ProviderUnavailableError after a too long outage."""
 
     @abc.abstractmethod
-    def send_audio(self, pcm: bytes) -> None:
-        """Queue 24 kHz mono s16le audio of any size."""
+    def send_audio(self, pcm: bytes, shared: SharedChunk | None = None) -> None:
+        """Queue 24 kHz mono s16le audio of any size. `shared`: `pcm` as other detectors of the same
+        audio read it (`audio.vad.SharedChunk`), whose frame powers the session may reuse."""
 
     @abc.abstractmethod
     def events(self) -> AsyncIterator[EngineEvent]:

@@ -13,7 +13,14 @@ from collections.abc import Callable
 import numpy as np
 
 from translator_bot.audio.formats import BYTES_PER_SAMPLE, MODEL_RATE
-from translator_bot.audio.vad import VoiceActivityConfig, VoiceActivityDetector, VoiceStarted, amplitude_dbfs
+from translator_bot.audio.vad import (
+    SharedChunk,
+    VoiceActivityConfig,
+    VoiceActivityDetector,
+    VoiceEvent,
+    VoiceStarted,
+    amplitude_dbfs,
+)
 from translator_bot.engine.silence_gate import SILENCE_FLOOR_DBFS
 
 log = logging.getLogger(__name__)
@@ -66,14 +73,24 @@ class AudioFeed:
     def start(self) -> int:
         return self._start
 
-    def push(self, pcm: bytes) -> None:
-        data = self._carry + pcm
-        if len(data) % BYTES_PER_SAMPLE:
-            self._carry, data = data[-1:], data[:-1]
+    def push(self, pcm: bytes, shared: SharedChunk | None = None) -> None:
+        """`shared`: `pcm` as other detectors of the same audio read it (`audio.vad.SharedChunk`), whose
+        frame powers the gate reuses when they are its own."""
+        if self._carry or len(pcm) % BYTES_PER_SAMPLE:
+            data = self._carry + pcm
+            if len(data) % BYTES_PER_SAMPLE:
+                self._carry, data = data[-1:], data[:-1]
+            else:
+                self._carry = b""
+            shared = None  # the samples do not begin at `pcm`'s first byte
         else:
-            self._carry = b""
+            data = pcm
         self._buf += data
-        self._run_gate(data)
+        if shared is not None and shared.pcm is data:  # the very same bytes, so the same samples
+            events = self._gate.feed_shared(shared)
+        else:
+            events = self._gate.feed(np.frombuffer(data, dtype="<i2"))
+        self._gate_events(events)
         excess = len(self._buf) // BYTES_PER_SAMPLE - self._max_samples
         if excess > 0:
             del self._buf[: excess * BYTES_PER_SAMPLE]
@@ -129,8 +146,8 @@ class AudioFeed:
             return self.end - self._start
         return self.end - self.run_end
 
-    def _run_gate(self, data: bytes) -> None:
-        for event in self._gate.feed(np.frombuffer(data, dtype="<i2")):
+    def _gate_events(self, events: list[VoiceEvent]) -> None:
+        for event in events:
             if isinstance(event, VoiceStarted):
                 self.run_start = event.voiced
                 if self._on_speech_start is not None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from translator_bot.audio.formats import MODEL_RATE
 from translator_bot.audio.pcm import ms_to_samples
+from translator_bot.audio.vad import SharedChunk
 from translator_bot.engine.feed import AudioFeed, samples_to_ms
 from translator_bot.metrics import ENGINE_AUDIO_DROPPED_SECONDS
 
@@ -40,11 +41,12 @@ class Intake:
         self.rests = 0  # times the lane went to rest
         self.rested_samples = 0  # silence never sent because the lane rested (not billed)
 
-    def push(self, pcm: bytes) -> bool:
-        """Keep `pcm`; True when a whole append is waiting. Raises TypeError/ValueError for non-audio."""
+    def push(self, pcm: bytes, shared: SharedChunk | None = None) -> bool:
+        """Keep `pcm` (`shared`: the same audio as other detectors read it, `audio.vad.SharedChunk`);
+        True when a whole append is waiting. Raises TypeError/ValueError for non-audio."""
         feed = self.feed
         before = feed.end
-        feed.push(bytes(pcm))
+        feed.push(bytes(pcm), shared)
         if feed.dropped_samples > self._dropped_reported:
             lost = feed.dropped_samples - self._dropped_reported
             self._dropped_reported = feed.dropped_samples

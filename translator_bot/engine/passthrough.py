@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 
 from translator_bot.audio.formats import MODEL_RATE
-from translator_bot.audio.vad import ServerVadConfig, VoiceActivityDetector, VoiceStarted
+from translator_bot.audio.vad import ServerVadConfig, SharedChunk, VoiceActivityDetector, VoiceStarted
 from translator_bot.engine.base import (
     Clock,
     EngineEvent,
@@ -71,7 +71,8 @@ class PassthroughSession(EngineSession):
     async def start(self) -> None:
         self.state = EngineState.CONNECTED
 
-    def send_audio(self, pcm: bytes) -> None:
+    def send_audio(self, pcm: bytes, shared: SharedChunk | None = None) -> None:
+        # `shared` is left unused: this detector's 10 ms frames are no other detector's.
         usable = len(pcm) - len(pcm) % 2
         samples = np.frombuffer(pcm[:usable], dtype="<i2")
         self._history = np.concatenate([self._history, samples])

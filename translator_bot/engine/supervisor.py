@@ -36,6 +36,7 @@ import aiohttp
 from pydantic import BaseModel
 
 from translator_bot.audio.formats import BYTES_PER_SAMPLE
+from translator_bot.audio.vad import SharedChunk
 from translator_bot.engine.base import (
     Clock,
     EngineEvent,
@@ -163,11 +164,11 @@ class SupervisedSession(EngineSession, Generic[S]):
             await self.aclose()
             raise
 
-    def send_audio(self, pcm: bytes) -> None:
+    def send_audio(self, pcm: bytes, shared: SharedChunk | None = None) -> None:
         if self._closing or not pcm:
             return
         try:
-            ready = self._input.push(pcm)
+            ready = self._input.push(pcm, shared)
         except (TypeError, ValueError):
             log.warning("lane %s: ignored audio that is not bytes", self._lane)
             return

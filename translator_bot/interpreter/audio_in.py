@@ -165,17 +165,26 @@ class AudioIn:
 
     async def _read(self, inbound: InboundStream, name: str) -> None:
         converter = InboundConverter(max_idle_fill_s=self._max_idle_fill_s)
-        idle = asyncio.create_task(self._fill_idle(inbound, converter), name=f"idle {inbound}")
+        converted = asyncio.Event()  # set by the frames' path, cleared by the idle timer
+        idle = asyncio.create_task(self._fill_idle(inbound, converter, converted), name=f"idle {inbound}")
         try:
-            await self._convert_frames(inbound, name, converter)
+            await self._convert_frames(inbound, name, converter, converted)
         finally:
             idle.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await idle
 
-    async def _fill_idle(self, inbound: InboundStream, converter: InboundConverter) -> None:
-        """Hand on the silence of a sender whose frames stopped coming (owned by `_read`)."""
+    async def _fill_idle(
+        self, inbound: InboundStream, converter: InboundConverter, converted: asyncio.Event
+    ) -> None:
+        """Hand on the silence of a sender whose frames stopped coming (owned by `_read`). While the
+        converter has no timeline (nothing converted yet, or since a reset: a stream nobody needs, an
+        extra stream) there is no silence to presume, and the timer sleeps until a frame is converted
+        instead of waking every tick for nothing: a listener who never speaks costs no wake-ups."""
         while True:
+            if not converter.has_timeline:
+                converted.clear()
+                await converted.wait()
             await asyncio.sleep(IDLE_TICK_S)
             if self._primary.get(inbound.pid) is not inbound or not self._needed(inbound.pid):
                 continue
@@ -186,7 +195,9 @@ class AudioIn:
             except Exception:  # the frames' own path reports its failures; this one must not stop
                 log.exception("presumed silence of %s failed", inbound)
 
-    async def _convert_frames(self, inbound: InboundStream, name: str, converter: InboundConverter) -> None:
+    async def _convert_frames(
+        self, inbound: InboundStream, name: str, converter: InboundConverter, converted: asyncio.Event
+    ) -> None:
         clock = self._clock
         extra_stream = FRAMES_IGNORED.labels(reason="extra_stream")
         while True:
@@ -212,6 +223,8 @@ class AudioIn:
                 converter.reset()
                 continue
             pcm = converter.convert(frame, clock())
+            if not converted.is_set():
+                converted.set()  # the idle timer may have silence to presume from now on
             if pcm:
                 self._on_pcm(inbound.pid, pcm)
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from translator_bot.audio.vad import SharedChunk
 from translator_bot.engine.base import (
     EngineSession,
     LaneSpec,
@@ -108,10 +109,13 @@ class Lane:
         connection never holds up the meeting; audio pushed meanwhile is buffered by the engine."""
         self._tasks.spawn(self._run(), name=f"lane {self.key}")
 
-    def push_audio(self, pcm: bytes) -> None:
+    def push_audio(self, pcm: bytes, shared: SharedChunk | None = None) -> None:
+        """`shared`: `pcm` as its speaker's tracker read it, whose frame powers the engine's input gate
+        reuses (`SpeechEndTracker.feed`)."""
         if self._own_speech is not None:
-            self._own_speech.feed(pcm, self._clock())
-        self.engine.send_audio(pcm)
+            own = self._own_speech.feed(pcm, self._clock())
+            shared = own if shared is None else shared
+        self.engine.send_audio(pcm, shared)
 
     def update(self, plan: LanePlan) -> None:
         self.plan = plan

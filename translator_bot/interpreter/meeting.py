@@ -317,13 +317,15 @@ class Meeting(LaneRouter):
         speech = self._speech.get(pid)
         if speech is None and pid in self._awaiting:
             speech = self._speech[pid] = SpeechEndTracker()
+        shared = None
         if speech is not None:
-            speech.feed(pcm, self._clock())
+            # The chunk as the speaker's tracker read it: its lanes reuse the frame powers it computed.
+            shared = speech.feed(pcm, self._clock())
             if pid in self._awaiting and pid not in self._heard and speech.last_voiced_sample is not None:
                 self._on_heard(pid)
         for lane in self.lanes.values():
             if lane.plan.speaker.id == pid:
-                lane.push_audio(pcm)
+                lane.push_audio(pcm, shared)
         if pid in self._holding:
             held = self._held.get(pid)
             if held is None:

@@ -5,7 +5,10 @@ decides what is translated.
 
 Every lane of a speaker hears the same audio, so the meeting runs one tracker per speaker and gives each
 lane a view of it from the moment the lane opened (`since_now`): what a tracker of the lane's own, fed
-the same chunks from then on, would say (the chunks are whole 20 ms frames, so frames line up).
+the same chunks from then on, would say (the chunks are whole 20 ms frames, so frames line up). The
+tracker also hands each chunk on as a `SharedChunk`, so each lane's input gate reuses the frame powers
+it computed instead of computing them again (the gate's frames are the tracker's when the lane opened
+on the tracker's frame grid; see `SharedChunk`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from translator_bot.audio.formats import MODEL_RATE
-from translator_bot.audio.vad import VoiceActivityConfig, VoiceActivityDetector, VoiceStopped
+from translator_bot.audio.vad import SharedChunk, VoiceActivityConfig, VoiceActivityDetector, VoiceStopped
 
 _FRAME_MS = 20
 
@@ -34,18 +37,22 @@ class SpeechEndTracker:
         self.last_speech_end: float | None = None  # clock time of the last voiced frame of a finished run
         self.last_speech_end_sample: int | None = None  # the same end as a position in the audio fed
 
-    def feed(self, pcm: bytes, now: float) -> None:
-        """`now` is the clock time at which the END of `pcm` was captured."""
-        if self._carry or len(pcm) % 2:
+    def feed(self, pcm: bytes, now: float) -> SharedChunk | None:
+        """`now` is the clock time at which the END of `pcm` was captured. Returns `pcm` as a chunk
+        other detectors of the same audio can share the frame powers of (None if it is not bytes of
+        whole samples: they read it on their own)."""
+        detector = self._detector
+        chunk = SharedChunk.of(pcm)
+        if self._carry or chunk is None:
             data = self._carry + pcm
             usable = len(data) - len(data) % 2
             self._carry = data[usable:]
             samples = np.frombuffer(data, dtype="<i2", count=usable // 2)
+            examined = detector.position
+            events = detector.feed(samples)
         else:  # the usual chunk of whole samples: read in place, not copied
-            samples = np.frombuffer(pcm, dtype="<i2")
-        detector = self._detector
-        examined = detector.position
-        events = detector.feed(samples)
+            examined = detector.position
+            events = detector.feed_shared(chunk)
         received = detector.received
         for event in events:
             if isinstance(event, VoiceStopped):
@@ -58,6 +65,7 @@ class SpeechEndTracker:
         last_voiced = detector.last_voiced_end
         if last_voiced is not None and last_voiced > examined:
             self._last_voiced_at = now - (received - last_voiced) / MODEL_RATE
+        return chunk
 
     @property
     def speaking(self) -> bool:
