@@ -3,6 +3,7 @@
     python -m tests.bench.bench_meeting latency  [--utterances 8] [--runs 4] [--baseline-ref perf-baseline]
     python -m tests.bench.bench_meeting capacity [--meetings 2] [--seconds 30] [--runs 4] [--ramp]
                                                  [--baseline-ref perf-baseline] [--dtx off|on|both]
+    (either: [--fake process|in-process])
 
 With --baseline-ref REF (or --baseline-tree PATH) the bot also runs from that ref's tree, the trees
 taking turns run after run (A B, B A, ...) after an uncounted warm-up pass (--no-warmup skips it), and
@@ -25,6 +26,10 @@ this machine held while also running Janus, the fake and every participant.
 --dtx on: the meetings' rooms offer Opus DTX and the participants ask for it, sending what Chrome sends
 while silent (a 1-byte packet per ~400 ms); --dtx both: every tree with and without DTX, taking turns
 like the trees (columns "<tree>" and "<tree>+dtx").
+The fake model server runs in its own process (--fake process, the default): on the bench's event loop,
+beside every simulated participant, it sent translated audio up to hundreds of ms late under load and
+the bot's playout underran for the harness's sake. --fake in-process keeps it on that loop, to compare;
+capacity prints how late the fake sent (its worst per run) either way.
 Needs root (or user namespaces) for the private network namespace, like the tests.
 """
 
@@ -44,13 +49,22 @@ from pathlib import Path
 
 from tests.bench import figures
 from tests.bench.baseline import SourceTree, add_report_arguments, from_arguments, print_figures
-from tests.bench.figures import WARMUP, Figure, Target, median, meetings_per_core, run_name, run_order
+from tests.bench.figures import (
+    DTX_SUFFIX,
+    WARMUP,
+    Figure,
+    Target,
+    median,
+    meetings_per_core,
+    run_name,
+    run_order,
+)
 from translator_bot.demo.plot import PlotsUnavailable, draw_latency_distribution
 from translator_bot.fake.catalog import load_catalog
-from translator_bot.fake.server import FakeRealtimeServer
-from translator_bot.fake.state import FakeOptions
+from translator_bot.fake.state import FakeOptions, FakeState
 from translator_bot.fixtures import utterance
 from translator_bot.system.netns import enter_private_network
+from translator_bot.testbed.fake_process import FAKE_KINDS, ModelServer, running_fake
 from translator_bot.testbed.janus import JanusServer
 from translator_bot.testbed.rig import InterpreterRig
 
@@ -85,19 +99,17 @@ def model_delay_ms() -> int:
     return round(statistics.median(costs))
 
 
-def stage_split(rig: InterpreterRig, end: float, arrival: float) -> tuple[float, float, float] | None:
+def stage_split(state: FakeState, end: float, arrival: float) -> tuple[float, float, float] | None:
     """One sentence's latency in three (seconds), from the fake's marks (the same monotonic clock):
     the input side (speech end at the speaker -> the model finds the end of the turn or sentence:
     Janus, the bot's intake and appends, the model's turn detection), the model (-> its first
     translated audio leaves) and the output side (-> first audio at the listener: the bot's
     receive, playout hold and frame grid, encode, Janus, the listener's jitter buffer)."""
-    if rig.fake is None:
-        return None
-    ends = [t for r in rig.fake.state.sessions for t in r.turn_ends_at if end - 1.0 <= t <= arrival]
+    ends = [t for r in state.sessions for t in r.turn_ends_at if end - 1.0 <= t <= arrival]
     if not ends:
         return None
     found = max(ends)
-    sent = [t for r in rig.fake.state.sessions for t in r.first_audio_at if found <= t <= arrival]
+    sent = [t for r in state.sessions for t in r.first_audio_at if found <= t <= arrival]
     if not sent:
         return None
     first = min(sent)
@@ -105,13 +117,16 @@ def stage_split(rig: InterpreterRig, end: float, arrival: float) -> tuple[float,
 
 
 async def measure_engine(
-    janus: JanusServer, engine: str, count: int, workdir: Path, env: dict[str, str] | None = None
+    janus: JanusServer,
+    fake: ModelServer,
+    engine: str,
+    count: int,
+    workdir: Path,
+    env: dict[str, str] | None = None,
 ) -> dict[str, object]:
-    rig = InterpreterRig(
-        janus, engine, workdir / engine, fake_options=FakeOptions(heartbeat_ms=1000), env=env or {}
-    )
+    rig = InterpreterRig(janus, engine, workdir / engine, fake_url=fake.base_url, env=env or {})
     latencies: list[float] = []
-    stages: list[tuple[float, float, float]] = []
+    heard: list[tuple[float, float]] = []  # (speech end, first translated audio), for the stage split
     missing = 0
     try:
         await rig.start([("Alice", "en"), ("Beatriz", "es")])
@@ -129,13 +144,13 @@ async def measure_engine(
                 missing += 1
             else:
                 latencies.append(arrival - end)
-                split = stage_split(rig, end, arrival)
-                if split is not None:
-                    stages.append(split)
+                heard.append((end, arrival))
         metrics = await rig.metrics()
         await rig.stop_bot()
     finally:
         await rig.aclose()
+    state = await fake.read_state() if engine != "passthrough" else FakeState()
+    stages = [split for end, arrival in heard if (split := stage_split(state, end, arrival)) is not None]
     return {
         "engine": engine,
         "latencies": latencies,
@@ -160,7 +175,7 @@ async def latency(args: argparse.Namespace, trees: list[SourceTree]) -> None:
     print(f"model (fake recogniser) delay per turn: {delay} ms; the pass-through baseline waits as long")
     runs: dict[str, dict[str, EngineRuns]] = {t.label: {e: EngineRuns([]) for e in ENGINES} for t in trees}
     with tempfile.TemporaryDirectory() as tmp:
-        async with JanusServer() as janus:
+        async with JanusServer() as janus, running_fake(args.fake, FakeOptions(heartbeat_ms=1000)) as fake:
             for run, tree in run_order(trees, args.runs, args.warmup):
                 line = []
                 for engine in ENGINES:
@@ -168,7 +183,7 @@ async def latency(args: argparse.Namespace, trees: list[SourceTree]) -> None:
                     if engine == "passthrough":
                         env["TRANSLATOR_PASSTHROUGH_DELAY_MS"] = str(delay)
                     workdir = Path(tmp) / f"{tree.label}-{run}"
-                    result = await measure_engine(janus, engine, args.utterances, workdir, env)
+                    result = await measure_engine(janus, fake, engine, args.utterances, workdir, env)
                     values, missing, underruns = result["latencies"], result["missing"], result["underruns"]
                     assert (
                         isinstance(values, list) and isinstance(missing, int) and isinstance(underruns, float)
@@ -276,7 +291,31 @@ def plot_latencies(results: list[dict[str, object]], utterances: int, path: Path
     print(f"distribution plot: {path}")
 
 
-DTX_SUFFIX = "+dtx"
+FAKE_TEXT = {
+    "process": "the fake model server in its own process",
+    "in-process": "the fake on the bench's loop",
+}
+
+
+def add_fake_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--fake",
+        choices=FAKE_KINDS,
+        default="process",
+        help="where the fake model server runs (in-process: on the bench's own event loop, to compare)",
+    )
+
+
+def with_dtx_variants(trees: list[SourceTree]) -> list[SourceTree]:
+    """Every tree twice, plain and in rooms with Opus DTX ("<label>+dtx"), to take turns like trees."""
+    return [
+        variant
+        for tree in trees
+        for variant in (
+            tree,
+            replace(tree, label=tree.label + DTX_SUFFIX, describe=tree.describe + ", DTX rooms"),
+        )
+    ]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -311,11 +350,14 @@ class MeetingSample:
     cpu_percent: float
     peak_rss_mib: float
     underruns: float
+    # How late the fake sent translated audio in that run (its worst over the run's sessions, every
+    # meeting's): lateness the bot's playout meets as jitter, owed to the harness, not to the bot.
+    fake_late_ms: float = 0.0
 
 
 async def measure_meetings(
     janus: JanusServer,
-    fake: FakeRealtimeServer,
+    fake: ModelServer,
     tree: SourceTree,
     count: int,
     seconds: float,
@@ -326,10 +368,17 @@ async def measure_meetings(
     """`count` two-party meetings at once, each with its bot from `tree`, everyone talking in turns."""
     rigs = [
         InterpreterRig(
-            janus, "translate", workdir / str(i), fake=fake, room=next(rooms), env=tree.bot_env(), dtx=dtx
+            janus,
+            "translate",
+            workdir / str(i),
+            fake_url=fake.base_url,
+            room=next(rooms),
+            env=tree.bot_env(),
+            dtx=dtx,
         )
         for i in range(count)
     ]
+    sessions_before = len((await fake.read_state()).sessions)
     try:
         for rig in rigs:
             if dtx and rig.room is not None:
@@ -346,8 +395,11 @@ async def measure_meetings(
     finally:
         for rig in rigs:
             await rig.aclose()
+    late = float(
+        max((s.output_late_ms for s in (await fake.read_state()).sessions[sessions_before:]), default=0)
+    )
     return [
-        MeetingSample(figures.cpu_percent(b - a, elapsed), r, m.get(UNDERRUNS, 0.0))
+        MeetingSample(figures.cpu_percent(b - a, elapsed), r, m.get(UNDERRUNS, 0.0), late)
         for a, b, r, m in zip(before, after, rss, metrics, strict=True)
     ]
 
@@ -358,39 +410,33 @@ async def capacity(args: argparse.Namespace, trees: list[SourceTree]) -> None:
     rooms = itertools.count(7000)
     print(
         f"{'run':>7} {'tree':<6} {'meetings':>8} {'bot CPU % of a core (each)':>28} "
-        f"{'peak RSS MiB':>14} {'underruns':>9}"
+        f"{'peak RSS MiB':>14} {'underruns':>9} {'fake late ms':>12}"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        async with JanusServer() as janus:
-            fake = FakeRealtimeServer(options=FakeOptions(heartbeat_ms=1000))
-            await fake.start()
-            try:
-                holding = list(trees)
-                for count in counts:
-                    by_tree: dict[str, list[MeetingSample]] = defaultdict(list)
-                    samples[count] = by_tree
-                    warmup = args.warmup and count == counts[0]
-                    for run, tree in run_order(holding, args.runs, warmup):
-                        workdir = Path(tmp) / f"{count}-{tree.label}-{run}"
-                        dtx = tree.label.endswith(DTX_SUFFIX) or args.dtx == "on"
-                        got = await measure_meetings(
-                            janus, fake, tree, count, args.seconds, workdir, rooms, dtx
-                        )
-                        if run != WARMUP:
-                            by_tree[tree.label] += got
-                        cpu_text = " ".join(f"{s.cpu_percent:.1f}" for s in got)
-                        rss_text = " ".join(f"{s.peak_rss_mib:.0f}" for s in got)
-                        underruns = sum(s.underruns for s in got)
-                        print(
-                            f"{run_name(run):>7} {tree.label:<6} {count:>8} {cpu_text:>28} "
-                            f"{rss_text:>14} {underruns:>9.0f}",
-                            flush=True,
-                        )
-                    holding = [t for t in holding if not sum(s.underruns for s in by_tree[t.label])]
-                    if not holding:
-                        break
-            finally:
-                await fake.stop()
+        async with JanusServer() as janus, running_fake(args.fake, FakeOptions(heartbeat_ms=1000)) as fake:
+            holding = list(trees)
+            for count in counts:
+                by_tree: dict[str, list[MeetingSample]] = defaultdict(list)
+                samples[count] = by_tree
+                warmup = args.warmup and count == counts[0]
+                for run, tree in run_order(holding, args.runs, warmup):
+                    workdir = Path(tmp) / f"{count}-{tree.label}-{run}"
+                    dtx = tree.label.endswith(DTX_SUFFIX) or args.dtx == "on"
+                    got = await measure_meetings(janus, fake, tree, count, args.seconds, workdir, rooms, dtx)
+                    if run != WARMUP:
+                        by_tree[tree.label] += got
+                    cpu_text = " ".join(f"{s.cpu_percent:.1f}" for s in got)
+                    rss_text = " ".join(f"{s.peak_rss_mib:.0f}" for s in got)
+                    underruns = sum(s.underruns for s in got)
+                    late = max((s.fake_late_ms for s in got), default=0.0)
+                    print(
+                        f"{run_name(run):>7} {tree.label:<6} {count:>8} {cpu_text:>28} "
+                        f"{rss_text:>14} {underruns:>9.0f} {late:>12.0f}",
+                        flush=True,
+                    )
+                holding = [t for t in holding if not sum(s.underruns for s in by_tree[t.label])]
+                if not holding:
+                    break
     labels = [t.label for t in trees]
     measured = (
         {label: ramp_samples(samples, label) for label in labels} if args.ramp else samples[args.meetings]
@@ -398,7 +444,7 @@ async def capacity(args: argparse.Namespace, trees: list[SourceTree]) -> None:
     at_once = "every count a tree held without underruns" if args.ramp else f"{args.meetings} at once"
     title = (
         f"two-party meetings, both people talking in turns for {args.seconds:.0f} s; {at_once}, "
-        f"{args.runs} runs per tree (CPU: bot only, median over meetings and runs)"
+        f"{args.runs} runs per tree (CPU: bot only, median over meetings and runs); {FAKE_TEXT[args.fake]}"
     )
     rows = capacity_figures(measured, labels)
     if args.ramp:
@@ -437,6 +483,12 @@ def capacity_figures(samples: dict[str, list[MeetingSample]], labels: list[str])
             decimals=0,
         ),
         Figure("playout underruns, all runs", "", underruns, Target(0), decimals=0),
+        Figure(
+            "fake's worst late send, median of runs",
+            "ms",
+            {label: median(s.fake_late_ms for s in samples.get(label, [])) for label in labels},
+            decimals=0,
+        ),
     ]
 
 
@@ -472,6 +524,7 @@ def main() -> None:
     lat.add_argument("--utterances", type=int, default=8, help="sentences per engine and run")
     lat.add_argument("--plot", type=Path, default=Path("demo-output/bench-meeting-latency.png"))
     add_report_arguments(lat, runs=4)
+    add_fake_argument(lat)
     cap = sub.add_parser("capacity")
     cap.add_argument("--meetings", type=int, default=2, help="meetings at once (with --ramp: at most)")
     cap.add_argument("--seconds", type=float, default=30.0, help="talking time per measurement")
@@ -480,17 +533,11 @@ def main() -> None:
         "--dtx", choices=["off", "on", "both"], default="off", help="rooms with Opus DTX (both: side by side)"
     )
     add_report_arguments(cap, runs=4)
+    add_fake_argument(cap)
     args = parser.parse_args()
     with from_arguments(args) as trees:
         if getattr(args, "dtx", "off") == "both":
-            trees = [
-                variant
-                for tree in trees
-                for variant in (
-                    tree,
-                    replace(tree, label=tree.label + DTX_SUFFIX, describe=tree.describe + ", DTX rooms"),
-                )
-            ]
+            trees = with_dtx_variants(trees)
         enter_private_network()  # before any thread exists
         asyncio.run(latency(args, trees) if args.what == "latency" else capacity(args, trees))
 

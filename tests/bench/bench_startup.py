@@ -6,11 +6,11 @@ For each source tree (this checkout, and with --baseline-ref a temporary `git wo
 --baseline-tree an existing one), run after run, alternating the trees so the machine's noise falls on both:
 
 - start-up: two people are already in the meeting (real Janus in a private network namespace, the fake
-  model server); then `translator-bot join` is exec'd (the console script, as a user runs it) and the
-  bench notes, from the exec: the "joined meeting" log line, the "publishing ... as participant" line of the
-  first interpreter feed, the first audio frame of the interpreter feed at a listener (the feed is
-  flowing) and at the last listener (every feed flowing), and the bot hearing every participant with
-  every lane connected (ready to interpret);
+  model server in its own process unless --fake in-process); then `translator-bot join` is exec'd (the
+  console script, as a user runs it) and the bench notes, from the exec: the "joined meeting" log line,
+  the "publishing ... as participant" line of the first interpreter feed, the first audio frame of the
+  interpreter feed at a listener (the feed is flowing) and at the last listener (every feed flowing),
+  and the bot hearing every participant with every lane connected (ready to interpret);
 - peak RSS: VmHWM of the bot after both people talk in turns for --talk-seconds (what a container's
   memory limit must hold for one two-party meeting);
 - imports: a separate run of the same join under PYTHONPROFILEIMPORTTIME (timings only mean something
@@ -37,11 +37,11 @@ from pathlib import Path
 
 import aiohttp
 
-from translator_bot.fake.server import FakeRealtimeServer
 from translator_bot.fake.state import FakeOptions
 from translator_bot.fixtures import utterance
 from translator_bot.system.netns import enter_private_network
 from translator_bot.testbed.bot import BotProcess
+from translator_bot.testbed.fake_process import FAKE_KINDS, ModelServer, running_fake
 from translator_bot.testbed.janus import JanusServer
 from translator_bot.testbed.participant import SimParticipant
 from translator_bot.testbed.rig import FAKE_KEY, free_port
@@ -93,7 +93,7 @@ def import_profile(lines: list[str]) -> tuple[float, dict[str, float]]:
 class Meeting:
     """Two people in the Janus room, then the bot of one source tree joining them."""
 
-    def __init__(self, janus: JanusServer, fake: FakeRealtimeServer, tree: Tree, workdir: Path) -> None:
+    def __init__(self, janus: JanusServer, fake: ModelServer, tree: Tree, workdir: Path) -> None:
         self.janus, self.fake, self.tree, self.workdir = janus, fake, tree, workdir
         self.people: list[SimParticipant] = []
         self.bot: BotProcess | None = None
@@ -196,7 +196,7 @@ class Meeting:
 
 
 async def measured_run(
-    janus: JanusServer, fake: FakeRealtimeServer, tree: Tree, workdir: Path, talk_seconds: float
+    janus: JanusServer, fake: ModelServer, tree: Tree, workdir: Path, talk_seconds: float
 ) -> None:
     meeting = Meeting(janus, fake, tree, workdir)
     try:
@@ -215,7 +215,7 @@ async def measured_run(
     print(f"  {tree.name:<9} {text} peak RSS {ready_rss:.0f} MiB when ready, {rss:.0f} MiB", flush=True)
 
 
-async def import_run(janus: JanusServer, fake: FakeRealtimeServer, tree: Tree, workdir: Path) -> None:
+async def import_run(janus: JanusServer, fake: ModelServer, tree: Tree, workdir: Path) -> None:
     meeting = Meeting(janus, fake, tree, workdir)
     try:
         await meeting.start(profile_imports=True)
@@ -261,19 +261,14 @@ def baseline_worktree(ref: str, into: Path) -> Path:
 
 
 async def bench(args: argparse.Namespace, trees: list[Tree], workdir: Path) -> None:
-    async with JanusServer() as janus:
-        fake = FakeRealtimeServer(options=FakeOptions(heartbeat_ms=1000))
-        await fake.start()
-        try:
-            for run in range(args.runs):
-                print(f"run {run + 1}/{args.runs}", flush=True)
-                order = trees if run % 2 == 0 else list(reversed(trees))
-                for tree in order:
-                    await measured_run(janus, fake, tree, workdir / f"{tree.name}-{run}", args.talk_seconds)
-                for tree in order:
-                    await import_run(janus, fake, tree, workdir / f"{tree.name}-{run}-imports")
-        finally:
-            await fake.stop()
+    async with JanusServer() as janus, running_fake(args.fake, FakeOptions(heartbeat_ms=1000)) as fake:
+        for run in range(args.runs):
+            print(f"run {run + 1}/{args.runs}", flush=True)
+            order = trees if run % 2 == 0 else list(reversed(trees))
+            for tree in order:
+                await measured_run(janus, fake, tree, workdir / f"{tree.name}-{run}", args.talk_seconds)
+            for tree in order:
+                await import_run(janus, fake, tree, workdir / f"{tree.name}-{run}-imports")
     report(trees, args.top)
 
 
@@ -284,6 +279,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--talk-seconds", type=float, default=20.0)
     parser.add_argument("--top", type=int, default=10, help="packages listed by import time")
+    parser.add_argument(
+        "--fake",
+        choices=FAKE_KINDS,
+        default="process",
+        help="where the fake model server runs (in-process: on the bench's own event loop, to compare)",
+    )
     base = parser.add_mutually_exclusive_group()
     base.add_argument("--baseline-ref", help="a commit to measure too, from a temporary git worktree")
     base.add_argument("--baseline-tree", type=Path, help="a source tree to measure too")

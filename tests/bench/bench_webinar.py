@@ -2,6 +2,7 @@
 the bot as a process and the fake model server.
 
     python -m tests.bench.bench_webinar [--runs 4] [--seconds 30] [--baseline-ref perf-baseline]
+                                        [--dtx off|on|both] [--fake process|in-process]
 
 Cases, each measured --runs times in turn (so machine noise spreads over all of them), medians printed:
 - `two-party per-listener`: Alice (en) and Beatriz (es), Alice speaking; today's baseline.
@@ -17,7 +18,12 @@ the measurement runs while Alice talks. Prints bot CPU in % of one
 core while Alice speaks, the ratio to the two-party meeting (per run, both measured back to back, then
 the median: target <= 2x for the per-language webinar), peak RSS and playout underruns, and how late
 the fake itself sent translated audio (a busy machine delays the harness too: what the bot's playout
-then meets as jitter).
+then meets as jitter; the fake runs in its own process unless --fake in-process puts it back on the
+bench's event loop, beside every simulated participant).
+--dtx on: the rooms offer Opus DTX and everyone publishes as Chrome does with DTX (the meeting page asks
+for it), the silent listeners sending a 1-byte packet per ~400 ms instead of a frame every 20 ms;
+--dtx both: every tree in plain and DTX rooms, taking turns like the trees (columns "<tree>" and
+"<tree>+dtx"), so the webinar x two-party ratio shows for both kinds of room.
 With --baseline-ref REF (or --baseline-tree PATH) the bot also runs from that ref's tree, the trees
 taking turns run after run after an uncounted warm-up pass (--no-warmup skips it), and the figures
 are printed side by side (tests/bench/baseline.py);
@@ -37,8 +43,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.bench.baseline import SourceTree, add_report_arguments, from_arguments, print_figures
-from tests.bench.bench_meeting import SENTENCES, UNDERRUNS, cpu_seconds, peak_rss_mib
+from tests.bench.bench_meeting import (
+    FAKE_TEXT,
+    SENTENCES,
+    UNDERRUNS,
+    add_fake_argument,
+    cpu_seconds,
+    peak_rss_mib,
+    with_dtx_variants,
+)
 from tests.bench.figures import (
+    DTX_SUFFIX,
     WARMUP,
     Figure,
     Target,
@@ -48,10 +63,10 @@ from tests.bench.figures import (
     run_name,
     run_order,
 )
-from translator_bot.fake.server import FakeRealtimeServer
 from translator_bot.fake.state import FakeOptions
 from translator_bot.fixtures import utterance
 from translator_bot.system.netns import enter_private_network
+from translator_bot.testbed.fake_process import ModelServer, running_fake
 from translator_bot.testbed.janus import JanusServer
 from translator_bot.testbed.rig import InterpreterRig
 
@@ -107,24 +122,29 @@ class CaseRun:
 
 async def measure(
     janus: JanusServer,
-    fake: FakeRealtimeServer,
+    fake: ModelServer,
     tree: SourceTree,
     case: str,
     workdir: Path,
     room: int,
     seconds: float,
+    dtx: bool = False,
 ) -> CaseRun:
+    """`case` once on `tree`; with `dtx`, in a room that offers Opus DTX, everyone asking for it."""
     people, mode, settings = CASES[case]
     rig = InterpreterRig(
         janus,
         "translate",
         workdir,
-        fake=fake,
+        fake_url=fake.base_url,
         room=room,
         env={**tree.bot_env(), "TRANSLATOR_OUTPUT_MODE": mode, **settings},
+        dtx=dtx,
     )
-    sessions_before = len(fake.state.sessions)
+    sessions_before = len((await fake.read_state()).sessions)
     try:
+        if dtx:
+            await janus.create_room(room, opus_dtx=True)  # before the bot, whose --create-room finds it
         # Feeds may appear only once Alice speaks (lazy lanes): subscribe after her first sentence.
         await rig.start(people, subscribe=False)
         assert rig.bot is not None
@@ -140,7 +160,8 @@ async def measure(
         underruns = (await rig.metrics()).get(UNDERRUNS, 0.0)
     finally:
         await rig.aclose()
-    fake_late = max((s.output_late_ms for s in fake.state.sessions[sessions_before:]), default=0)
+    sessions = (await fake.read_state()).sessions[sessions_before:]
+    fake_late = max((s.output_late_ms for s in sessions), default=0)
     return CaseRun(
         cpu, rss, underruns, len(health.get("feeds", [])), len(health.get("lanes", {})), float(fake_late)
     )
@@ -151,27 +172,25 @@ async def bench(args: argparse.Namespace, trees: list[SourceTree]) -> None:
     results: dict[str, dict[str, list[CaseRun]]] = {t.label: {c: [] for c in cases} for t in trees}
     rooms = itertools.count(9000)
     with tempfile.TemporaryDirectory() as tmp:
-        async with JanusServer() as janus:
-            fake = FakeRealtimeServer(options=FakeOptions(heartbeat_ms=1000))
-            await fake.start()
-            try:
-                for run, tree in run_order(trees, args.runs, args.warmup):
-                    for case in cases:
-                        workdir = Path(tmp) / f"{tree.label}-{case.replace(' ', '-')}-{run}"
-                        got = await measure(janus, fake, tree, case, workdir, next(rooms), args.seconds)
-                        if run != WARMUP:
-                            results[tree.label][case].append(got)
-                        print(
-                            f"run {run_name(run)} {tree.label:<6} {case:<24} CPU {got.cpu_percent:5.1f} % "
-                            f"feeds {got.feeds} lanes {got.lanes} underruns {got.underruns:.0f} "
-                            f"fake sent late by up to {got.fake_late_ms:.0f} ms",
-                            flush=True,
-                        )
-            finally:
-                await fake.stop()
+        async with JanusServer() as janus, running_fake(args.fake, FakeOptions(heartbeat_ms=1000)) as fake:
+            for run, tree in run_order(trees, args.runs, args.warmup):
+                dtx = tree.label.endswith(DTX_SUFFIX) or args.dtx == "on"
+                for case in cases:
+                    workdir = Path(tmp) / f"{tree.label}-{case.replace(' ', '-')}-{run}"
+                    got = await measure(janus, fake, tree, case, workdir, next(rooms), args.seconds, dtx)
+                    if run != WARMUP:
+                        results[tree.label][case].append(got)
+                    print(
+                        f"run {run_name(run)} {tree.label:<10} {case:<24} CPU {got.cpu_percent:5.1f} % "
+                        f"feeds {got.feeds} lanes {got.lanes} underruns {got.underruns:.0f} "
+                        f"fake sent late by up to {got.fake_late_ms:.0f} ms",
+                        flush=True,
+                    )
+    rooms_text = {"off": "", "on": ", rooms with Opus DTX", "both": ", plain and DTX rooms (+dtx)"}[args.dtx]
     title = (
         f"bot CPU while one person speaks, {args.seconds:.0f} s per case, medians of {args.runs} runs per "
-        "tree (x two-party: per run, cases back to back, then the median)"
+        f"tree{rooms_text} (x two-party: per run, cases back to back, then the median); "
+        + FAKE_TEXT[args.fake]
     )
     print_figures(title, webinar_figures(results, cases, [t.label for t in trees]), trees, args.json)
 
@@ -260,9 +279,15 @@ def main() -> None:
     parser.add_argument(
         "--cases", nargs="+", choices=list(CASES), default=list(CASES), metavar="CASE", help=", ".join(CASES)
     )
+    parser.add_argument(
+        "--dtx", choices=["off", "on", "both"], default="off", help="rooms with Opus DTX (both: side by side)"
+    )
     add_report_arguments(parser, runs=4)
+    add_fake_argument(parser)
     args = parser.parse_args()
     with from_arguments(args) as trees:
+        if args.dtx == "both":
+            trees = with_dtx_variants(trees)
         enter_private_network()  # before any thread exists
         asyncio.run(bench(args, trees))
 

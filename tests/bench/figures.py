@@ -20,6 +20,9 @@ T = TypeVar("T")
 CORE_PERCENT = 100.0  # one core, fully used, in the "% of a core" unit the benches measure CPU in
 
 
+# The label suffix of a tree measured again in rooms with Opus DTX (--dtx both): its own column.
+DTX_SUFFIX = "+dtx"
+
 WARMUP = -1  # the run number of the warm-up pass, whose figures are printed but not counted
 
 

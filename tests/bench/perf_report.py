@@ -6,11 +6,14 @@
 The baseline tree is materialised once (tests/bench/baseline.py) and each benchmark runs as its own
 process against it, its progress lines and table printed as it goes:
 - `bench_meeting capacity`: bot CPU per two-party meeting while people talk, meetings per core, peak RSS;
-- `bench_webinar` (two-party and per-language webinar): the webinar's bot CPU over a two-party meeting's;
+- `bench_webinar` (two-party and per-language webinar, in plain rooms and in rooms with Opus DTX, where
+  the silent listeners send almost nothing): the webinar's bot CPU over a two-party meeting's;
 - `bench_meeting latency`: what each engine adds over the pass-through, p50 and p95;
 - `bench_startup`, when this checkout has it: start-up to the first feed flowing, peak RSS (its own
   table, which is not repeated in the summary).
-Then the summary: every figure of the first three side by side, with the change and the target. A bench
+Then the summary: every figure of the first three side by side, with the change and the target; a
+bench's DTX-room columns ("<tree>+dtx") become rows of their own ("..., DTX rooms") under the same
+tree columns, so the summary keeps one column per tree. A bench
 that fails is named in the summary and makes the exit status non-zero; its figures are left out, not
 guessed. Needs root (or user namespaces), like the benchmarks it runs.
 """
@@ -22,11 +25,11 @@ import os
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tests.bench.baseline import REPO, SourceTree, add_arguments, from_arguments, legend, machine_load
-from tests.bench.figures import Figure, figures_from_json, table
+from tests.bench.figures import DTX_SUFFIX, Figure, figures_from_json, table
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,15 @@ def benches(args: argparse.Namespace) -> list[Bench]:
         Bench(
             "webinar",
             "tests.bench.bench_webinar",
-            ("--seconds", seconds, "--cases", "two-party per-listener", "webinar per-language"),
+            (
+                "--seconds",
+                seconds,
+                "--dtx",
+                "both",
+                "--cases",
+                "two-party per-listener",
+                "webinar per-language",
+            ),
         ),
         Bench(
             "latency",
@@ -61,6 +72,20 @@ def benches(args: argparse.Namespace) -> list[Bench]:
             Bench("start-up", "tests.bench.bench_startup", ("--talk-seconds", talk), writes_json=False)
         )
     return [b for b in chosen if not args.only or b.title in args.only]
+
+
+def fold_variants(figures: list[Figure], labels: list[str]) -> list[Figure]:
+    """A bench's figures with one value per tree of `labels`: values under a variant column
+    ("<label>+dtx") move to a row of their own, named for the variant, after the plain row. The summary
+    then keeps the report's tree columns, and the change and target columns still compare the trees."""
+    rows: list[Figure] = []
+    for figure in figures:
+        rows.append(replace(figure, values={k: v for k, v in figure.values.items() if k in labels}))
+        variants = {k: v for k, v in figure.values.items() if k.endswith(DTX_SUFFIX)}
+        if variants:
+            values = {k.removesuffix(DTX_SUFFIX): v for k, v in variants.items()}
+            rows.append(replace(figure, name=f"{figure.name}, DTX rooms", values=values))
+    return rows
 
 
 def run_bench(bench: Bench, runs: int, warmup: bool, baseline: SourceTree | None, json_path: Path) -> int:
@@ -115,8 +140,8 @@ def main() -> None:
             if bench.writes_json:
                 figures, _ = figures_from_json(json_path.read_text())
                 rows += [
-                    Figure(f"{bench.title}: {f.name}", f.unit, f.values, f.target, f.decimals, f.signed)
-                    for f in figures
+                    replace(f, name=f"{bench.title}: {f.name}")
+                    for f in fold_variants(figures, [t.label for t in trees])
                 ]
         print(f"\n=== summary: medians of {args.runs} runs per tree{' (--quick)' if args.quick else ''}")
         print(legend(trees))

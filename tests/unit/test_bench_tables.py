@@ -8,7 +8,8 @@ import math
 
 from tests.bench.bench_meeting import EngineRuns, MeetingSample, capacity_figures, held, latency_figures
 from tests.bench.bench_webinar import CaseRun, webinar_figures
-from tests.bench.figures import Figure
+from tests.bench.figures import Figure, Target, table
+from tests.bench.perf_report import fold_variants
 
 
 def row(figures: list[Figure], name: str) -> dict[str, float]:
@@ -79,3 +80,41 @@ def test_added_latency_is_over_the_same_trees_pass_through() -> None:
     assert added["before"] == 150.0 and round(added["after"]) == 40
     assert all(math.isnan(v) for v in row(figures, "realtime added p95").values())  # nothing arrived
     assert row(figures, "realtime: sentences missing") == {"before": 2.0, "after": 2.0}
+
+
+def test_the_webinar_ratio_is_taken_within_each_kind_of_room() -> None:
+    """--dtx both: the plain and the DTX column each divide by their own two-party runs."""
+
+    def runs(*cpus: float) -> list[CaseRun]:
+        return [CaseRun(c, 150, 0, 3) for c in cpus]
+
+    results = {
+        "after": {"two-party per-listener": runs(10.0, 10.0), "webinar per-language": runs(30.0, 30.0)},
+        "after+dtx": {"two-party per-listener": runs(10.0, 12.0), "webinar per-language": runs(15.0, 18.0)},
+    }
+    figures = webinar_figures(results, list(results["after"]), ["after", "after+dtx"])
+    assert row(figures, "webinar per-language x two-party") == {"after": 3.0, "after+dtx": 1.5}
+
+
+def test_capacity_reports_how_late_the_fake_itself_sent() -> None:
+    samples = {"after": [MeetingSample(5.0, 100, 0, 30.0), MeetingSample(5.0, 100, 0, 250.0)]}
+    samples["after"].append(MeetingSample(5.0, 100, 0, 40.0))
+    assert row(capacity_figures(samples, ["after"]), "fake's worst late send") == {"after": 40.0}
+
+
+def test_the_report_summary_keeps_one_column_per_tree_and_gives_dtx_rooms_their_own_rows() -> None:
+    ratio = Figure(
+        "webinar per-language x two-party",
+        "",
+        {"base": 3.0, "base+dtx": 2.5, "this": 1.9, "this+dtx": 1.4},
+        Target(2.0),
+        decimals=2,
+    )
+    plain, dtx = fold_variants([ratio], ["base", "this"])
+    assert (plain.name, plain.values) == (ratio.name, {"base": 3.0, "this": 1.9})
+    assert (dtx.name, dtx.values) == (f"{ratio.name}, DTX rooms", {"base": 2.5, "this": 1.4})
+    assert dtx.target == ratio.target and dtx.decimals == 2
+    cpu = Figure("bot CPU", "% of a core", {"base": 17.0, "this": 8.0})
+    assert fold_variants([cpu], ["base", "this"]) == [cpu], "a bench without variants is unchanged"
+    text = table(fold_variants([ratio], ["base", "this"]), ["base", "this"])
+    assert "+dtx" not in text and "DTX rooms" in text

@@ -45,6 +45,8 @@ class InterpreterRig:
     fake_options: FakeOptions | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     fake: FakeRealtimeServer | None = None  # given: shared with other rigs, not stopped by this one
+    # given instead of `fake`: the base URL of a fake the caller runs (e.g. in its own process)
+    fake_url: str | None = None
     room: str | int | None = None  # None: the Janus server's static room; otherwise created by the bot
     use_fake: bool = True  # False: the bot talks to the provider its environment names
     bot: BotProcess | None = None
@@ -60,7 +62,7 @@ class InterpreterRig:
         `subscribe`: every person first subscribes to the interpreter feed meant for them (so it must
         exist: lanes at the join); False leaves that to `subscribe`, for a bot whose feeds appear only
         once someone has spoken (lazy lanes)."""
-        if self.engine != "passthrough" and self.fake is None and self.use_fake:
+        if self.engine != "passthrough" and self.fake is None and self.fake_url is None and self.use_fake:
             self.fake = FakeRealtimeServer(options=self.fake_options)
             self._own_fake = True
             await self.fake.start()
@@ -80,6 +82,8 @@ class InterpreterRig:
         )
         if self.fake is not None:
             env["OPENAI_BASE_URL"] = self.fake.base_url
+        elif self.fake_url is not None and self.use_fake:
+            env["OPENAI_BASE_URL"] = self.fake_url
         env.update(self.env)
         args = ["join", str(room)] + (["--create-room"] if self.room is not None else [])
         self.bot = await BotProcess.start(args, env, capture_stdout=self.capture_stdout)
