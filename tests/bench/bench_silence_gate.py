@@ -17,12 +17,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import socket
 import statistics
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +37,7 @@ from translator_bot.engine.translate import TranslateSession
 from translator_bot.fixtures import read_pcm, utterance
 from translator_bot.languages import parse_language
 from translator_bot.settings import EngineName, Settings
+from translator_bot.testbed.fake_process import FakeProcess
 
 SENTENCES = ["u1", "u2", "u3", "u4"]
 PEOPLE = (("Alice", "en", "es"), ("Beatriz", "es", "en"))
@@ -150,31 +148,8 @@ async def one_run(
 
 async def bench(args: argparse.Namespace) -> None:
     engines: list[EngineName] = ["translate", "realtime"] if args.engine == "both" else [args.engine]
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    fake = await asyncio.create_subprocess_exec(
-        *(
-            sys.executable,
-            "-m",
-            "translator_bot",
-            "fake-realtime",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(100):
-                with contextlib.suppress(aiohttp.ClientError):
-                    await fake_sessions(http, base)
-                    break
-                await asyncio.sleep(0.1)
+    async with FakeProcess() as fake:
+        base = fake.base_url.removesuffix("/v1")
         audio, sentences = conversation(args.seconds)
         expected = sentences * len(engines)
         lanes = f"{len(engines) * 2} lanes ({', '.join(engines)})"
@@ -197,9 +172,6 @@ async def bench(args: argparse.Namespace) -> None:
                 f"{got.audio_s_per_lane_minute:>17.1f} {got.cpu_percent:>12.2f} {got.translations:>10}",
                 flush=True,
             )
-    finally:
-        fake.terminate()
-        await asyncio.wait_for(fake.wait(), 10)
     print(f"\nmedians of {args.runs} runs per configuration (load average {os.getloadavg()[0]:.1f}):")
     print(f"{'figure':<34} {'gate off':>10} {'gate on':>10} {'change':>8}")
     for label, attr in (
