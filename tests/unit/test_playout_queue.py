@@ -40,8 +40,8 @@ class Recorded:
     def dropped(self, reason: str, ms: float) -> None:
         self.drops.append((reason, ms))
 
-    def underrun(self) -> None:
-        self.underruns += 1
+    def underrun(self, frames: int) -> None:
+        self.underruns += frames
 
     def ran_dry(self, key: PlayoutKey, played_s: float, hold_s: float, peak_s: float | None) -> None:
         self.dry.append((key, played_s, hold_s, peak_s))
@@ -122,19 +122,42 @@ def test_an_ended_item_shorter_than_the_cushion_plays_at_once() -> None:
     assert record.underruns == 0 and queue.played_samples(key("a")) == 50 * MS
 
 
+def test_an_item_whose_audio_ran_out_before_its_end_was_known_has_no_underrun() -> None:
+    # The translate endpoint has no end-of-item event: the engine learns that a translation is over
+    # only from what comes next (the next translation's transcript, a heartbeat, or a quiet spell).
+    # Until then the item is open and out of audio. The silence after its last audio is the speaker's
+    # pause, not a gap inside the translation (bench_webinar counted it as 12 underruns: 240 ms).
+    queue, record = new_queue(cushion_ms=60)
+    player = Player(queue)
+    queue.push(key("a"), pcm_const(70, 5000), 0.0)
+    assert player.audible(16) == [True] * 4 + [False] * 12
+    queue.end(key("a"))  # the next translation began: "a" was over
+    queue.push(key("b"), pcm_const(100, 7000), player.time)
+    queue.end(key("b"))
+    assert player.audible(8)[:5] == [True] * 5  # (a's upsampler tail, then b, back to back)
+    assert queue.underruns == record.underruns == 0
+    assert queue.gaps(key("a")) == 0 and record.dry == []
+    assert queue.played_samples(key("a")) == 70 * MS and queue.played_samples(key("b")) == 100 * MS
+
+
 def test_running_dry_mid_item_counts_an_underrun_and_a_gap_and_rebuffers() -> None:
     queue, record = new_queue(cushion_ms=60, adaptive=False)
     player = Player(queue)
     queue.push(key("a"), pcm_const(70, 5000), 0.0)
     assert player.audible(6) == [True, True, True, True, False, False]
-    assert queue.underruns == record.underruns == 3
+    # Not yet an underrun: the item's audio may simply have ended (see the test above).
+    assert queue.underruns == record.underruns == 0 and record.dry == []
     queue.push(key("a"), pcm_const(40, 5000), player.time)  # below the cushion: still rebuffering
+    # More audio of it: the silent frames were inside the translation. The half-filled frame and the
+    # two silent ones count, and so does each frame while it rebuffers.
+    assert queue.underruns == record.underruns == 3
     assert player.audible() == [False]
+    assert queue.underruns == record.underruns == 4
     queue.push(key("a"), pcm_const(40, 5000), player.time)
     assert player.audible() == [True]
     assert queue.gaps(key("a")) == 1
-    # Reported once, when it ran dry: which item, how far into it (its 70 ms but the upsampler's
-    # 1.3 ms look-ahead), against what hold.
+    # Reported once, when more audio showed it was a gap: which item, how far into it it ran dry (its
+    # 70 ms but the upsampler's 1.3 ms look-ahead), against what hold.
     [(dry_key, played_s, hold_s, peak_s)] = record.dry
     assert (dry_key, hold_s, peak_s) == (key("a"), 0.0, None)
     assert played_s == pytest.approx(0.07, abs=0.002)
@@ -149,7 +172,9 @@ def test_running_dry_reports_the_hold_and_the_learnt_peak() -> None:
     player.pull(18)  # plays on to 380 ms; the next delta, due at 0.4, does not come
     assert record.dry == []
     player.pull(1)  # the rest but the upsampler's 1.3 ms look-ahead, then dry
-    [(dry_key, played_s, hold_s, peak_s)] = record.dry
+    assert record.dry == []  # a gap only once more of it comes
+    queue.push(key("a"), pcm_const(200, 3000), 0.43)  # a delta 30 ms late: the learnt peak grows
+    [(dry_key, played_s, hold_s, peak_s)] = record.dry  # as it was when the item ran dry
     assert dry_key == key("a")
     assert played_s == pytest.approx(0.4, abs=0.002)
     assert peak_s == pytest.approx(0.005)

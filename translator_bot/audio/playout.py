@@ -298,14 +298,14 @@ class _MetricsReport:
     def dropped(self, reason: str, ms: float) -> None:
         metrics.PLAYOUT_DROPPED_SECONDS.labels(reason=reason).inc(ms / 1000)
 
-    def underrun(self) -> None:
-        metrics.PLAYOUT_UNDERRUNS.inc()
+    def underrun(self, frames: int) -> None:
+        metrics.PLAYOUT_UNDERRUNS.inc(frames)
 
     def ran_dry(self, key: PlayoutKey, played_s: float, hold_s: float, peak_s: float | None) -> None:
         # Which feed's translation had a gap, and against what hold: the underrun metric alone
         # cannot tell a late model from a hold that learnt too little.
         log.debug(
-            "playout: %s ran dry %.2f s into it; hold now %.0f ms, learnt peak lateness %s",
+            "playout: %s had a gap: it ran dry %.2f s into it; hold then %.0f ms, learnt peak lateness %s",
             key,
             played_s,
             hold_s * 1000,

@@ -15,6 +15,11 @@ stutter. Why: a fixed 60 ms cushion is enough for a
 model that streams 4x faster than real time, and far too little for one at real time with 0-150 ms
 of delay before each delta, where every late delta became a gap in the middle of a sentence.
 
+Running dry is an underrun only once more audio of the item comes. An item also runs out when its
+audio is over and the engine cannot say so yet (the translate endpoint has no end-of-item event: the
+next translation's transcript, a heartbeat or a quiet spell ends the item), and the silence after
+its last audio is then the speaker's pause, not a gap inside the translation.
+
 Nothing in flight blocks a listener: an item that is not ended, cannot play (ran dry or never had
 its cushion) and has received nothing for `stall_ms` while a later item waits is given up (what it
 had is played, late audio of it is dropped and counted, `cut_short` reports what was heard). It does
@@ -56,6 +61,17 @@ class _Outcome:
     gaps: int
 
 
+@dataclass
+class _DrySpell:
+    """An item that ran out of audio before its end: its silent frames so far, and what to report if
+    more of its audio shows them to be a gap inside the translation."""
+
+    frames: int  # frames zero-filled (wholly or in part) since it ran dry
+    played_s: float  # how far into the item it ran dry
+    hold_s: float  # the hold a new item got then
+    peak_s: float | None  # the learnt peak lateness then
+
+
 @dataclass(eq=False)
 class _Item:
     key: PlayoutKey
@@ -72,6 +88,7 @@ class _Item:
     last_at: float = 0.0  # time its latest audio was queued
     refilled_at: float | None = None  # first audio after it ran dry (the resume hold starts here)
     gaps: int = 0  # times it ran dry in the middle (silence inserted inside the translation)
+    dry: _DrySpell | None = None  # out of audio, not (yet) known to be a gap: no more audio came
     given_up: bool = False  # stalled in front of a later item: ended by the queue itself
 
     def played_model_samples(self) -> int:
@@ -199,7 +216,7 @@ class PlayoutQueue:
         audio in item order, zeros where there is none."""
         out = np.zeros(FRAME_SAMPLES, dtype=np.int16)
         filled = 0
-        underrun = False
+        underrun = False  # a frame of a gap known to be inside a translation
         while filled < FRAME_SAMPLES and self._items:
             item = next(iter(self._items.values()))
             if item.buffering:
@@ -210,7 +227,10 @@ class PlayoutQueue:
                     self._give_up(item)
                     continue
                 else:
-                    underrun = item.started
+                    if item.dry is not None:
+                        item.dry.frames += 1
+                    else:
+                        underrun = item.started
                     break
             while filled < FRAME_SAMPLES and item.chunks:
                 chunk = item.chunks[0]
@@ -229,19 +249,30 @@ class PlayoutQueue:
                     self._finish(item)
                     continue
                 if filled < FRAME_SAMPLES:
-                    # Starved in the middle of an utterance: rebuild the cushion before resuming, so a
-                    # trickle of small late chunks does not turn into a stutter.
+                    # Out of audio before its end: rebuild the cushion before resuming, so a trickle of
+                    # small late chunks does not turn into a stutter. A gap inside the translation
+                    # (counted) if more of it comes; else its audio was over.
                     item.buffering = True
                     item.refilled_at = None
-                    item.gaps += 1
-                    underrun = True
                     peak = self._jitter.peak_s() if self._jitter is not None else None
-                    self._report.ran_dry(item.key, item.played / OUT_RATE, self.start_hold_s(), peak)
+                    item.dry = _DrySpell(1, item.played / OUT_RATE, self.start_hold_s(), peak)
                 break
         if underrun:
-            self.underruns += 1
-            self._report.underrun()
+            self._count_underruns(1)
         return out
+
+    def _count_underruns(self, frames: int) -> None:
+        self.underruns += frames
+        self._report.underrun(frames)
+
+    def _gap_confirmed(self, item: _Item) -> None:
+        """More audio of an item that ran dry: its silent frames were a gap inside the translation."""
+        dry = item.dry
+        assert dry is not None
+        item.dry = None
+        item.gaps += 1
+        self._count_underruns(dry.frames)
+        self._report.ran_dry(item.key, dry.played_s, dry.hold_s, dry.peak_s)
 
     # ---- internals -----------------------------------------------------------------------------
 
@@ -295,6 +326,8 @@ class PlayoutQueue:
         item.last_at = now
         if item.started and item.buffering and item.refilled_at is None:
             item.refilled_at = now
+        if item.dry is not None:
+            self._gap_confirmed(item)
         if self._jitter is not None:
             self._jitter.observe(key, now, samples.size / MODEL_RATE)
         if item.first_at is None:

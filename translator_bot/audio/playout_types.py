@@ -27,12 +27,15 @@ class PlayoutReport(Protocol):
     def dropped(self, reason: str, ms: float) -> None:
         """Audio that will never be played: cleared, over the lag bound, or late for its item."""
 
-    def underrun(self) -> None:
-        """A frame that an item that had started could not fill."""
+    def underrun(self, frames: int) -> None:
+        """`frames` frames of a gap inside a translation: an item that had started could not fill
+        them, and more of its audio came after (reported when it comes, or as each frame is pulled
+        once it has)."""
 
     def ran_dry(self, key: PlayoutKey, played_s: float, hold_s: float, peak_s: float | None) -> None:
-        """`key` ran out of audio `played_s` into it, before its end: a gap inside the translation.
-        `hold_s`: the hold a new item now gets; `peak_s`: the learnt peak lateness (None: none yet)."""
+        """`key` had run out of audio `played_s` into it, and more of it has come since: a gap inside
+        the translation. `hold_s`: the hold a new item got when it ran dry; `peak_s`: the learnt peak
+        lateness then (None: none yet)."""
 
     def queue_lag(self, seconds: float) -> None:
         """Audio queued ahead of the playout, observed as a chunk arrives."""
