@@ -133,9 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_join(args: argparse.Namespace) -> int:
-    from translator_bot.system.malloc import limit_malloc_arenas
+    from translator_bot.system.malloc import tune_malloc
 
-    limit_malloc_arenas()  # before the bot starts its threads
+    tune_malloc()  # before the bot starts its threads
     settings = settings_from_flags(args)
     settings.require_provider_credentials()
     configure_logging_for(settings)

@@ -64,3 +64,61 @@ def test_the_operators_setting_wins(tmp_path: Path) -> None:
         assert not limit_malloc_arenas()
     finally:
         del os.environ["MALLOC_ARENA_MAX"]
+
+
+# Runs in a fresh interpreter: free a 1 MiB block (glibc mmaps it, and on free raises its threshold to
+# 1 MiB), then allocate 200 KB: mmapped only while the threshold stays fixed. Prints how many more
+# mmapped blocks glibc counts (mallinfo2's hblks) with the 200 KB block held.
+MMAP_PROBE = textwrap.dedent(
+    """
+    import ctypes, ctypes.util, sys
+    from translator_bot.system.malloc import fix_mmap_threshold
+    if sys.argv[1] == "fixed":
+        assert fix_mmap_threshold()
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+            "fordblks", "keepcost")]
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    libc.mallinfo2.restype = MallInfo2
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    libc.free(libc.malloc(1 << 20))
+    before = libc.mallinfo2().hblks
+    block = libc.malloc(200_000)
+    print(libc.mallinfo2().hblks - before)
+    libc.free(block)
+    """
+)
+
+
+def mmapped_after_a_large_free(mode: str) -> int:
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
+    done = subprocess.run(
+        [sys.executable, "-c", MMAP_PROBE, mode],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout.strip())
+
+
+def test_a_freed_large_block_does_not_move_the_mmap_threshold() -> None:
+    assert mmapped_after_a_large_free("glibc") == 0, (
+        "control: glibc kept the threshold; the probe shows nothing"
+    )
+    assert mmapped_after_a_large_free("fixed") == 1
+
+
+def test_the_operators_mmap_threshold_wins() -> None:
+    from translator_bot.system.malloc import fix_mmap_threshold
+
+    os.environ["MALLOC_MMAP_THRESHOLD_"] = "131072"
+    try:
+        assert not fix_mmap_threshold()
+    finally:
+        del os.environ["MALLOC_MMAP_THRESHOLD_"]

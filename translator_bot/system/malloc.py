@@ -1,4 +1,6 @@
-"""The C allocator's arenas: at most two for the bot's process, where glibc would allow 8 per core.
+"""glibc's allocator, tuned for the bot's process: at most two arenas, and a fixed mmap threshold.
+
+Arenas: at most two, where glibc would allow 8 per core.
 
 glibc gives a thread that finds the allocator busy an arena of its own (up to 8 x cores of them), and
 memory freed into one arena is not reused by another. The bot's threads (a decoder per remote track,
@@ -6,6 +8,14 @@ the engines' loader, the transcript writer, asyncio's executor) allocate little,
 keeps an arena of its own warm: in a webinar-sized room that is ~8 MiB of peak RSS for nothing. The
 threads hold the GIL for most of their work, so two arenas cost no measurable contention. An operator's
 own `MALLOC_ARENA_MAX` wins (glibc read it at start-up); elsewhere than glibc this does nothing.
+
+The mmap threshold: glibc serves blocks of 128 KiB and more from mappings of their own, returned to
+the system when freed, but each time such a block is freed it raises the threshold to that block's
+size (up to 32 MiB). Loading numpy, FFmpeg and OpenSSL frees large blocks, so by the time the bot
+runs, its larger buffers (a lane's input history, a translation's audio, its JSON and base64 text)
+come from the heap, where what is freed mostly stays resident. Fixed at 64 KiB they keep their own
+mappings: peak RSS of a two-party bot 112 -> 110 MiB, a webinar's 116 -> 115, with no CPU change that
+the benchmark can see (`bench_webinar --baseline-tree`, 3 runs). `MALLOC_MMAP_THRESHOLD_` wins.
 """
 
 from __future__ import annotations
@@ -14,28 +24,55 @@ import ctypes
 import ctypes.util
 import logging
 import os
+from collections.abc import Callable
+from typing import cast
 
 log = logging.getLogger(__name__)
 
 BOT_ARENAS = 2
-_M_ARENA_MAX = -8  # glibc's mallopt parameter number (malloc.h)
+# glibc's mallopt parameter numbers (malloc.h)
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
+BOT_MMAP_THRESHOLD = 64 * 1024
+
+
+def tune_malloc() -> None:
+    """What the bot's process sets before it starts threads: the arena cap and the mmap threshold."""
+    limit_malloc_arenas()
+    fix_mmap_threshold()
 
 
 def limit_malloc_arenas(arenas: int = BOT_ARENAS) -> bool:
     """Cap glibc's malloc arenas for this process; True when the cap was set here."""
-    if "MALLOC_ARENA_MAX" in os.environ:
+    return _set("MALLOC_ARENA_MAX", _M_ARENA_MAX, arenas)
+
+
+def fix_mmap_threshold(size: int = BOT_MMAP_THRESHOLD) -> bool:
+    """Serve blocks of `size` bytes and more from their own mappings, from now on and whatever is
+    freed later (glibc no longer moves the threshold); True when it was set here."""
+    return _set("MALLOC_MMAP_THRESHOLD_", _M_MMAP_THRESHOLD, size)
+
+
+def _set(variable: str, parameter: int, value: int) -> bool:
+    if variable in os.environ:
         return False  # the operator's choice, already applied by glibc
-    name = ctypes.util.find_library("c")
-    if name is None:
+    mallopt = _mallopt()
+    if mallopt is None:
         return False
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    if mallopt(_M_ARENA_MAX, arenas) != 1:
-        log.debug("mallopt(M_ARENA_MAX, %d) was refused", arenas)
+    if mallopt(parameter, value) != 1:
+        log.debug("mallopt(%d, %d) was refused", parameter, value)
         return False
     return True
+
+
+def _mallopt() -> Callable[[int, int], int] | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return None
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return cast(Callable[[int, int], int], mallopt)
