@@ -66,9 +66,11 @@ def test_the_operators_setting_wins(tmp_path: Path) -> None:
         del os.environ["MALLOC_ARENA_MAX"]
 
 
-# Runs in a fresh interpreter: free a 1 MiB block (glibc mmaps it, and on free raises its threshold to
-# 1 MiB), then allocate 200 KB: mmapped only while the threshold stays fixed. Prints how many more
-# mmapped blocks glibc counts (mallinfo2's hblks) with the 200 KB block held.
+# Runs in a fresh interpreter: free a 24 MiB block (glibc mmaps it, and on free raises its threshold to
+# 24 MiB), then allocate 8 MiB: mmapped only while the threshold stays fixed. Prints how many more
+# mmapped blocks glibc counts (mallinfo2's hblks) with the 8 MiB block held. Large, because the
+# threshold only decides once the heap must grow: a block the heap's free top can hold comes from
+# there (200 KB did, in CI's environment).
 MMAP_PROBE = textwrap.dedent(
     """
     import ctypes, ctypes.util, sys
@@ -84,9 +86,9 @@ MMAP_PROBE = textwrap.dedent(
     libc.malloc.restype = ctypes.c_void_p
     libc.malloc.argtypes = [ctypes.c_size_t]
     libc.free.argtypes = [ctypes.c_void_p]
-    libc.free(libc.malloc(1 << 20))
+    libc.free(libc.malloc(24 << 20))
     before = libc.mallinfo2().hblks
-    block = libc.malloc(200_000)
+    block = libc.malloc(8 << 20)
     print(libc.mallinfo2().hblks - before)
     libc.free(block)
     """
