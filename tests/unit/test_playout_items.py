@@ -4,13 +4,16 @@ test_playout_queue.py; these pin the same behaviour end to end, frames and metri
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 
 from tests.bench import playout_sim
 from tests.unit.playout_audio import MS, audible, counter, key, mono, new_track, pcm_const, pcm_tone, pull
 from translator_bot import metrics
-from translator_bot.audio.playout import FRAME_SAMPLES, PlayoutKey
+from translator_bot.audio.clock import FakeClock
+from translator_bot.audio.playout import FRAME_SAMPLES, PlayoutKey, PlayoutTrack
 
 # ---- content, cushion, underruns ---------------------------------------------------------------
 
@@ -309,3 +312,29 @@ async def test_played_samples_are_exact_while_an_item_is_held() -> None:
     played = track.played_samples(key("a"))
     assert 0 < played < 500 * MS and played % 480 == 0
     assert track.clear() == {key("a"): played}
+
+
+# ---- a late wake-up with audio still on its way through the process --------------------------------
+
+
+async def test_a_late_frame_waits_for_audio_already_handed_over_inside_the_process() -> None:
+    """The loop was busy: the track wakes 30 ms late, and the next delta of the playing translation
+    has reached the process by then but is still two task hand-offs from the queue (the model link's
+    task, then the lane's consumer). It must be played, not replaced by silence."""
+    clock = FakeClock(100.0, auto_advance=False)
+    track = PlayoutTrack(clock=clock, cushion_ms=0, hold_ms=0)
+    track.enqueue(pcm_tone(100), key("a"))
+    frames = []
+    for index in range(4):  # 80 of its 100 ms, each frame on time
+        clock.set(100.0 + index * 0.02)
+        frames.append(await track.next_frame())
+    loop = asyncio.get_running_loop()
+    clock.set(100.0 + 4 * 0.02 + 0.030)  # frame 4 is due at +80 ms; the track wakes at +110 ms
+    # The delta came at +95 ms: two hand-offs from the queue when the track wakes.
+    loop.call_soon(loop.call_soon, track.enqueue, pcm_tone(200), key("a"))
+    frames.append(await track.next_frame())
+    for _ in range(3):  # the hand-offs are done by now either way
+        await asyncio.sleep(0)
+    assert track.queued_ms() > 150  # the delta is in
+    assert all(audible(frame) for frame in frames)
+    assert track.underruns == 0 and track.gaps(key("a")) == 0

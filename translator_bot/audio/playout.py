@@ -70,6 +70,13 @@ _MAX_CATCH_UP_SECONDS = 1.0
 # up), less than a re-publish can take (a signalling round trip, then ICE and DTLS handshakes).
 _CONSUMER_GONE_SECONDS = 0.2
 
+# A frame pulled this late with the playing translation about to run dry first lets the loop run a
+# few times: audio that reached the process while the loop was busy can still be a hand-off or two
+# from the queue (the model link's task, then the lane's consumer). The probe that found it: a delta
+# read from the socket 9 ms before a 12 ms late frame, queued 3 ms after it, and a gap between.
+_HANDOFF_LATE_SECONDS = 0.002
+_HANDOFF_YIELDS = 3
+
 # The listener did not hear the rest of this item: (its key, the 24 kHz samples that were heard).
 CutShortCallback = Callable[[PlayoutKey, int], None]
 
@@ -247,6 +254,8 @@ class PlayoutTrack(MediaStreamTrack):
                 "clock_jump", f"playout woke {late:.1f} s late; the missed frame slots were skipped"
             )
             self._skip_missed_slots(clock.now())
+        elif late > _HANDOFF_LATE_SECONDS and self._queue.starving():
+            await self._let_handoffs_run()
         mono: Int16Array
         try:
             # The frame's place in the media timeline (its pts): a consumer that wakes late and catches
@@ -262,6 +271,14 @@ class PlayoutTrack(MediaStreamTrack):
         self.frames_sent += 1
         self._returned_at = clock.now()
         return frame
+
+    async def _let_handoffs_run(self) -> None:
+        for _ in range(_HANDOFF_YIELDS):
+            await asyncio.sleep(0)
+            if not self._queue.starving():
+                break
+        if self.readyState != "live":
+            raise MediaStreamError
 
     def _skip_missed_slots(self, now: float) -> int:
         """Move the schedule past the frame slots whose time has gone by, so that the next frame is due

@@ -205,6 +205,14 @@ class PlayoutQueue:
     def queued_ms(self) -> float:
         return self._queued / SAMPLES_PER_MS
 
+    def starving(self) -> bool:
+        """Whether the playing item has started, is not over, and holds less than a frame: the next
+        frame runs it dry unless more of its audio comes first."""
+        if not self._items:
+            return False
+        item = next(iter(self._items.values()))
+        return item.started and not item.buffering and not item.ended and item.queued < FRAME_SAMPLES
+
     def idle(self) -> bool:
         """Nothing to play and nothing under way: no item queued, held, or waiting for more audio."""
         return not self._items
