@@ -10,7 +10,6 @@ translation: a meeting bench counted those pauses as underruns (12 frames in a t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import numpy as np
 import pytest
@@ -26,6 +25,7 @@ from translator_bot.fake.server import FakeRealtimeServer
 from translator_bot.fixtures import read_pcm, utterance
 from translator_bot.languages import parse_language
 from translator_bot.settings import Settings
+from translator_bot.tasks import TaskSet
 
 SPEECH = ["u1-en", "u2-en", "u3-en"]
 PAUSE_MS = 400  # ends a sentence for the endpoint (300 ms), far shorter than the engine's idle end
@@ -89,16 +89,14 @@ async def test_back_to_back_translations_play_without_an_underrun() -> None:
             await clock.sleep_until(start + (index + 1) * 0.02)
 
     await session.start()
-    tasks = [asyncio.create_task(coro) for coro in (play(), speak())]
+    tasks = TaskSet("test")
+    tasks.spawn(play(), name="play")
+    tasks.spawn(speak(), name="speak")
     try:
         await asyncio.wait_for(pump(), 60)
         await asyncio.wait_for(drained.wait(), 10)
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await tasks.close()
         await session.aclose()
         await server.stop()
     assert server.state.internal_errors == [] and server.state.all_violations() == []

@@ -36,10 +36,12 @@ PROBE = textwrap.dedent(
 )
 
 
-def arenas(tmp_path: Path, mode: str, env_extra: dict[str, str] | None = None) -> int:
-    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"} | (env_extra or {})
+def run_probe(code: str, *args: str, unset: str) -> int:
+    """Runs `code` in a fresh interpreter without the environment variable `unset` (glibc reads it at
+    start-up); returns the number it prints."""
+    env = {k: v for k, v in os.environ.items() if k != unset}
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, mode, str(tmp_path / f"{mode}.xml")],
+        [sys.executable, "-c", code, *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -48,6 +50,10 @@ def arenas(tmp_path: Path, mode: str, env_extra: dict[str, str] | None = None) -
     )
     assert done.returncode == 0, done.stderr
     return int(done.stdout.strip())
+
+
+def arenas(tmp_path: Path, mode: str) -> int:
+    return run_probe(PROBE, mode, str(tmp_path / f"{mode}.xml"), unset="MALLOC_ARENA_MAX")
 
 
 def test_eight_threads_share_two_arenas(tmp_path: Path) -> None:
@@ -96,17 +102,7 @@ MMAP_PROBE = textwrap.dedent(
 
 
 def mmapped_after_a_large_free(mode: str) -> int:
-    env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
-    done = subprocess.run(
-        [sys.executable, "-c", MMAP_PROBE, mode],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return int(done.stdout.strip())
+    return run_probe(MMAP_PROBE, mode, unset="MALLOC_MMAP_THRESHOLD_")
 
 
 def test_a_freed_large_block_does_not_move_the_mmap_threshold() -> None:
