@@ -120,3 +120,65 @@ def test_the_operators_mmap_threshold_wins() -> None:
         assert not fix_mmap_threshold()
     finally:
         del os.environ["MALLOC_MMAP_THRESHOLD_"]
+
+
+# Runs in a fresh interpreter, the allocator tuned as the bot's process is (or left to glibc), after a
+# large block was freed as the bot's imports free some: an asyncio datagram endpoint (how aioice receives
+# every ICE, DTLS and RTP packet) is sent small datagrams. asyncio reads each into a fresh buffer of its
+# maximum datagram size, then shrinks it. Prints 1 when, after the first few, no packet's buffer was a
+# mapping of its own (an mmap, an mremap and an munmap per packet: mallinfo2's count of mapped blocks is
+# one higher while the packet is handled than between packets) and the heap's releasable top could hold
+# the next read's buffer between packets (else each buffer grows the heap and its free trims it back:
+# two brk calls per packet).
+DATAGRAM_PROBE = textwrap.dedent(
+    """
+    import asyncio, ctypes, ctypes.util, socket, sys
+    from translator_bot.system.malloc import tune_malloc
+    if sys.argv[1] == "tuned":
+        tune_malloc()
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+            "fordblks", "keepcost")]
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    libc.mallinfo2.restype = MallInfo2
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    libc.free(libc.malloc(24 << 20))
+    read_size = asyncio.selector_events._SelectorDatagramTransport.max_size
+    mapped_while_handled = []
+    class Receiver(asyncio.DatagramProtocol):
+        def datagram_received(self, data, addr):
+            mapped_while_handled.append(libc.mallinfo2().hblks)
+    async def main():
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(Receiver, local_addr=("127.0.0.1", 0))
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        between = []
+        for _ in range(20):
+            sender.sendto(b"x" * 200, transport.get_extra_info("sockname"))
+            await asyncio.sleep(0.001)
+            info = libc.mallinfo2()
+            between.append((info.hblks, info.keepcost >= read_size))
+        sender.close()
+        transport.close()
+        return between
+    between = asyncio.run(main())
+    pairs = list(zip(mapped_while_handled, between, strict=True))[5:]
+    no_mapping = all(during == after for during, (after, _) in pairs)
+    top_holds_a_read = all(room for _, (_, room) in pairs)
+    print(int(no_mapping and top_holds_a_read))
+    """
+)
+
+
+def received_datagrams_cost_no_memory_syscalls(mode: str) -> bool:
+    return run_probe(DATAGRAM_PROBE, mode, unset="MALLOC_MMAP_THRESHOLD_") == 1
+
+
+def test_a_received_datagram_takes_no_mapping_and_no_heap_growth() -> None:
+    assert received_datagrams_cost_no_memory_syscalls("glibc"), (
+        "control: with glibc's own settings the probe sees a syscall per datagram"
+    )
+    assert received_datagrams_cost_no_memory_syscalls("tuned")

@@ -1,4 +1,4 @@
-"""glibc's allocator, tuned for the bot's process: at most two arenas, and a fixed mmap threshold.
+"""glibc's allocator, tuned for the bot's process: at most two arenas, and fixed mmap and trim thresholds.
 
 Arenas: at most two, where glibc would allow 8 per core.
 
@@ -11,11 +11,19 @@ own `MALLOC_ARENA_MAX` wins (glibc read it at start-up); elsewhere than glibc th
 
 The mmap threshold: glibc serves blocks of 128 KiB and more from mappings of their own, returned to
 the system when freed, but each time such a block is freed it raises the threshold to that block's
-size (up to 32 MiB). Loading numpy, FFmpeg and OpenSSL frees large blocks, so by the time the bot
-runs, its larger buffers (a lane's input history, a translation's audio, its JSON and base64 text)
-come from the heap, where what is freed mostly stays resident. Fixed at 64 KiB they keep their own
-mappings: peak RSS of a two-party bot 112 -> 110 MiB, a webinar's 116 -> 115, with no CPU change that
-the benchmark can see (`bench_webinar --baseline-tree`, 3 runs). `MALLOC_MMAP_THRESHOLD_` wins.
+size (up to 32 MiB) and its trim threshold to twice that. Loading numpy, FFmpeg and OpenSSL frees
+large blocks, so by the time the bot runs, even its largest buffers come from the heap, where what is
+freed mostly stays resident. Fixed, larger buffers keep mappings of their own whatever is freed.
+
+The fixed value must stay above the one large block the bot allocates per packet: asyncio reads every
+datagram (each ICE, DTLS and RTP packet aioice receives) into a fresh 256 KiB buffer and then shrinks
+it to the packet. Below that size each packet costs an mmap, an mremap and an munmap, and in a process
+with a dozen threads each munmap also interrupts the other cores to flush their TLBs: at 64 KiB that
+was ~5 % of the bot's CPU samples in a two-party meeting. So the threshold is 512 KiB, and the trim
+threshold twice that (glibc's own ratio): below it, a buffer freed at the heap's top stays there for
+the next packet instead of the heap shrinking and growing by a brk call each time.
+(`tests/unit/test_system_malloc.py` checks both on a real asyncio datagram endpoint.)
+`MALLOC_MMAP_THRESHOLD_` and `MALLOC_TRIM_THRESHOLD_` win.
 """
 
 from __future__ import annotations
@@ -31,13 +39,16 @@ log = logging.getLogger(__name__)
 
 BOT_ARENAS = 2
 # glibc's mallopt parameter numbers (malloc.h)
+_M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
-BOT_MMAP_THRESHOLD = 64 * 1024
+# Above asyncio's 256 KiB datagram read buffer (see the module doc).
+BOT_MMAP_THRESHOLD = 512 * 1024
+BOT_TRIM_THRESHOLD = 2 * BOT_MMAP_THRESHOLD
 
 
 def tune_malloc() -> None:
-    """What the bot's process sets before it starts threads: the arena cap and the mmap threshold."""
+    """What the bot's process sets before it starts threads: the arena cap and the two thresholds."""
     limit_malloc_arenas()
     fix_mmap_threshold()
 
@@ -47,10 +58,13 @@ def limit_malloc_arenas(arenas: int = BOT_ARENAS) -> bool:
     return _set("MALLOC_ARENA_MAX", _M_ARENA_MAX, arenas)
 
 
-def fix_mmap_threshold(size: int = BOT_MMAP_THRESHOLD) -> bool:
+def fix_mmap_threshold(size: int = BOT_MMAP_THRESHOLD, trim: int = BOT_TRIM_THRESHOLD) -> bool:
     """Serve blocks of `size` bytes and more from their own mappings, from now on and whatever is
-    freed later (glibc no longer moves the threshold); True when it was set here."""
-    return _set("MALLOC_MMAP_THRESHOLD_", _M_MMAP_THRESHOLD, size)
+    freed later (glibc no longer moves the threshold), and keep up to `trim` bytes free at the heap's
+    top (the next such block comes from there); True when the mmap threshold was set here."""
+    fixed = _set("MALLOC_MMAP_THRESHOLD_", _M_MMAP_THRESHOLD, size)
+    _set("MALLOC_TRIM_THRESHOLD_", _M_TRIM_THRESHOLD, trim)
+    return fixed
 
 
 def _set(variable: str, parameter: int, value: int) -> bool:
