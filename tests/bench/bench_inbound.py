@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import cProfile
 import fractions
+import functools
 import json
 import math
 import os
@@ -375,7 +376,7 @@ def isolated_stages(passes: int) -> dict[str, float]:
         "speech_tracker_per_lane": stage_speech_tracker(mixed, passes),
         **{
             f"speaker_{lanes}_lane{'s' if lanes > 1 else ''} (tracker + lane pushes)": if_the_tree_has_it(
-                lambda lanes=lanes: stage_speaker_lanes(mixed, passes, lanes)
+                functools.partial(stage_speaker_lanes, mixed, passes, lanes)
             )
             for lanes in (1, 2, 4)
         },

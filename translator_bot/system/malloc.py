@@ -1,4 +1,5 @@
-"""glibc's allocator, tuned for the bot's process: at most two arenas, and fixed mmap and trim thresholds.
+"""glibc's allocator, tuned for the bot's process: at most two arenas, fixed mmap and trim thresholds,
+and the heap's free pages handed back every 10 s.
 
 Arenas: at most two, where glibc would allow 8 per core.
 
@@ -12,28 +13,36 @@ own `MALLOC_ARENA_MAX` wins (glibc read it at start-up); elsewhere than glibc th
 The mmap threshold: glibc serves blocks of 128 KiB and more from mappings of their own, returned to
 the system when freed, but each time such a block is freed it raises the threshold to that block's
 size (up to 32 MiB) and its trim threshold to twice that. Loading numpy, FFmpeg and OpenSSL frees
-large blocks, so by the time the bot runs, even its largest buffers come from the heap, where what is
-freed mostly stays resident. Fixed, larger buffers keep mappings of their own whatever is freed.
+large blocks, so by the time the bot runs, even its largest buffers (a lane's input history) come
+from the heap. Fixed, they keep mappings of their own whatever is freed.
 
 The fixed value must stay above the one large block the bot allocates per packet: asyncio reads every
-datagram (each ICE, DTLS and RTP packet aioice receives) into a fresh 256 KiB buffer and then shrinks
-it to the packet. Below that size each packet costs an mmap, an mremap and an munmap, and in a process
-with a dozen threads each munmap also interrupts the other cores to flush their TLBs: at 64 KiB that
-was ~5 % of the bot's CPU samples in a two-party meeting. So the threshold is 512 KiB, and the trim
-threshold twice that (glibc's own ratio): below it, a buffer freed at the heap's top stays there for
-the next packet instead of the heap shrinking and growing by a brk call each time.
-(`tests/unit/test_system_malloc.py` checks both on a real asyncio datagram endpoint.)
+datagram (each ICE, DTLS and RTP packet aioice receives) and every TCP read into a fresh 256 KiB
+buffer, then shrinks it to what came. Below that size each packet costs an mmap, an mremap and an
+munmap, and in a process with a dozen threads each munmap also interrupts the other cores to flush
+their TLBs: at 64 KiB that was ~5 % of the bot's CPU samples in a two-party meeting. So the threshold
+is 320 KiB, and the trim threshold twice that (glibc's own ratio): below it, a buffer freed at the
+heap's top stays there for the next packet instead of the heap shrinking and growing by a brk call
+each time. (`tests/unit/test_system_malloc.py` checks both on a real asyncio datagram endpoint.)
 `MALLOC_MMAP_THRESHOLD_` and `MALLOC_TRIM_THRESHOLD_` win.
+
+Read buffers carved from the heap leave free holes between longer-lived blocks, and glibc returns only
+the heap's top to the system: the holes stay resident (~1.5 MiB more heap after 20 s of a two-party
+meeting than with the buffers mapped). So the `join` process hands the heap's free pages back every
+10 s (`keep_heap_trimmed`: glibc's `malloc_trim`, ~0.3 ms here), which takes the heap back to what it
+was with mapped buffers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +52,9 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
 # Above asyncio's 256 KiB datagram read buffer (see the module doc).
-BOT_MMAP_THRESHOLD = 512 * 1024
+BOT_MMAP_THRESHOLD = 320 * 1024
 BOT_TRIM_THRESHOLD = 2 * BOT_MMAP_THRESHOLD
+HEAP_TRIM_PERIOD_S = 10.0
 
 
 def tune_malloc() -> None:
@@ -67,6 +77,26 @@ def fix_mmap_threshold(size: int = BOT_MMAP_THRESHOLD, trim: int = BOT_TRIM_THRE
     return fixed
 
 
+def trim_heap() -> bool:
+    """Hand the free pages of glibc's heaps back to the system (not only the top); True when some
+    were. False elsewhere than glibc."""
+    malloc_trim = _libc_function("malloc_trim")
+    if malloc_trim is None:
+        return False
+    malloc_trim.argtypes = [ctypes.c_size_t]
+    return bool(malloc_trim(0))
+
+
+async def keep_heap_trimmed(period_s: float = HEAP_TRIM_PERIOD_S) -> None:
+    """Trim the heap every `period_s` until cancelled (the caller owns the task); returns at once
+    elsewhere than glibc."""
+    if _libc_function("malloc_trim") is None:
+        return
+    while True:
+        await asyncio.sleep(period_s)
+        trim_heap()
+
+
 def _set(variable: str, parameter: int, value: int) -> bool:
     if variable in os.environ:
         return False  # the operator's choice, already applied by glibc
@@ -80,13 +110,30 @@ def _set(variable: str, parameter: int, value: int) -> bool:
 
 
 def _mallopt() -> Callable[[int, int], int] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+    mallopt = _libc_function("mallopt")
+    if mallopt is None:
         return None
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
     return cast(Callable[[int, int], int], mallopt)
+
+
+def _libc_function(name: str) -> Any:
+    """The C library's `name` returning an int, or None where it has none (musl has neither mallopt
+    nor malloc_trim)."""
+    libc = _libc()
+    function = getattr(libc, name, None) if libc is not None else None
+    if function is not None:
+        function.restype = ctypes.c_int
+    return function
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """Looked up once: `find_library` runs `ldconfig -p` in a subprocess."""
+    library = ctypes.util.find_library("c")
+    if library is None:
+        return None
+    try:
+        return ctypes.CDLL(library)
+    except OSError:
+        return None
