@@ -1,4 +1,5 @@
-"""The bot's process keeps glibc's malloc arenas to two, however many threads it runs."""
+"""The bot's process tunes glibc's allocator: two arenas however many threads, fixed mmap and trim
+thresholds that keep per-packet buffers off their own mappings, and free heap pages handed back."""
 
 from __future__ import annotations
 
