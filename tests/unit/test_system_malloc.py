@@ -73,17 +73,10 @@ def test_the_operators_setting_wins(tmp_path: Path) -> None:
         del os.environ["MALLOC_ARENA_MAX"]
 
 
-# Runs in a fresh interpreter: free a 24 MiB block (glibc mmaps it, and on free raises its threshold to
-# 24 MiB), then allocate 8 MiB: mmapped only while the threshold stays fixed. Prints how many more
-# mmapped blocks glibc counts (mallinfo2's hblks) with the 8 MiB block held. Large, because the
-# threshold only decides once the heap must grow: a block the heap's free top can hold comes from
-# there (200 KB did, in CI's environment).
-MMAP_PROBE = textwrap.dedent(
+# The probes' handle on glibc: malloc and free, and mallinfo2's counters (glibc >= 2.33).
+LIBC = textwrap.dedent(
     """
-    import ctypes, ctypes.util, sys
-    from translator_bot.system.malloc import fix_mmap_threshold
-    if sys.argv[1] == "fixed":
-        assert fix_mmap_threshold()
+    import ctypes, ctypes.util
     class MallInfo2(ctypes.Structure):
         _fields_ = [(name, ctypes.c_size_t) for name in (
             "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
@@ -93,12 +86,34 @@ MMAP_PROBE = textwrap.dedent(
     libc.malloc.restype = ctypes.c_void_p
     libc.malloc.argtypes = [ctypes.c_size_t]
     libc.free.argtypes = [ctypes.c_void_p]
+    """
+)
+
+
+# Runs in a fresh interpreter: free a 24 MiB block (glibc mmaps it, and on free raises its threshold to
+# 24 MiB), then allocate 8 MiB: mmapped only while the threshold stays fixed. Prints how many more
+# mmapped blocks glibc counts (mallinfo2's hblks) with the 8 MiB block held. Large, because the
+# threshold only decides once the heap must grow: a block the heap's free top can hold comes from
+# there (200 KB did, in CI's environment).
+MMAP_PROBE = (
+    textwrap.dedent(
+        """
+    import sys
+    from translator_bot.system.malloc import fix_mmap_threshold
+    if sys.argv[1] == "fixed":
+        assert fix_mmap_threshold()
+    """
+    )
+    + LIBC
+    + textwrap.dedent(
+        """
     libc.free(libc.malloc(24 << 20))
     before = libc.mallinfo2().hblks
     block = libc.malloc(8 << 20)
     print(libc.mallinfo2().hblks - before)
     libc.free(block)
     """
+    )
 )
 
 
@@ -131,21 +146,18 @@ def test_the_operators_mmap_threshold_wins() -> None:
 # one higher while the packet is handled than between packets) and the heap's releasable top could hold
 # the next read's buffer between packets (else each buffer grows the heap and its free trims it back:
 # two brk calls per packet).
-DATAGRAM_PROBE = textwrap.dedent(
-    """
-    import asyncio, ctypes, ctypes.util, socket, sys
+DATAGRAM_PROBE = (
+    textwrap.dedent(
+        """
+    import asyncio, socket, sys
     from translator_bot.system.malloc import tune_malloc
     if sys.argv[1] == "tuned":
         tune_malloc()
-    class MallInfo2(ctypes.Structure):
-        _fields_ = [(name, ctypes.c_size_t) for name in (
-            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
-            "fordblks", "keepcost")]
-    libc = ctypes.CDLL(ctypes.util.find_library("c"))
-    libc.mallinfo2.restype = MallInfo2
-    libc.malloc.restype = ctypes.c_void_p
-    libc.malloc.argtypes = [ctypes.c_size_t]
-    libc.free.argtypes = [ctypes.c_void_p]
+    """
+    )
+    + LIBC
+    + textwrap.dedent(
+        """
     libc.free(libc.malloc(24 << 20))
     read_size = asyncio.selector_events._SelectorDatagramTransport.max_size
     mapped_while_handled = []
@@ -171,6 +183,7 @@ DATAGRAM_PROBE = textwrap.dedent(
     top_holds_a_read = all(room for _, (_, room) in pairs)
     print(int(no_mapping and top_holds_a_read))
     """
+    )
 )
 
 
@@ -189,15 +202,18 @@ def test_a_received_datagram_takes_no_mapping_and_no_heap_growth() -> None:
 # the threshold: heap) are written, every other one is freed (holes between live blocks, which glibc
 # does not return by itself), then the heap is left alone, trimmed once, or kept trimmed by the task for
 # 0.3 s. Prints how many MiB of resident memory that gave back.
-TRIM_PROBE = textwrap.dedent(
-    """
-    import asyncio, contextlib, ctypes, ctypes.util, os, sys
-    from translator_bot.system.malloc import keep_heap_trimmed, trim_heap, tune_malloc
+TRIM_PROBE = (
+    textwrap.dedent(
+        """
+    from translator_bot.system.malloc import tune_malloc
     tune_malloc()
-    libc = ctypes.CDLL(ctypes.util.find_library("c"))
-    libc.malloc.restype = ctypes.c_void_p
-    libc.malloc.argtypes = [ctypes.c_size_t]
-    libc.free.argtypes = [ctypes.c_void_p]
+    """
+    )
+    + LIBC
+    + textwrap.dedent(
+        """
+    import asyncio, contextlib, os, sys
+    from translator_bot.system.malloc import keep_heap_trimmed, trim_heap
     def resident():
         return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     blocks = [libc.malloc(100_000) for _ in range(200)]
@@ -218,6 +234,7 @@ TRIM_PROBE = textwrap.dedent(
         asyncio.run(kept_trimmed())
     print(round((before - resident()) / 2**20))
     """
+    )
 )
 
 
