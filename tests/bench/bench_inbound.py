@@ -388,7 +388,7 @@ def if_the_tree_has_it(stage: Callable[[], float]) -> float:
     not per speaker) is not measured there: NaN, printed as n/a."""
     try:
         return stage()
-    except (AttributeError, ImportError, TypeError):
+    except (AttributeError, ImportError):
         return math.nan
 
 

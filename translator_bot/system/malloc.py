@@ -80,17 +80,14 @@ def fix_mmap_threshold(size: int = BOT_MMAP_THRESHOLD, trim: int = BOT_TRIM_THRE
 def trim_heap() -> bool:
     """Hand the free pages of glibc's heaps back to the system (not only the top); True when some
     were. False elsewhere than glibc."""
-    malloc_trim = _libc_function("malloc_trim")
-    if malloc_trim is None:
-        return False
-    malloc_trim.argtypes = [ctypes.c_size_t]
-    return bool(malloc_trim(0))
+    malloc_trim = _libc_function("malloc_trim", ctypes.c_size_t)
+    return malloc_trim is not None and bool(malloc_trim(0))
 
 
 async def keep_heap_trimmed(period_s: float = HEAP_TRIM_PERIOD_S) -> None:
     """Trim the heap every `period_s` until cancelled (the caller owns the task); returns at once
     elsewhere than glibc."""
-    if _libc_function("malloc_trim") is None:
+    if _libc_function("malloc_trim", ctypes.c_size_t) is None:
         return
     while True:
         await asyncio.sleep(period_s)
@@ -110,19 +107,17 @@ def _set(variable: str, parameter: int, value: int) -> bool:
 
 
 def _mallopt() -> Callable[[int, int], int] | None:
-    mallopt = _libc_function("mallopt")
-    if mallopt is None:
-        return None
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    return cast(Callable[[int, int], int], mallopt)
+    return cast("Callable[[int, int], int] | None", _libc_function("mallopt", ctypes.c_int, ctypes.c_int))
 
 
-def _libc_function(name: str) -> Any:
-    """The C library's `name` returning an int, or None where it has none (musl has neither mallopt
-    nor malloc_trim)."""
+@functools.cache
+def _libc_function(name: str, *argtypes: Any) -> Any:
+    """The C library's `name` taking `argtypes` and returning an int, set up once; None where it has
+    none (musl has neither mallopt nor malloc_trim)."""
     libc = _libc()
     function = getattr(libc, name, None) if libc is not None else None
     if function is not None:
+        function.argtypes = list(argtypes)
         function.restype = ctypes.c_int
     return function
 
