@@ -28,7 +28,6 @@ import contextlib
 import re
 import signal
 import statistics
-import subprocess
 import tempfile
 import time
 from collections import defaultdict
@@ -37,6 +36,7 @@ from pathlib import Path
 
 import aiohttp
 
+from tests.bench.baseline import compile_package, materialised
 from translator_bot.fake.state import FakeOptions
 from translator_bot.fixtures import utterance
 from translator_bot.system.netns import enter_private_network
@@ -254,12 +254,6 @@ def report(trees: list[Tree], top: int) -> None:
         print(f"\n{tree.name}: own import time by top-level package, ms: {listed}")
 
 
-def baseline_worktree(ref: str, into: Path) -> Path:
-    path = into / "baseline"
-    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(path), ref], check=True)
-    return path
-
-
 async def bench(args: argparse.Namespace, trees: list[Tree], workdir: Path) -> None:
     async with JanusServer() as janus, running_fake(args.fake, FakeOptions(heartbeat_ms=1000)) as fake:
         for run in range(args.runs):
@@ -297,24 +291,19 @@ def main() -> None:
     )
     args = parser.parse_args()
     enter_private_network()  # before any thread exists
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         trees = [Tree("this", REPO)]
         if args.bot_env:
             flags = dict(item.split("=", 1) for item in args.bot_env)
             trees.append(Tree("this+env", REPO, env=flags))
-        worktree: Path | None = None
-        try:
-            if args.baseline_ref:
-                worktree = baseline_worktree(args.baseline_ref, Path(tmp))
-                trees.insert(0, Tree(f"base {args.baseline_ref}"[:11], worktree))
-            elif args.baseline_tree:
-                trees.insert(0, Tree("baseline", args.baseline_tree.resolve()))
-            asyncio.run(bench(args, trees, Path(tmp)))
-        finally:
-            if worktree is not None:
-                subprocess.run(
-                    ["git", "-C", str(REPO), "worktree", "remove", "--force", str(worktree)], check=False
-                )
+        if args.baseline_ref:
+            worktree, _ = stack.enter_context(materialised(args.baseline_ref))
+            trees.insert(0, Tree(f"base {args.baseline_ref}"[:11], worktree))
+        elif args.baseline_tree:
+            trees.insert(0, Tree("baseline", args.baseline_tree.resolve()))
+        for path in {tree.path for tree in trees}:
+            compile_package(path)  # what is measured is the bot starting, not Python compiling it
+        asyncio.run(bench(args, trees, Path(tmp)))
 
 
 if __name__ == "__main__":

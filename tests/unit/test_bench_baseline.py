@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 
 from tests.bench.baseline import (
+    KNOWN_REFS,
     BaselineError,
     SourceTree,
     check_imports_from,
     describe_checkout,
     materialised,
+    resolve_commit,
     source_trees,
 )
 
@@ -60,7 +62,6 @@ def test_the_baseline_has_the_refs_files_and_is_gone_afterwards(repo: Path) -> N
         assert (path / "translator_bot" / "__init__.py").read_text() == "VERSION = 'old'\n"
         assert commit == run_git(repo, "rev-parse", "--short", "v1")
         assert len(worktrees(repo)) == 2
-        assert list((path / "translator_bot").glob("__pycache__/*.pyc"))  # compiled up front
     assert not path.parent.exists()
     assert len(worktrees(repo)) == 1
     assert (repo / "translator_bot" / "__init__.py").read_text() == "VERSION = 'new'\n"
@@ -90,7 +91,26 @@ def test_an_unknown_ref_is_an_error_that_leaves_nothing(repo: Path, tmp_path: Pa
     assert len(worktrees(repo)) == 1
 
 
-def test_source_trees_are_before_then_after_and_import_from_themselves(repo: Path) -> None:
+def test_a_known_baseline_name_resolves_in_a_clone_without_its_tag(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh clone has no tags: `perf-baseline` must still name the same commit."""
+    old = run_git(repo, "rev-parse", "v1")
+    monkeypatch.setitem(KNOWN_REFS, "the-old-code", old)
+    with pytest.raises(BaselineError):
+        resolve_commit("the-old-code-missing", repo)  # a name that is not known stays an error
+    assert resolve_commit("the-old-code", repo) == run_git(repo, "rev-parse", "--short", "v1")
+    with materialised("the-old-code", repo) as (path, commit):
+        assert (path / "translator_bot" / "__init__.py").read_text() == "VERSION = 'old'\n"
+        assert old.startswith(commit)
+
+
+def test_source_trees_are_before_then_after_and_import_from_themselves(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # as in container images and this workplace's shells: Python writes no bytecode of its own, so
+    # what is there was compiled by source_trees (a start-up figure must not measure the compiler)
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
     with source_trees(baseline_ref="v1", repo=repo) as trees:
         assert [t.label for t in trees] == ["before", "after"]
         before, after = trees
@@ -106,6 +126,7 @@ def test_source_trees_are_before_then_after_and_import_from_themselves(repo: Pat
                 check=True,
             ).stdout.strip()
             assert out == version
+            assert list((tree.path / "translator_bot").glob("__pycache__/*.pyc"))
     assert not before.path.exists()
 
 
