@@ -47,4 +47,7 @@ bash scripts/vendor-janus-js.sh
 .venv/bin/python -m pip install -q --upgrade pip
 # The versions the tests and the image use (scripts/lock-constraints.sh writes them).
 .venv/bin/python -m pip install -q --constraint constraints.txt -e ".${extras}"
+# pip compiles what it installs, but an editable install leaves the package as sources: where
+# PYTHONDONTWRITEBYTECODE is set (many shells and images set it), every start would compile it again.
+.venv/bin/python -m compileall -q translator_bot >/dev/null
 echo "install.sh: ready: $(.venv/bin/translator-bot --version)"
