@@ -10,12 +10,33 @@ import sys
 import langcodes
 import pytest
 
-from translator_bot.languages import NAMES_PATH, build_name_table, english_display, parse_language
+from translator_bot.languages import (
+    MORE_NAMES_PATH,
+    NAMES_PATH,
+    build_name_table,
+    english_display,
+    parse_language,
+    split_name_table,
+)
 
 
 def test_the_table_matches_the_installed_libraries() -> None:
     # Fails after a langcodes/language_data upgrade until scripts/english-language-names.py is run.
-    assert json.loads(NAMES_PATH.read_text(encoding="utf-8")) == build_name_table()
+    common, more = split_name_table(build_name_table())
+    assert json.loads(NAMES_PATH.read_text(encoding="utf-8")) == common
+    assert json.loads(MORE_NAMES_PATH.read_text(encoding="utf-8")) == more
+
+
+def test_the_common_part_is_small_and_the_rest_is_read_only_when_named() -> None:
+    common, more = split_name_table(build_name_table())
+    assert len(common["language"]) < 200 < 8000 < len(more["language"])
+    code = (
+        "from translator_bot import languages as l; l.parse_language('es-MX'); l.parse_language('de');"
+        "print(l._more_language_names.cache_info().currsize, l.parse_language('quc').name,"
+        " l._more_language_names.cache_info().currsize)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", "Kʼicheʼ", "1"]
 
 
 def _tags() -> list[str]:

@@ -19,8 +19,9 @@ import pytest
 ENGINE_ONLY = ("translator_bot.engine.wire", "translator_bot.engine.supervisor")
 # The SDK and what its client pulls in: the fake server's and the tests' reference, never the bot's.
 SDK_ONLY = ("openai", "httpx", "httpx2", "anyio", "translator_bot.engine.protocol")
-# Needed by other subcommands only; `join` builds their parsers, so they load when those run.
-OTHER_COMMANDS_ONLY = ("shtab",)
+# Needed by other subcommands only; `join` builds their parsers, so they load when those run. And
+# langcodes: the languages of a room that names them plainly ("en", "es-MX") are parsed without it.
+OTHER_COMMANDS_ONLY = ("shtab", "langcodes", "language_data")
 
 
 def join_imports(tmp_path: Path) -> list[str]:
