@@ -408,6 +408,65 @@ def test_silence_shortcut_across_a_pts_gap_and_a_format_change(
     assert out == reference
 
 
+def dtx_sender(stereo_speech: np.ndarray) -> list[av.AudioFrame]:
+    """What a sender with Opus DTX gives the converter: speech, then in its pause one silent frame per
+    ~400 ms (the keep-alives; the frames between were never sent), then speech again."""
+    signal = speech_with_pauses(stereo_speech)[: 48_000 * 3]  # 0.5 s of silence, then 2 s of speech
+    frames = list(frames_of(signal, 48_000))
+    pts = len(signal)
+    for _ in range(12):  # a 4.8 s pause of keep-alives, each a silent frame 400 ms after the last
+        pts += 20 * 960
+        frames.append(make_frame(np.zeros((960, 2)), pts=pts - 960))
+    speech = stereo_speech[:48_000].astype(np.float64) / 32768
+    frames += [make_frame(speech[i : i + 960], pts=pts + i) for i in range(0, len(speech), 960)]
+    return frames
+
+
+def test_a_dtx_senders_keep_alives_reuse_the_silent_resampler(
+    monkeypatch: pytest.MonkeyPatch, stereo_speech: np.ndarray
+) -> None:
+    """Each keep-alive comes after a gap. Once the resampler has only heard silence, its state and
+    its held-back tail are zeros, which is what a fresh one and the flushed tail would give: it is kept
+    across the gap, and building a filter graph per keep-alive (the costliest step of a DTX sender's
+    audio) is saved, with the same bytes out as when every gap drains it."""
+    frames = dtx_sender(stereo_speech)
+    reference, _ = full_conversion(monkeypatch, frames)
+    built = [0]
+    build = MonoResampler._build
+
+    def counting_build(self: MonoResampler, frame: av.AudioFrame) -> av.filter.Graph:
+        built[0] += 1
+        return build(self, frame)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(MonoResampler, "_build", counting_build)
+        out, _ = run_counted(patched, frames)
+    assert out == reference
+    assert built[0] == 1  # not one per keep-alive
+
+
+def test_presumed_silence_keeps_the_silent_resampler(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wall-clock silence of a sender gone quiet (idle_silence) keeps a silent resampler too."""
+    built = [0]
+    build = MonoResampler._build
+
+    def counting_build(self: MonoResampler, frame: av.AudioFrame) -> av.filter.Graph:
+        built[0] += 1
+        return build(self, frame)
+
+    monkeypatch.setattr(MonoResampler, "_build", counting_build)
+    converter = InboundConverter()
+    pts = 0
+    for _pause in range(3):
+        for _ in range(5):  # 100 ms of digital silence arriving on time
+            converter.convert(make_frame(np.zeros((960, 2)), pts=pts), arrival=100.0 + pts / 48_000)
+            pts += 960
+        presumed = converter.idle_silence(100.0 + pts / 48_000 + 1.0)  # then a second without frames
+        assert presumed and not any(presumed)
+        pts += 48_000
+    assert built[0] == 1
+
+
 def test_near_silence_is_converted_not_zeroed(monkeypatch: pytest.MonkeyPatch) -> None:
     # A faint click in an otherwise silent stretch (after the shortcut is primed) is sound: it must go
     # through the resampler, with the silence before it.

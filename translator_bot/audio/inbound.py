@@ -30,7 +30,10 @@ is above that stall, so a loss keeps its old handling: its own length of silence
 Digital silence (all-zero samples: a muted microphone, a paused test participant) skips the resampler
 once enough of it went through to leave the filter holding only zeros: from then on each silent frame
 would come out as exactly its length of zeros, so that is what is emitted, byte for byte the same, for a
-twentieth of the cost. The next sound goes through the resampler as if the silence had.
+twentieth of the cost. The next sound goes through the resampler as if the silence had. For the same
+reason such a resampler is kept across a gap (a DTX sender's keep-alive every ~400 ms, presumed
+silence): its held-back tail is zeros and its state that of a fresh one, so flushing it and building a
+new filter graph (the costliest step of a silent DTX sender's audio) would give the same bytes.
 """
 
 from __future__ import annotations
@@ -149,7 +152,7 @@ class InboundConverter:
         self._lead_s += samples / self._rate
         metrics.AUDIO_INPUT_PRESUMED_SILENCE.inc(samples / self._rate)
         try:
-            tail = self._drain()
+            tail = self._end_segment()
         except Exception as exc:
             self._warn("convert_error", f"flush failed ({type(exc).__name__}: {exc})")
             tail = b""
@@ -239,8 +242,15 @@ class InboundConverter:
         self._lead_s = max(0.0, self._lead_s - gap_s)
         if fill_s * self._rate < 0.5:
             return b""
-        tail = self._drain()
+        tail = self._end_segment()
         return tail + _zeros(2 * round(fill_s * self._rate))
+
+    def _end_segment(self) -> bytes:
+        """Before silence the resampler does not hear: its tail, the next frame to a fresh one; or
+        nothing, keeping it, while it holds only silence (the same bytes either way: module doc)."""
+        if self._resampler is not None and self._silent_run >= _SILENCE_PRIMED_SAMPLES:
+            return b""
+        return self._drain()
 
     def _drain(self) -> bytes:
         """Everything the current resampler still holds; the next frame gets a fresh one."""
