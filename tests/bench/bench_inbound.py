@@ -11,8 +11,9 @@ Isolated stages, per packet, on the 48 kHz stereo speech fixture encoded to Opus
   (pylibsrtp, AES128_CM_SHA1_80 as Janus negotiates), RTP parse, the audio jitter buffer, the Opus decode
   its decoder thread runs, and the decoder thread -> event loop hand-off (`run_coroutine_threadsafe` of
   a queue put per frame), as CPU on each side;
-- ours: the conversion to 24 kHz mono pcm16 (speech frames, and digital-silence frames as a muted
-  microphone or the test participants' pauses send them), AudioIn's whole per-frame path (read,
+- ours: the conversion to 24 kHz mono pcm16 (speech frames, digital-silence frames as a muted
+  microphone or the test participants' pauses send them, and a silent DTX sender's keep-alive frames,
+  one per 400 ms), AudioIn's whole per-frame path (read,
   bookkeeping, conversion, hand-off to the lanes) on a track that never waits, for speech, silence and
   a speaker no lane interprets, the speech-end tracker on every frame, and the meeting's per-chunk
   path for a speaker interpreted into 1, 2 and 4 languages (its tracker, then each lane's engine
@@ -76,6 +77,11 @@ def speech_frames() -> list[av.AudioFrame]:
 
 def silence_frames(count: int) -> list[av.AudioFrame]:
     return [stereo_frame(np.zeros((FRAME, 2), dtype=np.int16), i * FRAME) for i in range(count)]
+
+
+def keepalive_frames(count: int) -> list[av.AudioFrame]:
+    """A silent DTX sender: one silent frame every 400 ms (the keep-alives), each after a 380 ms gap."""
+    return [stereo_frame(np.zeros((FRAME, 2), dtype=np.int16), i * 20 * FRAME) for i in range(count)]
 
 
 def stereo_frame(samples: np.ndarray, pts: int) -> av.AudioFrame:
@@ -370,6 +376,7 @@ def isolated_stages(passes: int) -> dict[str, float]:
         "handoff_thread": handoff_thread,
         "convert_speech": stage_convert(speech, passes),
         "convert_silence": stage_convert(silence, passes),
+        "convert_dtx_keepalive": stage_convert(silence[:50] + keepalive_frames(len(speech))[3:], passes),
         "audio_in_speech": stage_audio_in(speech, passes),
         "audio_in_silence": stage_audio_in(silence, passes),
         "audio_in_no_lane": stage_audio_in(mixed, passes, lane=False),
