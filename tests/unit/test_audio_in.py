@@ -4,10 +4,12 @@ readers are owned (stopped by `stop()`, all gone after `aclose()`)."""
 from __future__ import annotations
 
 import asyncio
+import fractions
 
 import av
+import numpy as np
 import pytest
-from aiortc.mediastreams import AudioStreamTrack
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack
 
 from tests.unit.test_meeting import member, running, wait_for
 from tests.unit.test_meeting_guard import QueuedTrack
@@ -134,6 +136,54 @@ async def test_the_idle_timer_of_audio_nobody_needs_does_not_wake_for_nothing() 
     finally:
         await audio.aclose()
         track.stop()
+
+
+class FallsSilentTrack(MediaStreamTrack):
+    """A sender that sends `frames` 20 ms frames of digital silence in real time, then nothing (Opus
+    DTX, or a muted microphone that stops sending) until stopped."""
+
+    kind = "audio"
+
+    def __init__(self, frames: int) -> None:
+        super().__init__()
+        self._left = frames
+        self._pts = 0
+
+    async def recv(self) -> av.AudioFrame:
+        if self._left <= 0:
+            await asyncio.Event().wait()  # cancelled when the reader stops
+        self._left -= 1
+        await asyncio.sleep(0.02)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 960), dtype=np.int16), format="s16", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = 48_000, self._pts, fractions.Fraction(1, 48_000)
+        self._pts += 960
+        return frame
+
+
+@pytest.mark.parametrize("timely", [True, False])
+async def test_the_silence_of_someone_whose_turns_nobody_times_is_handed_on_less_often(timely: bool) -> None:
+    """Presumed silence (a sender gone quiet) comes every IDLE_TICK_S for a participant whose turns
+    are timed (their lanes end a turn on it); for one whose silence only fills a pre-roll (not heard
+    yet, lazy lanes) every QUIET_TICK_S, the same silence in fewer, larger pieces: a listener who
+    never speaks wakes the loop a fifth as often."""
+    handed: list[int] = []
+    audio = AudioIn(lambda pid, pcm: handed.append(len(pcm)), name_of=str, timely=lambda pid: timely)
+    track = FallsSilentTrack(frames=10)
+    try:
+        audio.start("a", "a/0", track)
+        await wait_for(lambda: audio.frames_heard.get("a", 0) >= 10)
+        before = len(handed)
+        await asyncio.sleep(1.5)  # 1.2 s after the margin of presumed silence
+        pieces = len(handed) - before
+        presumed_s = sum(handed[before:]) / 2 / 24_000
+    finally:
+        await audio.aclose()
+        track.stop()
+    assert 0.9 < presumed_s < 1.5  # the same silence either way
+    if timely:
+        assert pieces >= 15  # ~24 ticks of 50 ms
+    else:
+        assert pieces <= 7  # ~5 ticks of 250 ms
 
 
 async def test_a_meeting_converts_only_the_audio_of_speakers_with_a_lane(

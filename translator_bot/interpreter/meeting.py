@@ -166,6 +166,7 @@ class Meeting(LaneRouter):
             name_of=self._member_name,
             clock=clock,
             needed=self._speaks_into_a_lane,
+            timely=self._may_end_a_turn,
             # a sender that stopped sending gets enough presumed silence to end any turn
             max_idle_fill_s=max(MAX_IDLE_FILL_S, settings.vad_silence_duration_ms / 1000 + 1.0),
         )
@@ -312,6 +313,11 @@ class Meeting(LaneRouter):
         """Open, or its audio held for lanes to come: waiting for the engine, or (lazy lanes) listened
         to for their first words."""
         return pid in self._holding or any(lane.plan.speaker.id == pid for lane in self.lanes.values())
+
+    def _may_end_a_turn(self, pid: str) -> bool:
+        """Whether the silence of `pid` times a turn (of their lanes, open or on their way); not for
+        someone not heard yet, whose silence only fills the pre-roll their first words are kept in."""
+        return not (pid in self._awaiting and pid not in self._heard)
 
     def _speaker_audio(self, pid: str, pcm: bytes) -> None:
         speech = self._speech.get(pid)
