@@ -77,9 +77,10 @@ def resident_mib(pid: int) -> dict[str, float]:
 
     RssFile is the shared libraries' and other mapped files' pages the process has mapped, and how
     many a touch maps depends on the kernel and the filesystem, not on the bot: with large page-cache
-    folios (ext4 on recent kernels) one touched page can map a whole folio. The same imports measured
-    ~59 MiB of it on one such machine and ~45 MiB from a copy of the environment on tmpfs, so the
-    peak RSS of the same code differs by that much between machines; RssAnon is the bot's own."""
+    folios (ext4 on recent kernels) one touched page can map a whole folio. On one such machine the
+    same imports measured ~59 MiB of it early in a session, ~45 MiB later (and from a copy of the
+    environment on tmpfs), as the page cache's folios had been made: the peak RSS of the same code
+    moves by that much between machines and even between runs; RssAnon is the bot's own."""
     wanted = ("VmHWM", "VmRSS", "RssAnon", "RssFile", "RssShmem")
     found = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
