@@ -75,13 +75,11 @@ def speech_frames() -> list[av.AudioFrame]:
     return [stereo_frame(usable[start : start + FRAME], start) for start in range(0, len(usable), FRAME)]
 
 
-def silence_frames(count: int) -> list[av.AudioFrame]:
-    return [stereo_frame(np.zeros((FRAME, 2), dtype=np.int16), i * FRAME) for i in range(count)]
-
-
-def keepalive_frames(count: int) -> list[av.AudioFrame]:
-    """A silent DTX sender: one silent frame every 400 ms (the keep-alives), each after a 380 ms gap."""
-    return [stereo_frame(np.zeros((FRAME, 2), dtype=np.int16), i * 20 * FRAME) for i in range(count)]
+def silence_frames(count: int, *, every: int = 1, first: int = 0) -> list[av.AudioFrame]:
+    """`count` silent frames from frame slot `first`, one per `every` slots (20: a silent DTX sender's
+    keep-alives, one per 400 ms, each after a 380 ms gap)."""
+    zeros = np.zeros((FRAME, 2), dtype=np.int16)
+    return [stereo_frame(zeros, (first + i * every) * FRAME) for i in range(count)]
 
 
 def stereo_frame(samples: np.ndarray, pts: int) -> av.AudioFrame:
@@ -376,7 +374,9 @@ def isolated_stages(passes: int) -> dict[str, float]:
         "handoff_thread": handoff_thread,
         "convert_speech": stage_convert(speech, passes),
         "convert_silence": stage_convert(silence, passes),
-        "convert_dtx_keepalive": stage_convert(silence[:50] + keepalive_frames(len(speech))[3:], passes),
+        "convert_dtx_keepalive": stage_convert(
+            silence[:50] + silence_frames(len(speech), every=20, first=60), passes
+        ),
         "audio_in_speech": stage_audio_in(speech, passes),
         "audio_in_silence": stage_audio_in(silence, passes),
         "audio_in_no_lane": stage_audio_in(mixed, passes, lane=False),

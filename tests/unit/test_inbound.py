@@ -422,6 +422,19 @@ def dtx_sender(stereo_speech: np.ndarray) -> list[av.AudioFrame]:
     return frames
 
 
+def count_graph_builds(patched: pytest.MonkeyPatch) -> list[int]:
+    """From now on, every filter graph a MonoResampler builds adds one to the returned count."""
+    built = [0]
+    build = MonoResampler._build
+
+    def counting_build(self: MonoResampler, frame: av.AudioFrame) -> av.filter.Graph:
+        built[0] += 1
+        return build(self, frame)
+
+    patched.setattr(MonoResampler, "_build", counting_build)
+    return built
+
+
 def test_a_dtx_senders_keep_alives_reuse_the_silent_resampler(
     monkeypatch: pytest.MonkeyPatch, stereo_speech: np.ndarray
 ) -> None:
@@ -431,15 +444,8 @@ def test_a_dtx_senders_keep_alives_reuse_the_silent_resampler(
     audio) is saved, with the same bytes out as when every gap drains it."""
     frames = dtx_sender(stereo_speech)
     reference, _ = full_conversion(monkeypatch, frames)
-    built = [0]
-    build = MonoResampler._build
-
-    def counting_build(self: MonoResampler, frame: av.AudioFrame) -> av.filter.Graph:
-        built[0] += 1
-        return build(self, frame)
-
     with monkeypatch.context() as patched:
-        patched.setattr(MonoResampler, "_build", counting_build)
+        built = count_graph_builds(patched)
         out, _ = run_counted(patched, frames)
     assert out == reference
     assert built[0] == 1  # not one per keep-alive
@@ -447,14 +453,7 @@ def test_a_dtx_senders_keep_alives_reuse_the_silent_resampler(
 
 def test_presumed_silence_keeps_the_silent_resampler(monkeypatch: pytest.MonkeyPatch) -> None:
     """The wall-clock silence of a sender gone quiet (idle_silence) keeps a silent resampler too."""
-    built = [0]
-    build = MonoResampler._build
-
-    def counting_build(self: MonoResampler, frame: av.AudioFrame) -> av.filter.Graph:
-        built[0] += 1
-        return build(self, frame)
-
-    monkeypatch.setattr(MonoResampler, "_build", counting_build)
+    built = count_graph_builds(monkeypatch)
     converter = InboundConverter()
     pts = 0
     for _pause in range(3):
