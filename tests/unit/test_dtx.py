@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from translator_bot.audio.dtx import DTX_HANGOVER_SLOTS, DTX_KEEPALIVE_SLOTS, DtxSchedule, Send
+from translator_bot.audio.dtx import (
+    DTX_HANGOVER_SLOTS,
+    DTX_KEEPALIVE_SLOTS,
+    DTX_WELCOME_SLOTS,
+    DtxSchedule,
+    Send,
+)
 
 
 def run(schedule: DtxSchedule, slots: range, *, quiet: bool) -> list[Send]:
@@ -53,3 +59,23 @@ def test_no_hangover_and_bad_settings() -> None:
         DtxSchedule(keepalive=0)
     with pytest.raises(ValueError):
         DtxSchedule(hangover=-1)
+
+
+def test_while_a_listener_connects_every_slot_goes_out_then_the_pause_is_dtx_again() -> None:
+    assert DTX_WELCOME_SLOTS == 150
+    schedule = DtxSchedule()
+    run(schedule, range(40), quiet=True)  # deep in DTX: a keep-alive every 20 slots
+    schedule.keep_sending(45 + DTX_WELCOME_SLOTS)
+    assert schedule.decide(45, quiet=True) is Send.FRAME
+    assert run(schedule, range(46, 195), quiet=True) == [Send.FRAME] * 149
+    assert schedule.next_packet_slot() is None  # no sleeping between keep-alives meanwhile
+    assert schedule.decide(195, quiet=True) is Send.DTX  # then the pause's first DTX frame, at once
+    assert run(schedule, range(196, 216), quiet=True) == [Send.NOTHING] * 19 + [Send.DTX]
+
+
+def test_a_welcome_never_shortens_one_already_under_way() -> None:
+    schedule = DtxSchedule()
+    schedule.keep_sending(DTX_WELCOME_SLOTS)  # published
+    schedule.keep_sending(5)  # an older call's horizon
+    assert run(schedule, range(DTX_WELCOME_SLOTS), quiet=True) == [Send.FRAME] * DTX_WELCOME_SLOTS
+    assert schedule.decide(DTX_WELCOME_SLOTS, quiet=True) is Send.DTX

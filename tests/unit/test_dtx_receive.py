@@ -240,3 +240,42 @@ def test_a_participant_asks_for_dtx_in_its_offer_and_reads_the_answer() -> None:
     assert answers_dtx("a=fmtp:111 usedtx=1")
     assert not answers_dtx("a=fmtp:96 useinbandfec=1\r\n")
     assert not answers_dtx("a=fmtp:96 usedtx=0;useinbandfec=1\r\n")
+
+
+async def _first_frame_after_the_feed_went_quiet(*, welcome: bool) -> float:
+    """Seconds from an aiortc listener's track to its first decoded frame, for a bot feed (PlayoutTrack,
+    DTX) that was already past its hangover when the listener connected, as a feed is for anyone who
+    subscribes after its first 200 ms."""
+    from translator_bot.audio.playout import PlayoutTrack
+
+    track = PlayoutTrack()
+    for _ in range(11):  # the hangover and the first DTX frame: quiet now
+        await track.recv()
+    assert track.encoder.dtx_frames == 1
+    if welcome:
+        track.welcome()  # what the feed set does when it publishes a feed or relabels it
+    sender, receiver = RTCPeerConnection(), RTCPeerConnection()
+    got: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
+    receiver.on("track", got.set_result)
+    try:
+        sender.addTrack(track)
+        await sender.setLocalDescription(await sender.createOffer())
+        await receiver.setRemoteDescription(sender.localDescription)
+        await receiver.setLocalDescription(await receiver.createAnswer())
+        await sender.setRemoteDescription(receiver.localDescription)
+        remote = await asyncio.wait_for(got, 10)
+        start = time.monotonic()
+        await asyncio.wait_for(remote.recv(), 10)
+        return time.monotonic() - start
+    finally:
+        track.stop()
+        await receiver.close()
+        await sender.close()
+
+
+async def test_a_listener_connecting_to_a_quiet_feed_hears_it_at_once() -> None:
+    # Without the welcome the listener's jitter buffer waits for five keep-alives, one per 400 ms.
+    unwelcomed = await _first_frame_after_the_feed_went_quiet(welcome=False)
+    welcomed = await _first_frame_after_the_feed_went_quiet(welcome=True)
+    assert unwelcomed > 1.2, f"the quiet feed's first frame came after {unwelcomed:.2f} s"
+    assert welcomed < 0.6, f"first frame {welcomed:.2f} s after the listener connected"

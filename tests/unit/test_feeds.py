@@ -131,3 +131,26 @@ async def test_new_feeds_are_published_at_once_not_one_after_another() -> None:
     assert room.most_at_once == len(listeners)
     assert all(feed.live for feed in feeds.feeds.values())
     await feeds.aclose()
+
+
+async def test_a_feed_welcomes_whoever_subscribes_when_published_and_when_relabelled() -> None:
+    """Its listeners subscribe right after it is published or relabelled for them: the feed sends
+    every slot meanwhile, DTX or not (PlayoutTrack.welcome)."""
+    room, now = FakeRoom(), [0.0]
+    welcomed: list[PlayoutTrack] = []
+
+    class Track(PlayoutTrack):
+        def welcome(self) -> None:
+            welcomed.append(self)
+            super().welcome()
+
+    feeds = FeedSet(room, new_track=lambda: Track(clock=FakeClock()), name_of=str, clock=lambda: now[0])
+    languages = {"b": "es"}
+    await feeds.reconcile({"b": (A_TO_ES,)}, languages.__getitem__)
+    assert welcomed == [feeds.feeds["b"].track]
+    await feeds.reconcile({"b": (A_TO_ES,)}, languages.__getitem__)  # nothing changed: nobody new
+    assert len(welcomed) == 1
+    languages["b"] = "fr"
+    await feeds.reconcile({"b": (A_TO_ES,)}, languages.__getitem__)
+    assert welcomed == [feeds.feeds["b"].track] * 2
+    await feeds.aclose()

@@ -76,6 +76,34 @@ async def test_late_wakeups_do_not_accumulate_into_drift() -> None:
     # A relative sleep(0.02) loop with the same wake-ups would be ~12 s behind here.
 
 
+async def test_a_welcome_wakes_an_idle_dtx_feed_and_sends_every_slot_for_a_while() -> None:
+    """A listener subscribing to a feed deep in DTX: without the welcome it would get a keep-alive every
+    400 ms (an aiortc listener plays nothing until the fifth); with it, a packet in every slot from
+    the next one on, then the pause's DTX again."""
+    clock = FakeClock(100.0)
+    track = PlayoutTrack(clock=clock)
+    for _ in range(11):  # the hangover, then the first DTX frame
+        await track.recv()
+    assert track.encoder.dtx_frames == 1
+    clock.auto_advance = False
+    waiting = asyncio.ensure_future(track.recv())
+    clock.set(100.0 + 15.5 * 0.02)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert clock.sleeps[-1] == pytest.approx(100.0 + 30 * 0.02)  # asleep until the next keep-alive
+    assert not waiting.done()
+    track.welcome()
+    await asyncio.sleep(0)
+    clock.set(100.0 + 16 * 0.02)  # the next slot boundary
+    packet = await asyncio.wait_for(waiting, 1)
+    assert packet.pts == 16 * FRAME_SAMPLES and track.encoder.dtx_frames == 1
+    clock.auto_advance = True
+    pts = [(await track.recv()).pts for _ in range(148)]
+    assert pts == [slot * FRAME_SAMPLES for slot in range(17, 165)] and track.encoder.dtx_frames == 1
+    assert (await track.recv()).pts == 165 * FRAME_SAMPLES and track.encoder.dtx_frames == 2
+    track.stop()
+
+
 async def test_late_wakeups_do_not_accumulate_into_drift_with_dtx_either() -> None:
     """While idle with DTX, recv() sleeps 400 ms between keep-alives: each is still sent at most one
     wake-up after its slot, and its pts is its slot's."""

@@ -13,7 +13,12 @@ hear. With DTX, once the feed is quiet it sends:
   receiver knows the pause is deliberate; its NetEq plays comfort noise for it, not loss concealment);
 - then one DTX frame every `keepalive` slots (libopus refreshes every 400 ms, its MAX_CONSECUTIVE_DTX),
   which keeps the SFU's no-media timer (Janus: 1 s by default) and every NAT binding fresh;
-- the next slot that is not quiet goes out at once, as an ordinary frame.
+- the next slot that is not quiet goes out at once, as an ordinary frame;
+- while a listener connects (`keep_sending`: the feed was just published, or relabelled for new
+  people), a packet in every slot for `DTX_WELCOME_SLOTS`, quiet or not. A receiver that releases
+  audio only once a few packets are in would otherwise play nothing until that many keep-alives had
+  come: aiortc's jitter buffer waits for 5, 2-3 s of a feed that went quiet before the listener
+  joined (browsers play comfort noise from the first DTX frame and need none of it).
 
 The RTP timestamps of the slots that are not sent are skipped (the caller's pts keep following the
 clock) while the sequence numbers stay contiguous, as RFC 3550 and RFC 7587 section 3.1.3 describe
@@ -28,12 +33,16 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["DTX_HANGOVER_SLOTS", "DTX_KEEPALIVE_SLOTS", "DtxSchedule", "Send"]
+__all__ = ["DTX_HANGOVER_SLOTS", "DTX_KEEPALIVE_SLOTS", "DTX_WELCOME_SLOTS", "DtxSchedule", "Send"]
 
 # libopus's own DTX timing (silk/define.h): 10 frames of no activity before DTX, then at most 20 DTX
 # frames in a row (400 ms) before a refresh.
 DTX_HANGOVER_SLOTS = 10
 DTX_KEEPALIVE_SLOTS = 20
+# A packet in every slot for 3 s once a listener may be connecting: a subscription through the room
+# server (its offer, the answer, ICE and DTLS) took 0.2 s here and takes longer across the internet.
+# 150 packets once per listener, against the 2-3 s of nothing they spare an aiortc listener.
+DTX_WELCOME_SLOTS = 150
 
 
 class Send(enum.Enum):
@@ -54,6 +63,7 @@ class DtxSchedule:
         self._quiet_from: int | None = None  # first slot of the current quiet stretch
         self._last_sent: int | None = None  # last slot a packet went out for
         self._in_dtx = False
+        self._welcome_until = 0  # every slot before this one is sent (keep_sending)
 
     @property
     def in_dtx(self) -> bool:
@@ -68,12 +78,18 @@ class DtxSchedule:
             return self._sent(slot, Send.FRAME)
         if self._quiet_from is None:
             self._quiet_from = slot
-        if slot - self._quiet_from < self._hangover:
+        if slot - self._quiet_from < self._hangover or slot < self._welcome_until:
+            self._in_dtx = False
             return self._sent(slot, Send.FRAME)
         if not self._in_dtx or self._last_sent is None or slot - self._last_sent >= self._keepalive:
             self._in_dtx = True
             return self._sent(slot, Send.DTX)
         return Send.NOTHING
+
+    def keep_sending(self, until_slot: int) -> None:
+        """Send every slot before `until_slot`, quiet or not (a listener is connecting); then, if still
+        quiet, the pause's first DTX frame at once and keep-alives as before."""
+        self._welcome_until = max(self._welcome_until, until_slot)
 
     def next_packet_slot(self) -> int | None:
         """While in DTX: the slot of the next keep-alive if the feed stays quiet (None otherwise)."""

@@ -19,6 +19,8 @@ not sent keep their pts (the RTP timestamps jump over the pause; aiortc numbers 
 handed, so sequence numbers stay contiguous). aiortc's sender sets the RTP marker bit on every
 audio packet, so the first of a talkspurt has it too (RFC 3551's talkspurt mark); nothing more is
 needed. `dtx=False` keeps a packet in every slot, for a path that needs continuous packets.
+`welcome()`, when a listener may be connecting, sends every slot for a few seconds, so that a
+receiver waiting for a few packets before it plays (aiortc's) does not wait for as many keep-alives.
 
 Pacing: frame n is released at `start + n * 20 ms` on a monotonic clock anchored at the first
 `recv()`. Deadlines are absolute, so a late wake-up is caught up by the next frames instead of
@@ -47,7 +49,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from translator_bot import metrics
 from translator_bot.audio.clock import Clock, MonotonicClock
-from translator_bot.audio.dtx import DtxSchedule, Send
+from translator_bot.audio.dtx import DTX_WELCOME_SLOTS, DtxSchedule, Send
 from translator_bot.audio.jitter import JitterConfig
 from translator_bot.audio.opus_out import OPUS_TIME_BASE, OpusFeedEncoder, OpusPacket
 from translator_bot.audio.pcm import Int16Array
@@ -160,6 +162,17 @@ class PlayoutTrack(MediaStreamTrack):
     @property
     def underruns(self) -> int:
         return self._queue.underruns
+
+    def welcome(self) -> None:
+        """A listener may be connecting to this feed (it was just published, or relabelled for new
+        people): with DTX, send a packet in every slot for the next few seconds (audio/dtx.py)."""
+        if self._dtx is None:
+            return
+        now_slot = self._sent
+        if self._start is not None:
+            now_slot = max(now_slot, int((self._clock.now() - self._start) / FRAME_SECONDS))
+        self._dtx.keep_sending(now_slot + DTX_WELCOME_SLOTS)
+        self._wake.set()  # out of the sleep between keep-alives: the next slot goes out
 
     def stop(self) -> None:
         self._queue.discard()

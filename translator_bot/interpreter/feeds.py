@@ -126,6 +126,7 @@ class FeedSet:
                 # A feed being published again later takes the new labels with it.
                 existing.lang, existing.audience = lang, audience
                 log.info("relabelling the feed for %s: %s, for %s", self._name_of(feed_id), lang, audience)
+                existing.track.welcome()  # whoever it is now for subscribes to it now
                 if existing.live and existing.publication is not None:
                     try:
                         await existing.publication.relabel(lang, audience)
@@ -194,6 +195,7 @@ class FeedSet:
         if feed.problem is not None:
             log.info("the feed for %s is published again", self._name_of(feed.feed_id))
         feed.publication, feed.problem, feed.retry_at = publication, None, None
+        feed.track.welcome()  # its listeners subscribe to it now
 
     def _failed(self, feed: Feed, problem: str, reason: str) -> None:
         delay = feed.restarts.record(self._clock(), reason)
