@@ -12,9 +12,10 @@ of silence (nothing else: no concealment), after which the frames come ~160 ms l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from translator_bot import metrics
 from translator_bot.audio.formats import MODEL_RATE
+from translator_bot.audio.playout import PlayoutTrack
 from translator_bot.interpreter.audio_in import AudioIn
 from translator_bot.testbed.dtx import (
     FRAME_SAMPLES,
@@ -114,6 +116,29 @@ def loud_runs(samples: np.ndarray, level: int = 1000) -> list[tuple[int, int]]:
     return runs
 
 
+@contextlib.asynccontextmanager
+async def linked(
+    track: MediaStreamTrack, tap: Callable[[RTCPeerConnection], None] = lambda receiver: None
+) -> AsyncIterator[MediaStreamTrack]:
+    """`track` sent from one peer connection to another on this host: yields the receiving side's
+    track, and closes both connections on the way out. `tap` sees the receiver once it knows the
+    offer, before it answers (its RTP receiver exists then)."""
+    sender, receiver = RTCPeerConnection(), RTCPeerConnection()
+    got: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
+    receiver.on("track", got.set_result)
+    try:
+        sender.addTrack(track)
+        await sender.setLocalDescription(await sender.createOffer())
+        await receiver.setRemoteDescription(sender.localDescription)
+        tap(receiver)
+        await receiver.setLocalDescription(await receiver.createAnswer())
+        await sender.setRemoteDescription(receiver.localDescription)
+        yield await asyncio.wait_for(got, 10)
+    finally:
+        await receiver.close()
+        await sender.close()
+
+
 async def receive(
     track: MediaStreamTrack,
     seconds: float,
@@ -122,16 +147,11 @@ async def receive(
     drop: Callable[[int], bool] = lambda seq: False,
 ) -> tuple[Heard, AudioIn, dict[str, Any]]:
     """Send `track` from one peer connection to another; AudioIn reads what arrives for `seconds`."""
-    sender, receiver = RTCPeerConnection(), RTCPeerConnection()
     heard = Heard()
     audio = AudioIn(heard.add, name_of=str, max_idle_fill_s=max_idle_fill_s)
-    got: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
-    receiver.on("track", got.set_result)
     packets = {"received": 0, "dropped": 0}
-    try:
-        sender.addTrack(track)
-        await sender.setLocalDescription(await sender.createOffer())
-        await receiver.setRemoteDescription(sender.localDescription)
+
+    def make_lossy(receiver: RTCPeerConnection) -> None:
         rtp = receiver.getReceivers()[0]
         handle: Callable[..., Awaitable[None]] = rtp._handle_rtp_packet
         first: list[int] = []
@@ -145,15 +165,13 @@ async def receive(
             await handle(packet, **kwargs)
 
         rtp._handle_rtp_packet = lossy  # type: ignore[method-assign,assignment]
-        await receiver.setLocalDescription(await receiver.createAnswer())
-        await sender.setRemoteDescription(receiver.localDescription)
-        remote = await asyncio.wait_for(got, 10)
-        audio.start("a", "a/0", remote)
-        await asyncio.sleep(seconds)
-    finally:
-        await audio.aclose()
-        await receiver.close()
-        await sender.close()
+
+    async with linked(track, make_lossy) as remote:
+        try:
+            audio.start("a", "a/0", remote)
+            await asyncio.sleep(seconds)
+        finally:
+            await audio.aclose()
     return heard, audio, packets
 
 
@@ -246,31 +264,19 @@ async def _first_frame_after_the_feed_went_quiet(*, welcome: bool) -> float:
     """Seconds from an aiortc listener's track to its first decoded frame, for a bot feed (PlayoutTrack,
     DTX) that was already past its hangover when the listener connected, as a feed is for anyone who
     subscribes after its first 200 ms."""
-    from translator_bot.audio.playout import PlayoutTrack
-
     track = PlayoutTrack()
     for _ in range(11):  # the hangover and the first DTX frame: quiet now
         await track.recv()
     assert track.encoder.dtx_frames == 1
     if welcome:
         track.welcome()  # what the feed set does when it publishes a feed or relabels it
-    sender, receiver = RTCPeerConnection(), RTCPeerConnection()
-    got: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
-    receiver.on("track", got.set_result)
     try:
-        sender.addTrack(track)
-        await sender.setLocalDescription(await sender.createOffer())
-        await receiver.setRemoteDescription(sender.localDescription)
-        await receiver.setLocalDescription(await receiver.createAnswer())
-        await sender.setRemoteDescription(receiver.localDescription)
-        remote = await asyncio.wait_for(got, 10)
-        start = time.monotonic()
-        await asyncio.wait_for(remote.recv(), 10)
-        return time.monotonic() - start
+        async with linked(track) as remote:
+            start = time.monotonic()
+            await asyncio.wait_for(remote.recv(), 10)
+            return time.monotonic() - start
     finally:
         track.stop()
-        await receiver.close()
-        await sender.close()
 
 
 async def test_a_listener_connecting_to_a_quiet_feed_hears_it_at_once() -> None:
