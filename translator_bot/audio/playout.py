@@ -170,7 +170,7 @@ class PlayoutTrack(MediaStreamTrack):
             return
         now_slot = self._sent
         if self._start is not None:
-            now_slot = max(now_slot, int((self._clock.now() - self._start) / FRAME_SECONDS))
+            now_slot = max(now_slot, self._slots_elapsed(self._clock.now()))
         self._dtx.keep_sending(now_slot + DTX_WELCOME_SLOTS)
         self._wake.set()  # out of the sleep between keep-alives: the next slot goes out
 
@@ -303,13 +303,17 @@ class PlayoutTrack(MediaStreamTrack):
         timestamps arriving seconds late would look to them like a jump in network delay, inflating
         their jitter estimate and buffer. A new PeerConnection's encoder starts its RTP timestamps
         afresh anyway. The queued audio is not touched: nobody heard it, it plays next."""
-        assert self._start is not None
-        # (A microsecond of slack: deadlines are sums of floats.)
-        missed = int((now - self._start) / FRAME_SECONDS + 1e-6) - self._sent
+        missed = self._slots_elapsed(now) - self._sent
         if missed <= 0:
             return 0
         self._sent += missed
         return missed
+
+    def _slots_elapsed(self, now: float) -> int:
+        """Whole frame slots of the schedule gone by at `now` (the slot due now is this one)."""
+        assert self._start is not None
+        # (A microsecond of slack: deadlines are sums of floats.)
+        return int((now - self._start) / FRAME_SECONDS + 1e-6)
 
 
 class _MetricsReport:
