@@ -95,14 +95,15 @@ async def test_an_idle_dtx_feed_stays_alive_at_janus_and_its_speech_is_heard_on_
     dtx = await _idle_then_speech(janus, dtx=True)
     continuous = await _idle_then_speech(janus, dtx=False)
     print(f"dtx: {dtx}\ncontinuous: {continuous}")
-    assert dtx["idle_off"] == [] and continuous["idle_off"] == []
+    assert dtx["idle_off"] == [] and continuous["idle_off"] == [], (dtx, continuous)
     # DTX really held packets back while idle, and the listener played the pauses out.
     # Counted over the idle 3 s (150 slots; with DTX what is left of the hangover, then a keep-alive
     # per 400 ms): the whole runs' counts also hold the speech, which both send alike, and the time
     # the listener took to subscribe, which varies (a listener that subscribed after the hangover
     # waits for 5 keep-alives before its first frame: the bot welcomes it, PlayoutTrack.welcome).
-    assert dtx["dtx_frames"] >= 5 and dtx["idle_packets"] <= 20 and continuous["idle_packets"] >= 140
-    assert dtx["paused"] > 100 and continuous["paused"] == 0
+    assert dtx["dtx_frames"] >= 5 and dtx["idle_packets"] <= 20, dtx
+    assert continuous["idle_packets"] >= 140, continuous
+    assert dtx["paused"] > 100 and continuous["paused"] == 0, (dtx, continuous)
     # The same speech, heard as well and as soon as without DTX.
     assert dtx["match"] > 0.9 and continuous["match"] > 0.9, (dtx["match"], continuous["match"])
     assert dtx["latency"] is not None and continuous["latency"] is not None
